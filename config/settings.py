@@ -1,0 +1,125 @@
+"""jobwire's settings: the only place that reads the environment.
+
+Every setting has a default that works on one machine, so `jobwire run` starts with no
+configuration; an operator changes what differs with `JOBWIRE_*` variables (nested with `__`,
+e.g. `JOBWIRE_KAFKA__BOOTSTRAP_SERVERS`) or a `.env` file in the working directory.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    """Where events come from and where undecodable ones go."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    postings_topic: str = Field("jobs.postings", description="Topic of job-posting events.")
+    articles_topic: str = Field("news.articles", description="Topic of article events.")
+    dead_letter_topic: str = Field(
+        "jobwire.dead-letter", description="Where malformed events go, with the reason."
+    )
+    group_id: str = Field(
+        "jobwire", description="Consumer group; add instances with the same id to scale out."
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a new consumer group starts reading."
+    )
+    batch_max_records: int = Field(500, ge=1, description="Most events handled per batch.")
+    batch_timeout_ms: int = Field(
+        500, ge=1, description="Longest wait for a batch to fill before handling what came."
+    )
+
+
+class StoreSettings(BaseModel):
+    """The subscriptions and the delivery ledger."""
+
+    url: str = Field(
+        "sqlite+aiosqlite:///jobwire.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///FILE or "
+        "postgresql+asyncpg://USER:PASSWORD@HOST/DB.",
+    )
+    refresh_interval_s: float = Field(
+        1.0, gt=0, description="How often a running service picks up subscription changes."
+    )
+
+
+class DeliverySettings(BaseModel):
+    """How alerts are sent, retried and given up on."""
+
+    concurrency: int = Field(8, ge=1, description="Alerts sent at the same time.")
+    max_attempts: int = Field(5, ge=1, description="Attempts before an alert is marked dead.")
+    backoff_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles each time.")
+    backoff_cap_s: float = Field(300.0, gt=0, description="Longest delay between retries.")
+    poll_interval_s: float = Field(
+        0.5, gt=0, description="How often the worker looks for due alerts when idle."
+    )
+    lease_s: float = Field(
+        60.0, gt=0, description="A claimed alert not finished by then is claimed again."
+    )
+    timeout_s: float = Field(30.0, gt=0, description="Longest one send may take.")
+
+
+class LogSettings(BaseModel):
+    """What operators read."""
+
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json lines, a console renderer, or auto (console on a TTY)."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API served by `jobwire run`."""
+
+    enabled: bool = Field(True, description="Serve the HTTP API beside the consumers.")
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the API listens on.")
+    operator_key: SecretStr | None = Field(
+        None, description="A key that may manage every user's subscriptions."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="Base URL used in unsubscribe links in alerts."
+    )
+    signing_secret: SecretStr = Field(
+        SecretStr("change-me"), description="Secret that signs unsubscribe links."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JOBWIRE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    store: StoreSettings = StoreSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    log: LogSettings = LogSettings()
+    api: ApiSettings = ApiSettings()
+
+
+class SettingsError(Exception):
+    """Settings that cannot start the service; the message names each variable."""
+
+
+def load_settings() -> Settings:
+    """Read settings once, turning pydantic's error into one that names the variables."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = "__".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"JOBWIRE_{path}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError(
+            "invalid settings:\n  " + "\n  ".join(problems) + "\nfix the variables above "
+            "(environment or .env) and start again"
+        ) from None

@@ -1,0 +1,205 @@
+"""The Kafka edge: read both topics in batches, decode, dead-letter, hand over, commit.
+
+A batch's offsets are committed only after the handler returns, i.e. after its matches are
+durable in the ledger. A crash before the commit makes Kafka deliver the batch again, which the
+ledger turns into a no-op. Bytes that are not an event go to the dead-letter topic, with the
+reason and where they came from, before their offsets are committed, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+
+from config.settings import KafkaSettings
+from consumers.events import Event, EventKind, MalformedEvent, decode
+
+log = structlog.get_logger("jobwire.consumer")
+
+BatchHandler = Callable[[Sequence[Event]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: ConsumerRecord[bytes, bytes]
+    reason: str
+
+
+class EventConsumer:
+    """Consumes the postings and articles topics as one member of the consumer group."""
+
+    def __init__(self, settings: KafkaSettings, handle: BatchHandler) -> None:
+        self.settings = settings
+        self.handle = handle
+        self.kinds: dict[str, EventKind] = {
+            settings.postings_topic: "posting",
+            settings.articles_topic: "article",
+        }
+        # Held while a batch is handled and committed; a rebalance waits for it, so partitions
+        # never move with a batch half done.
+        self._batch_lock = asyncio.Lock()
+        self.connected = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set, then commit what was handled and leave the group."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=self.settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.settings.auto_offset_reset,
+            client_id="jobwire",
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            client_id="jobwire-dead-letter",
+        )
+        await self._start(consumer, producer, stop)
+        if stop.is_set():
+            return
+        consumer.subscribe(list(self.kinds), listener=_Rebalance(self._batch_lock))
+        self.connected = True
+        log.info("consumer.started", topics=list(self.kinds), group_id=self.settings.group_id)
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(
+                    timeout_ms=self.settings.batch_timeout_ms,
+                    max_records=self.settings.batch_max_records,
+                )
+                if batch:
+                    async with self._batch_lock:
+                        await self._handle_batch(consumer, producer, batch)
+        finally:
+            self.connected = False
+            await consumer.stop()
+            await producer.stop()
+            log.info("consumer.stopped")
+
+    async def _start(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event
+    ) -> None:
+        """Connect, waiting for Kafka to come up rather than failing the whole service."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                await producer.start()
+                await consumer.start()
+                return
+            except KafkaConnectionError as exc:
+                log.warning(
+                    "consumer.kafka_unreachable",
+                    bootstrap_servers=self.settings.bootstrap_servers,
+                    error=str(exc),
+                    retry_in_s=delay,
+                    hint="check JOBWIRE_KAFKA__BOOTSTRAP_SERVERS and that the broker is up",
+                )
+                await producer.stop()
+                await consumer.stop()
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    delay = min(delay * 2, 30.0)
+
+    async def _handle_batch(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        events: list[Event] = []
+        dead: list[DeadLetter] = []
+        offsets: dict[TopicPartition, int] = {}
+        for tp, records in batch.items():
+            kind = self.kinds[tp.topic]
+            for record in records:
+                try:
+                    event = decode(kind, record.value)
+                except MalformedEvent as exc:
+                    dead.append(DeadLetter(record, exc.reason))
+                else:
+                    events.append(event)
+                    log.info(
+                        "event.received",
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        event_id=event.id,
+                        kind=event.kind,
+                    )
+            offsets[tp] = records[-1].offset + 1
+
+        await self._dead_letter(producer, dead)
+        if events:
+            await self.handle(events)
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group moved on (this member was too slow or left); whoever owns the
+            # partitions now re-reads the batch, and the ledger makes that harmless.
+            log.warning("consumer.commit_failed", error=str(exc))
+            return
+        log.info(
+            "consumer.committed",
+            offsets={f"{tp.topic}[{tp.partition}]": offset for tp, offset in offsets.items()},
+            events=len(events),
+            dead_lettered=len(dead),
+        )
+
+    async def _dead_letter(self, producer: AIOKafkaProducer, dead: list[DeadLetter]) -> None:
+        """Park malformed messages, unchanged, with why and where they came from."""
+        sends = []
+        for item in dead:
+            record = item.record
+            headers = [
+                ("jobwire.error", item.reason.encode()),
+                ("jobwire.source.topic", record.topic.encode()),
+                ("jobwire.source.partition", str(record.partition).encode()),
+                ("jobwire.source.offset", str(record.offset).encode()),
+            ]
+            sends.append(
+                await producer.send(
+                    self.settings.dead_letter_topic,
+                    value=record.value or b"",
+                    key=record.key,
+                    headers=headers,
+                )
+            )
+            log.warning(
+                "event.dead_lettered",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=item.reason,
+                dead_letter_topic=self.settings.dead_letter_topic,
+            )
+        # Their offsets are committed with the batch, so they must be in Kafka first.
+        try:
+            await asyncio.gather(*sends)
+        except KafkaError:
+            log.error("event.dead_letter_failed", count=len(dead))
+            raise
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, batch_lock: asyncio.Lock) -> None:
+        self.batch_lock = batch_lock
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Waiting for the lock lets the batch in hand finish and commit before the partitions
+        # go to another member.
+        async with self.batch_lock:
+            log.info("consumer.rebalanced", revoked=_names(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("consumer.rebalanced", assigned=_names(assigned))
+
+
+def _names(partitions: set[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)

@@ -1,0 +1,63 @@
+"""Logging, configured once at start-up: events with stable keys, JSON or a console view.
+
+Every module logs through `structlog.get_logger()` with a dotted event name and keyword keys;
+this module decides how those become lines. Standard-library loggers (aiokafka, Apprise,
+uvicorn) go through the same renderer so an operator tails one stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import orjson
+import structlog
+from structlog.typing import Processor
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+def _orjson_dumps(obj: object, default: object = None) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
+def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
+    """Route structlog and stdlib logging to stdout as JSON lines or a readable console view."""
+    if fmt == "auto":
+        fmt = "console" if sys.stdout.isatty() else "json"
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: Processor
+    if fmt == "json":
+        shared.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+    else:
+        renderer = structlog.dev.ConsoleRenderer()
+
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Libraries are chatty at INFO; their warnings still reach the operator. Apprise logs the
+    # full URL of a failing target in its warnings, so it is silenced and jobwire reports
+    # delivery failures itself, with masked targets.
+    for name, lib_level in (("aiokafka", "WARNING"), ("apprise", "CRITICAL"), ("kafka", "WARNING")):
+        logging.getLogger(name).setLevel(max(logging.getLevelName(lib_level), root.level))

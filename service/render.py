@@ -1,0 +1,61 @@
+"""What an alert says: pure functions from an event to a title and a body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from consumers.events import Article, Event, JobPosting
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    title: str
+    body: str
+
+
+def render(
+    event: Event, subscription_name: str = "", unsubscribe_url: str | None = None
+) -> Message:
+    """The alert for one event, as plain text that reads well in an inbox or a chat."""
+    match event:
+        case JobPosting():
+            message = _posting(event)
+        case Article():
+            message = _article(event)
+    footer = []
+    if subscription_name:
+        footer.append(f"You get this because of your jobwire subscription {subscription_name!r}.")
+    if unsubscribe_url:
+        footer.append(f"Unsubscribe: {unsubscribe_url}")
+    if not footer:
+        return message
+    return Message(message.title, message.body + "\n\n--\n" + "\n".join(footer))
+
+
+def _posting(posting: JobPosting) -> Message:
+    lines = [
+        f"Employer: {posting.employer}",
+        f"Title: {posting.title}",
+        f"City: {posting.city}",
+    ]
+    if posting.contract:
+        lines.append(f"Contract: {posting.contract}")
+    if posting.url:
+        lines.append(f"Link: {posting.url}")
+    return Message(
+        f"New job: {posting.title} at {posting.employer}, {posting.city}", "\n".join(lines)
+    )
+
+
+def _article(article: Article) -> Message:
+    lines = [article.headline]
+    if article.byline:
+        lines.append(f"By {article.byline}")
+    if article.body:
+        summary = article.body.strip().split("\n", 1)[0]
+        lines.append("")
+        lines.append(summary if len(summary) <= 400 else summary[:397].rstrip() + "...")
+    if article.url:
+        lines.append("")
+        lines.append(f"Link: {article.url}")
+    return Message(f"News: {article.headline}", "\n".join(lines))

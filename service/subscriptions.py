@@ -1,0 +1,104 @@
+"""What a subscriber asks for, validated before anything is stored.
+
+`Criteria` is what matching reads; `SubscriptionIn` adds where to send alerts; `Subscription`
+is what the store gives back. Validation errors name the field, so the CLI and the API can
+refuse bad input with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import apprise
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+EventKinds = Literal["posting", "article"]
+Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ALL_KINDS: tuple[EventKinds, ...] = ("posting", "article")
+
+
+class Criteria(BaseModel):
+    """Which events a subscription wants: every field it sets must match."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    employers: list[Value] = Field(default_factory=list, max_length=100)
+    titles: list[Value] = Field(default_factory=list, max_length=100)
+    cities: list[Value] = Field(default_factory=list, max_length=100)
+    exclude: list[Value] = Field(default_factory=list, max_length=100)
+    kinds: list[EventKinds] = Field(default_factory=lambda: list(ALL_KINDS), min_length=1)
+
+    @model_validator(mode="after")
+    def _wants_something(self) -> Criteria:
+        if not (self.employers or self.titles or self.cities):
+            raise ValueError("set at least one of employers, titles or cities")
+        return self
+
+
+def masked(url: str) -> str:
+    """The form of an Apprise URL that is safe to log or show: credentials hidden."""
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if plugin is None:
+        scheme = url.split("://", 1)[0] if "://" in url else "?"
+        return f"{scheme}://(unparseable)"
+    return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+
+
+def check_target(url: str) -> str:
+    """Refuse an Apprise URL that Apprise cannot turn into a notification service."""
+    url = url.strip()
+    if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        hint = (
+            f"unknown scheme {scheme!r}"
+            if scheme and scheme.lower() not in apprise.Apprise().details()["schemas"]
+            else "Apprise could not parse it"
+        )
+        # The URL itself may carry a password, so the message shows only its masked form.
+        raise ValueError(f"{hint}: {masked(url)}; see https://github.com/caronc/apprise/wiki")
+    return url
+
+
+class SubscriptionIn(Criteria):
+    """A new subscription as a user sends it."""
+
+    name: str = Field("", max_length=200)
+    notify: list[str] = Field(min_length=1, max_length=20)
+    active: bool = True
+
+    @field_validator("notify")
+    @classmethod
+    def _targets_parse(cls, urls: list[str]) -> list[str]:
+        return [check_target(url) for url in urls]
+
+
+class Subscription(SubscriptionIn):
+    """A stored subscription."""
+
+    id: str
+    owner: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    def criteria(self) -> Criteria:
+        return Criteria.model_construct(
+            employers=self.employers,
+            titles=self.titles,
+            cities=self.cities,
+            exclude=self.exclude,
+            kinds=self.kinds,
+        )
+
+    def public(self) -> dict[str, object]:
+        """The subscription as shown to people: every target masked."""
+        data = self.model_dump(mode="json")
+        data["notify"] = [masked(url) for url in self.notify]
+        return data

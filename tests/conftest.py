@@ -1,0 +1,43 @@
+"""Fixtures shared by every test: sample events and per-test settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from config.settings import ApiSettings, KafkaSettings, Settings, StoreSettings
+from consumers.events import AnyEvent, Event
+
+SAMPLES = Path(__file__).resolve().parents[1] / "devstack" / "samples" / "events.jsonl"
+
+
+@pytest.fixture(scope="session")
+def sample_lines() -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in SAMPLES.read_bytes().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def sample_events(sample_lines: list[dict[str, object]]) -> list[Event]:
+    return [AnyEvent.validate_python(line) for line in sample_lines]
+
+
+def make_settings(tmp_path: Path, bootstrap: str = "127.0.0.1:9", **kafka: object) -> Settings:
+    """Settings for one test: its own store file, topics and consumer group."""
+    suffix = tmp_path.name.replace("_", "-")
+    return Settings(
+        kafka=KafkaSettings.model_validate(
+            {
+                "bootstrap_servers": bootstrap,
+                "postings_topic": f"postings-{suffix}",
+                "articles_topic": f"articles-{suffix}",
+                "dead_letter_topic": f"dead-{suffix}",
+                "group_id": f"jobwire-{suffix}",
+                "batch_timeout_ms": 200,
+                **kafka,
+            }
+        ),
+        store=StoreSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}", refresh_interval_s=0.2),
+        api=ApiSettings(enabled=False),
+    )
