@@ -118,7 +118,10 @@ def load_settings() -> Settings:
         problems = []
         for error in exc.errors():
             path = "__".join(str(part) for part in error["loc"]).upper()
-            problems.append(f"JOBWIRE_{path}: {error['msg']} (got {error.get('input')!r})")
+            # Values of these may hold credentials, so only their names are shown.
+            sensitive = any(word in path for word in ("URL", "SECRET", "KEY", "PASSWORD"))
+            shown = "" if sensitive else f" (got {error.get('input')!r})"
+            problems.append(f"JOBWIRE_{path}: {error['msg']}{shown}")
         raise SettingsError(
             "invalid settings:\n  " + "\n  ".join(problems) + "\nfix the variables above "
             "(environment or .env) and start again"

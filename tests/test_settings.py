@@ -1,0 +1,40 @@
+"""Settings from the environment, and start-up refused with a message naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.settings import SettingsError, load_settings
+
+
+def test_defaults_work_with_no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.chdir(str(tmp_path))
+    settings = load_settings()
+    assert settings.kafka.postings_topic == "jobs.postings"
+    assert settings.kafka.articles_topic == "news.articles"
+    assert settings.kafka.dead_letter_topic == "jobwire.dead-letter"
+    assert settings.store.url.startswith("sqlite+aiosqlite:///")
+
+
+def test_nested_variables_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBWIRE_KAFKA__BOOTSTRAP_SERVERS", "broker:9092")
+    monkeypatch.setenv("JOBWIRE_DELIVERY__MAX_ATTEMPTS", "3")
+    settings = load_settings()
+    assert settings.kafka.bootstrap_servers == "broker:9092"
+    assert settings.delivery.max_attempts == 3
+
+
+def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBWIRE_DELIVERY__MAX_ATTEMPTS", "many")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "JOBWIRE_DELIVERY__MAX_ATTEMPTS" in str(caught.value)
+
+
+def test_a_bad_secret_is_named_but_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBWIRE_API__PORT", "not-a-port-s3cr3t")
+    monkeypatch.setenv("JOBWIRE_API__SIGNING_SECRET", "hunter2-signing")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "JOBWIRE_API__PORT" in str(caught.value)
+    assert "hunter2-signing" not in str(caught.value)

@@ -1,0 +1,41 @@
+"""What a subscription may ask for, and refusals that name the field."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from consumers.events import describe_errors
+from service.subscriptions import SubscriptionIn, masked
+
+
+def refusal(**fields: object) -> str:
+    with pytest.raises(ValidationError) as caught:
+        SubscriptionIn.model_validate(fields)
+    return describe_errors(caught.value)
+
+
+def test_a_subscription_must_want_something() -> None:
+    assert "set at least one of employers, titles or cities" in refusal(notify=["json://127.0.0.1/x"])
+
+
+def test_a_target_apprise_cannot_parse_is_refused_naming_the_field() -> None:
+    message = refusal(employers=["NORDSTROM"], notify=["nosuchscheme://whatever"])
+    assert message.startswith("notify")
+    assert "nosuchscheme" in message
+
+
+def test_a_refused_target_does_not_echo_its_password() -> None:
+    message = refusal(employers=["NORDSTROM"], notify=["mailto://bob:hunter2@"])
+    assert "notify" in message
+    assert "hunter2" not in message
+
+
+def test_an_unknown_kind_is_refused() -> None:
+    assert "kinds" in refusal(employers=["X"], kinds=["tweet"], notify=["json://127.0.0.1/x"])
+
+
+def test_masked_hides_the_password_of_a_mail_target() -> None:
+    shown = masked("mailtos://bob:hunter2@mail.example.com?to=bob@example.com")
+    assert "hunter2" not in shown
+    assert shown.startswith("mailtos://bob:")
