@@ -1,0 +1,25 @@
+# The two commands: `make run` (a whole local stack with sample alerts) and `make test`.
+# Both install what they need on a fresh machine; see devstack/install.sh.
+
+VENV ?= .venv
+PYTHON ?= python3
+
+.PHONY: install run test lint bench compose-check clean
+
+$(VENV)/.installed: pyproject.toml devstack/install.sh
+	bash devstack/install.sh $(VENV) $(PYTHON)
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## Kafka, a mail catcher, a chat sink and jobwire on this machine, with samples.
+	$(VENV)/bin/jobwire demo
+
+test: install  ## Lint, type-check, the compose file, and every test against real servers.
+	bash devstack/test.sh $(VENV)
+
+bench: install  ## The matching benchmark (10k, 100k and 1M subscriptions).
+	$(VENV)/bin/python bench/bench_matching.py
+
+clean:
+	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,128 @@
+"""`jobwire demo`: the whole stack on one machine, with the sample events flowing to alerts.
+
+It starts a real Kafka broker (KRaft), a mail catcher and a chat webhook sink on loopback,
+subscribes three demo users, publishes the sample postings and article (and one malformed
+message, to show the dead-letter topic), and prints every alert as it arrives while jobwire's
+logs scroll. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from config.settings import ApiSettings, KafkaSettings, LogSettings, Settings, StoreSettings
+from consumers.publish import publish_file
+from devstack.kafka import start_kafka
+from devstack.sinks import HttpSink, SmtpSink
+from service.app import Service
+from service.logs import configure_logging
+from service.store import Store
+from service.subscriptions import SubscriptionIn
+
+SAMPLES = Path(str(resources.files("devstack") / "samples" / "events.jsonl"))
+
+
+def _say(text: str) -> None:
+    # The demo's own story goes to stderr in bold, apart from the service's log lines.
+    sys.stderr.write(f"\033[1m{text}\033[0m\n" if sys.stderr.isatty() else text + "\n")
+    sys.stderr.flush()
+
+
+def run_demo(workdir: Path, keep_running: bool = True) -> None:
+    workdir = workdir.resolve()
+    # A fresh stack each time, so the demo shows the same alerts on every run.
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    configure_logging("console" if sys.stdout.isatty() else "json")
+    _say("jobwire demo: starting Kafka (KRaft) on loopback; the first run downloads its jars…")
+    broker = start_kafka(workdir / "kafka")
+    smtp = SmtpSink(maildir=workdir / "mail")
+    http = HttpSink()
+    smtp.start()
+    http.start()
+    try:
+        _say(f"Kafka at {broker.bootstrap}; mail catcher at 127.0.0.1:{smtp.port}; chat sink at {http.url}")
+        settings = Settings(
+            kafka=KafkaSettings(bootstrap_servers=broker.bootstrap, group_id="jobwire-demo"),
+            store=StoreSettings(url=f"sqlite+aiosqlite:///{workdir / 'jobwire.db'}"),
+            api=ApiSettings(enabled=False),
+            log=LogSettings(format="auto"),
+        )
+        asyncio.run(_demo(settings, smtp, http, workdir, keep_running))
+    finally:
+        http.stop()
+        smtp.stop()
+        broker.stop()
+        _say("jobwire demo: stopped")
+
+
+DEMO_SUBSCRIPTIONS = [
+    # (name, criteria, where the alert goes: "mail:<address>" or "chat:<path>")
+    ("Nordstrom in Portland", {"employers": ["NORDSTROM"], "cities": ["Portland"]}, "mail:ana@example.com"),
+    ("Store protection, Dallas", {"titles": ["Store Protection Specialist"], "cities": ["Dallas"]}, "chat:ben"),
+    ("Tencent news", {"employers": ["Tencent"], "kinds": ["article"]}, "chat:ben"),
+]
+
+
+async def _demo(
+    settings: Settings, smtp: SmtpSink, http: HttpSink, workdir: Path, keep_running: bool
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    store = await Store.open(settings.store.url)
+    for name, criteria, where in DEMO_SUBSCRIPTIONS:
+        channel, address = where.split(":", 1)
+        target = (
+            f"mailto://127.0.0.1:{smtp.port}?from=jobwire@example.com&to={address}"
+            if channel == "mail"
+            else f"{http.url.replace('http://', 'json://')}/{address}"
+        )
+        sub = await store.add_subscription(
+            SubscriptionIn.model_validate({**criteria, "name": name, "notify": [target]})
+        )
+        _say(f"subscribed {name!r} ({sub.id}) -> {where}")
+    await store.close()
+
+    service = Service(settings)
+    running = asyncio.create_task(service.run(stop))
+    await service.ready.wait()
+
+    _say("publishing a malformed message (it goes to the dead-letter topic) …")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await producer.start()
+    await producer.send_and_wait(settings.kafka.postings_topic, b'{"id": "broken", "employer": ')
+    await producer.stop()
+    _say(f"publishing the samples in {SAMPLES} (22 postings, 1 article) …")
+    counts = await publish_file(settings.kafka, SAMPLES)
+    _say("published " + ", ".join(f"{n} to {topic}" for topic, n in counts.items()))
+
+    expected_mail, expected_chat = 2, 2
+    await asyncio.to_thread(smtp.wait_for, expected_mail, 60.0)
+    await asyncio.to_thread(http.wait_for, expected_chat, 60.0)
+    for mail in smtp.messages:
+        _say(f"\n📧 EMAIL to {mail.to}: {mail.subject}\n{mail.body.strip()}\n")
+    for post in http.requests:
+        body = post.json if isinstance(post.json, dict) else {}
+        _say(f"\n💬 CHAT {post.path}: {body.get('title')}\n{str(body.get('message', '')).strip()}\n")
+    _say(
+        f"{expected_mail} emails (saved as .eml files in {workdir / 'mail'}) and "
+        f"{expected_chat} chat messages arrived."
+    )
+    if keep_running:
+        _say("jobwire keeps running: publish more with `jobwire publish FILE` "
+             f"(JOBWIRE_KAFKA__BOOTSTRAP_SERVERS={settings.kafka.bootstrap_servers}); Ctrl-C stops.")
+        await stop.wait()
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running

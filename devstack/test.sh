@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command: lint, types, the compose file, then every test against real servers.
+set -euo pipefail
+venv=${1:-.venv}
+bin="$venv/bin"
+
+echo "== ruff"
+"$bin/ruff" check .
+"$bin/ruff" format --check .
+echo "== mypy --strict"
+"$bin/mypy"
+echo "== docker compose config"
+bash devstack/compose_check.sh
+echo "== pytest"
+set +e
+"$bin/pytest" "${@:2}"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,155 @@
+"""The composition root: the one module that knows every part and wires them from settings.
+
+Kafka batch → match → record in the ledger → (consumer commits) → delivery worker sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+import structlog
+
+from config.settings import Settings
+from consumers.events import Event
+from consumers.kafka import EventConsumer
+from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
+from service.matching import Matcher
+from service.store import Match, Store
+
+log = structlog.get_logger("jobwire.app")
+
+
+class LiveSubscriptions:
+    """The matcher and each subscription's targets, kept in step with the store.
+
+    The CLI and the API write subscriptions to the store; a running service polls for what
+    changed, so a change takes effect within one refresh interval, without a restart.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.matcher = Matcher()
+        self.targets: dict[str, list[str]] = {}
+        self._seen: datetime | None = None
+
+    async def refresh(self) -> int:
+        changes, self._seen = await self.store.subscription_changes(self._seen)
+        for subscription, wanted in changes:
+            if wanted:
+                self.matcher.add(subscription.id, subscription.criteria())
+                self.targets[subscription.id] = list(subscription.notify)
+            else:
+                self.matcher.remove(subscription.id)
+                self.targets.pop(subscription.id, None)
+        return len(changes)
+
+    async def keep_fresh(self, stop: asyncio.Event, interval_s: float) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+            try:
+                changed = await self.refresh()
+            except Exception as exc:  # store unreachable: keep matching with what we have
+                log.error("subscriptions.refresh_failed", error=str(exc))
+                continue
+            if changed:
+                log.info("subscriptions.refreshed", changed=changed, active=len(self.targets))
+
+    def matches(self, events: Sequence[Event]) -> list[Match]:
+        return [
+            Match(subscription_id, event, self.targets[subscription_id])
+            for event in events
+            for subscription_id in self.matcher.match(event)
+            if subscription_id in self.targets
+        ]
+
+
+class Service:
+    """jobwire as one process: consumers, matcher, ledger, delivery worker (and the API)."""
+
+    def __init__(self, settings: Settings, notifier: Notifier | None = None) -> None:
+        self.settings = settings
+        self._notifier = notifier
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        store = await Store.open(settings.store.url)
+        notifier = self._notifier or AppriseNotifier(
+            settings.delivery.concurrency, settings.delivery.timeout_s
+        )
+        live = LiveSubscriptions(store)
+        await live.refresh()
+        log.info(
+            "service.starting", subscriptions=len(live.targets), store=store.engine.dialect.name
+        )
+        worker = DeliveryWorker(store, notifier, settings.delivery)
+
+        async def record(events: Sequence[Event]) -> None:
+            matches = live.matches(events)
+            recorded = await store.record(matches)
+            log.info("match.recorded", events=len(events), matches=len(matches), new=recorded)
+            if recorded:
+                worker.wake()
+
+        consumer = EventConsumer(settings.kafka, record)
+        tasks = [
+            asyncio.create_task(_supervised("consumer", consumer.run, stop), name="consumer"),
+            asyncio.create_task(worker.run(stop), name="delivery"),
+            asyncio.create_task(
+                live.keep_fresh(stop, settings.store.refresh_interval_s), name="subscriptions"
+            ),
+        ]
+        self.ready.set()
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if isinstance(notifier, AppriseNotifier):
+                notifier.close()
+            await store.close()
+            log.info("service.stopped")
+
+
+async def _supervised(
+    name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Restart a part that failed (Kafka or the store went away) with a growing pause.
+
+    A restarted consumer rejoins the group and re-reads from the last commit, which the
+    ledger makes harmless; the service as a whole keeps running.
+    """
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await run(stop)
+            return
+        except Exception as exc:
+            log.error(f"{name}.failed", error=f"{type(exc).__name__}: {exc}", restart_in_s=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 30.0)
+
+
+def run_service(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then stop fetching, finish in-flight alerts and close."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _stopping, stop, sig)
+        await Service(settings).run(stop)
+
+    asyncio.run(main())
+
+
+def _stopping(stop: asyncio.Event, sig: signal.Signals) -> None:
+    log.info("service.stopping", signal=sig.name)
+    stop.set()

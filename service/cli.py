@@ -1,0 +1,276 @@
+"""The `jobwire` command: run the service, manage subscriptions, publish and check events."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import orjson
+import typer
+from pydantic import ValidationError
+
+from config.settings import Settings, SettingsError, load_settings
+from consumers.events import describe_errors
+from service.logs import configure_logging
+from service.store import Store
+from service.subscriptions import SubscriptionIn
+
+app = typer.Typer(
+    help="jobwire: alerts for new job postings and articles, from Kafka to email and chat.\n\n"
+    "Settings come from JOBWIRE_* environment variables or a .env file; see the README.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"jobwire: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"jobwire: {message}", err=True)
+    return typer.Exit(code)
+
+
+async def _with_store(settings: Settings, work: Any) -> Any:
+    store = await Store.open(settings.store.url)
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@app.command()
+def run() -> None:
+    """Run the service: consume events, match subscriptions, deliver alerts. Ctrl-C stops it."""
+    from service.app import run_service
+
+    settings = _settings()
+    configure_logging(settings.log.format, settings.log.level)
+    run_service(settings)
+
+
+@app.command()
+def subscribe(
+    notify: Annotated[
+        list[str],
+        typer.Option(
+            "--notify",
+            "-n",
+            help="Apprise URL to alert, e.g. 'mailto://user:pass@example.com' or "
+            "'slack://T/B/C'. Repeat for several targets.",
+        ),
+    ],
+    employer: Annotated[
+        list[str] | None, typer.Option("--employer", "-e", help="Employer name. Repeatable (any).")
+    ] = None,
+    title: Annotated[
+        list[str] | None,
+        typer.Option("--title", "-t", help="Words of the job title. Repeatable (any)."),
+    ] = None,
+    city: Annotated[
+        list[str] | None, typer.Option("--city", "-c", help="City. Repeatable (any).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", "-x", help="Skip titles containing these words. Repeatable."),
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", "-k", help="posting or article (default: both). Repeatable."),
+    ] = None,
+    name: Annotated[str, typer.Option(help="A name to recognise the subscription by.")] = "",
+) -> None:
+    """Subscribe to postings and articles; prints the new subscription's id.
+
+    Every field you set must match; within a field, any value may match.
+    """
+    settings = _settings()
+    fields: dict[str, Any] = {
+        "employers": employer or [],
+        "titles": title or [],
+        "cities": city or [],
+        "exclude": exclude or [],
+        "notify": notify,
+        "name": name,
+    }
+    if kind:
+        fields["kinds"] = kind
+    try:
+        spec = SubscriptionIn.model_validate(fields)
+    except ValidationError as exc:
+        raise _fail(f"subscription refused: {describe_errors(exc)}") from None
+    created = _run(_with_store(settings, lambda store: store.add_subscription(spec)))
+    typer.echo(created.id)
+
+
+@app.command()
+def subscriptions(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """List subscriptions. Targets are shown with their passwords and tokens masked."""
+    settings = _settings()
+    found = _run(_with_store(settings, lambda store: store.list_subscriptions()))
+    for sub in found:
+        public = sub.public()
+        if as_json:
+            typer.echo(orjson.dumps(public).decode())
+            continue
+        wants = "; ".join(
+            f"{field}={', '.join(public[field])}"
+            for field in ("employers", "titles", "cities", "exclude")
+            if public[field]
+        )
+        state = "" if sub.active else " (paused)"
+        typer.echo(f"{sub.id}{state}  {wants}  kinds={','.join(sub.kinds)}")
+        for target in public["notify"]:
+            typer.echo(f"    -> {target}")
+    if not found and not as_json:
+        typer.echo("no subscriptions yet: add one with `jobwire subscribe --help`", err=True)
+
+
+@app.command()
+def unsubscribe(subscription_id: Annotated[str, typer.Argument(help="The id to remove.")]) -> None:
+    """Remove a subscription; alerts already recorded for it are still sent."""
+    settings = _settings()
+    removed = _run(_with_store(settings, lambda store: store.delete_subscription(subscription_id)))
+    if not removed:
+        raise _fail(f"no subscription {subscription_id!r}: see `jobwire subscriptions`", 1)
+    typer.echo(f"removed {subscription_id}")
+
+
+@app.command()
+def publish(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="JSONL: one event a line, each with a 'kind' key."
+        ),
+    ],
+    validate: Annotated[
+        bool,
+        typer.Option(help="Refuse the whole file if any line is not a valid event."),
+    ] = True,
+) -> None:
+    """Publish events to Kafka: kind 'posting' to the postings topic, 'article' to articles."""
+    from consumers.publish import PublishError, publish_file
+
+    settings = _settings()
+    try:
+        counts = _run(publish_file(settings.kafka, file, validate=validate))
+    except PublishError as exc:
+        raise _fail(str(exc)) from None
+    for topic, count in counts.items():
+        typer.echo(f"published {count} to {topic}")
+
+
+@app.command()
+def match(
+    subscriptions: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="JSON array of subscriptions.")
+    ],
+    events: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="JSONL of events with 'kind'.")
+    ],
+) -> None:
+    """Check subscriptions against events offline; prints one JSON line per match."""
+    from service.offline import InputError, match_files
+
+    try:
+        pairs = match_files(subscriptions, events)
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    out = sys.stdout
+    for event_id, subscription_id in pairs:
+        out.write(
+            orjson.dumps({"event_id": event_id, "subscription_id": subscription_id}).decode() + "\n"
+        )
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo keeps Kafka's data, the store and the mail.")
+    ] = Path(".demo"),
+    keep_running: Annotated[
+        bool, typer.Option(help="Keep the stack running after the sample alerts arrive.")
+    ] = True,
+) -> None:
+    """Run a whole local stack: Kafka, a mail catcher, a chat sink and jobwire, with samples."""
+    from devstack.demo import run_demo
+
+    run_demo(workdir, keep_running=keep_running)
+
+
+deliveries_app = typer.Typer(
+    help="The delivery ledger: what was sent, what is waiting, what died and why."
+)
+app.add_typer(deliveries_app, name="deliveries")
+
+
+@deliveries_app.callback(invoke_without_command=True)
+def deliveries(
+    ctx: typer.Context,
+    status: Annotated[
+        Literal["pending", "sending", "sent", "dead"] | None,
+        typer.Option(help="Only alerts in this state."),
+    ] = None,
+    subscription: Annotated[str | None, typer.Option(help="Only this subscription.")] = None,
+    limit: Annotated[int, typer.Option(help="Newest first, at most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Show alerts in the ledger, newest first, targets masked."""
+    if ctx.invoked_subcommand:
+        return
+    from service.delivery import safe_target
+
+    settings = _settings()
+    rows = _run(
+        _with_store(settings, lambda store: store.list_deliveries(status, subscription, limit))
+    )
+    for row in rows:
+        shown = {
+            "id": row.id,
+            "status": row.status,
+            "subscription_id": row.subscription_id,
+            "event": f"{row.event_kind}:{row.event_id}",
+            "target": safe_target(row.target),
+            "attempts": row.attempts,
+            "created_at": row.created_at.isoformat() + "Z",
+            "last_error": row.last_error,
+        }
+        if as_json:
+            typer.echo(orjson.dumps(shown).decode())
+        else:
+            error = f"  error: {row.last_error}" if row.last_error else ""
+            typer.echo(
+                f"{row.id:>6} {row.status:<8} {shown['event']:<30} attempts={row.attempts} "
+                f"{shown['target']}{error}"
+            )
+
+
+@deliveries_app.command("retry")
+def deliveries_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead alerts to send again.")] = None,
+    dead: Annotated[bool, typer.Option("--dead", help="Send every dead alert again.")] = False,
+) -> None:
+    """Re-queue dead alerts (after fixing the target) so the worker sends them again."""
+    if not ids and not dead:
+        raise _fail("name the alert ids to retry, or pass --dead for all dead alerts")
+    settings = _settings()
+    count = _run(_with_store(settings, lambda store: store.requeue(None if dead else ids)))
+    typer.echo(f"re-queued {count} alert(s)")

@@ -1,0 +1,75 @@
+"""Real servers for the integration tests: one Kafka broker per session, sinks per test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from devstack.kafka import KafkaBroker, start_kafka
+from devstack.sinks import HttpSink, SmtpSink
+from service.app import Service
+from service.delivery import Notifier
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    broker = start_kafka(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def smtp_sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    sink = SmtpSink(maildir=tmp_path / "mail")
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def http_sink() -> Iterator[HttpSink]:
+    sink = HttpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+def mail_target(sink: SmtpSink, to: str) -> str:
+    return f"mailto://127.0.0.1:{sink.port}?from=jobwire@example.com&to={to}"
+
+
+def chat_target(sink: HttpSink, path: str) -> str:
+    return f"{sink.url.replace('http://', 'json://')}/{path}"
+
+
+@asynccontextmanager
+async def running(settings: Settings, notifier: Notifier | None = None) -> AsyncIterator[Service]:
+    """jobwire running in this event loop until the block ends, then stopped gracefully."""
+    stop = asyncio.Event()
+    service = Service(settings, notifier)
+    task = asyncio.create_task(service.run(stop))
+    await asyncio.wait([task, asyncio.create_task(service.ready.wait())], return_when="FIRST_COMPLETED")
+    if task.done():
+        task.result()
+    try:
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    """Wait until `check` holds, for state that offers nothing to await (ledger rows)."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout} s")
+        await asyncio.sleep(0.1)

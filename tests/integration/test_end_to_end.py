@@ -1,0 +1,102 @@
+"""The walking skeleton end to end: sample events through real Kafka to real inboxes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from consumers.publish import publish_file
+from devstack.kafka import KafkaBroker
+from devstack.sinks import HttpSink, SmtpSink
+from service.store import Store
+from service.subscriptions import SubscriptionIn
+from tests.conftest import SAMPLES, make_settings
+from tests.integration.conftest import chat_target, eventually, mail_target, running
+
+pytestmark = pytest.mark.integration
+
+
+async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_dead_lettered(
+    kafka: KafkaBroker, smtp_sink: SmtpSink, http_sink: HttpSink, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path, kafka.bootstrap)
+    store = await Store.open(settings.store.url)
+
+    async def subscribe(**fields: object) -> str:
+        return (await store.add_subscription(SubscriptionIn.model_validate(fields))).id
+
+    await subscribe(employers=["NORDSTROM"], cities=["Portland"], notify=[mail_target(smtp_sink, "ana@example.com")])
+    await subscribe(titles=["Store Protection Specialist"], cities=["Dallas"], notify=[chat_target(http_sink, "ben")])
+    await subscribe(employers=["MACY'S"], notify=[mail_target(smtp_sink, "cy@example.com")])
+    await subscribe(employers=["Tencent"], notify=[chat_target(http_sink, "dee")])
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
+    # Bad bytes first, in the partition of the samples, so the good events come after them.
+    await producer.send_and_wait(settings.kafka.postings_topic, b'{"id": "broken", "employer": ', partition=0)
+    await producer.send_and_wait(
+        settings.kafka.postings_topic, b'{"id": "no-employer", "title": "Agent", "city": "Portland"}', partition=0
+    )
+    await producer.stop()
+    await publish_file(settings.kafka, SAMPLES)
+
+    async with running(settings):
+        await asyncio.to_thread(smtp_sink.wait_for, 8, 60.0)
+        await asyncio.to_thread(http_sink.wait_for, 2, 60.0)
+
+        async def all_sent() -> bool:
+            return await store.delivery_counts() == {"sent": 10}
+
+        await eventually(all_sent)
+
+    emails = Counter(message.to for message in smtp_sink.messages)
+    assert emails == {"ana@example.com": 2, "cy@example.com": 6}
+    ana = sorted(m.subject for m in smtp_sink.messages if m.to == "ana@example.com")
+    assert ana == [
+        "New job: Asset Protection - Coordinator - Portland Distribution Center at NORDSTROM, Portland",
+        "New job: Asset Protection Agent - Cascade Station Rack at NORDSTROM, Portland",
+    ]
+    assert any("Link: https://jobs.example.com/" in m.body for m in smtp_sink.messages)
+
+    chats = {post.path: post.json for post in http_sink.requests}
+    assert sorted(chats) == ["/ben", "/dee"]
+    assert chats["/ben"]["title"] == "New job: Store Protection Specialist at ROSS STORES, Dallas"
+    assert chats["/dee"]["title"] == "News: U.S. explores restrictions on Ant Group, Tencent payment platforms"
+    assert "By Reuters API" in chats["/dee"]["message"]
+
+    dead = await _read_all(kafka.bootstrap, settings.kafka.dead_letter_topic, expected=2)
+    reasons = {headers["jobwire.error"] for _, headers in dead}
+    assert any(r.startswith("not valid JSON") for r in reasons)
+    assert "employer: Field required" in reasons
+    assert {headers["jobwire.source.topic"] for _, headers in dead} == {settings.kafka.postings_topic}
+    assert {value for value, _ in dead} == {
+        b'{"id": "broken", "employer": ',
+        b'{"id": "no-employer", "title": "Agent", "city": "Portland"}',
+    }
+    await store.close()
+
+
+async def _read_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes, dict[str, str]]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[tuple[bytes, dict[str, str]]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(out) < expected:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    out.extend((r.value, {k: v.decode() for k, v in r.headers}) for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def test_the_samples_are_the_seed_page(sample_lines: list[dict[str, object]]) -> None:
+    kinds = Counter(str(line["kind"]) for line in sample_lines)
+    assert kinds == {"posting": 22, "article": 1}
+    assert len({line["id"] for line in sample_lines}) == 23
+    assert orjson.loads(SAMPLES.read_bytes().splitlines()[-1])["companies"] == ["Ant Group", "Tencent"]

@@ -1,0 +1,90 @@
+"""The `jobwire` command as a user types it: subscribe, list, unsubscribe, with clear refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBWIRE_STORE__URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+
+
+def test_subscribe_prints_the_id_and_the_list_masks_the_password() -> None:
+    made = runner.invoke(
+        app,
+        ["subscribe", "--employer", "NORDSTROM", "--city", "Portland",
+         "--notify", "mailtos://ana:hunter2@mail.example.com?to=ana@example.com"],
+    )
+    assert made.exit_code == 0, made.output
+    sub_id = made.stdout.strip()
+    assert len(sub_id) == 32
+
+    listed = runner.invoke(app, ["subscriptions"])
+    assert listed.exit_code == 0
+    assert sub_id in listed.stdout
+    assert "employers=NORDSTROM; cities=Portland" in listed.stdout
+    assert "hunter2" not in listed.stdout
+    assert "mailtos://ana:****@mail.example.com" in listed.stdout
+
+    as_json = runner.invoke(app, ["subscriptions", "--json"])
+    assert orjson.loads(as_json.stdout.splitlines()[0])["id"] == sub_id
+
+
+def test_a_bad_subscription_is_refused_naming_the_field_and_nothing_is_stored() -> None:
+    refused = runner.invoke(app, ["subscribe", "--employer", "NORDSTROM", "--notify", "nope://x"])
+    assert refused.exit_code == 2
+    assert "subscription refused: notify" in refused.stderr
+
+    empty = runner.invoke(app, ["subscribe", "--notify", "json://127.0.0.1/x"])
+    assert empty.exit_code == 2
+    assert "set at least one of employers, titles or cities" in empty.stderr
+
+    assert runner.invoke(app, ["subscriptions", "--json"]).stdout == ""
+
+
+def test_unsubscribe_removes_and_says_so_for_an_unknown_id() -> None:
+    sub_id = runner.invoke(
+        app, ["subscribe", "--title", "asset protection", "--notify", "json://127.0.0.1/x"]
+    ).stdout.strip()
+    assert runner.invoke(app, ["unsubscribe", sub_id]).exit_code == 0
+    assert runner.invoke(app, ["subscriptions", "--json"]).stdout == ""
+    missing = runner.invoke(app, ["unsubscribe", sub_id])
+    assert missing.exit_code == 1
+    assert "no subscription" in missing.stderr
+
+
+def test_bad_settings_stop_the_command_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBWIRE_DELIVERY__CONCURRENCY", "0")
+    result = runner.invoke(app, ["subscriptions"])
+    assert result.exit_code == 2
+    assert "JOBWIRE_DELIVERY__CONCURRENCY" in result.stderr
+
+
+def test_publish_refuses_a_file_with_a_bad_line_before_sending_anything(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"kind": "posting", "id": "1", "employer": "A", "title": "B", "city": "C"}\n'
+        '{"kind": "posting", "id": "2", "title": "B", "city": "C"}\n'
+    )
+    result = runner.invoke(app, ["publish", str(events)])
+    assert result.exit_code == 2
+    assert f"{events}:2: posting.employer: Field required" in result.stderr
+
+
+def test_every_command_explains_itself() -> None:
+    for command in (
+        [], ["run"], ["subscribe"], ["subscriptions"], ["unsubscribe"], ["publish"],
+        ["match"], ["deliveries"], ["deliveries", "retry"], ["demo"],
+    ):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+        assert "Usage:" in result.stdout
