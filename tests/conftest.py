@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -9,8 +10,16 @@ import pytest
 
 from config.settings import ApiSettings, KafkaSettings, Settings, StoreSettings
 from consumers.events import AnyEvent, Event
+from devstack.postgres import PostgresServer, running_postgres
 
 SAMPLES = Path(__file__).resolve().parents[1] / "devstack" / "samples" / "events.jsonl"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this test session, on a free loopback port."""
+    with running_postgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +47,8 @@ def make_settings(tmp_path: Path, bootstrap: str = "127.0.0.1:9", **kafka: objec
                 **kafka,
             }
         ),
-        store=StoreSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}", refresh_interval_s=0.2),
+        store=StoreSettings(
+            url=f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}", refresh_interval_s=0.2
+        ),
         api=ApiSettings(enabled=False),
     )

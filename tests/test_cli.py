@@ -21,8 +21,15 @@ def store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_subscribe_prints_the_id_and_the_list_masks_the_password() -> None:
     made = runner.invoke(
         app,
-        ["subscribe", "--employer", "NORDSTROM", "--city", "Portland",
-         "--notify", "mailtos://ana:hunter2@mail.example.com?to=ana@example.com"],
+        [
+            "subscribe",
+            "--employer",
+            "NORDSTROM",
+            "--city",
+            "Portland",
+            "--notify",
+            "mailtos://ana:hunter2@mail.example.com?to=ana@example.com",
+        ],
     )
     assert made.exit_code == 0, made.output
     sub_id = made.stdout.strip()
@@ -82,8 +89,16 @@ def test_publish_refuses_a_file_with_a_bad_line_before_sending_anything(tmp_path
 
 def test_every_command_explains_itself() -> None:
     for command in (
-        [], ["run"], ["subscribe"], ["subscriptions"], ["unsubscribe"], ["publish"],
-        ["match"], ["deliveries"], ["deliveries", "retry"], ["demo"],
+        [],
+        ["run"],
+        ["subscribe"],
+        ["subscriptions"],
+        ["unsubscribe"],
+        ["publish"],
+        ["match"],
+        ["deliveries"],
+        ["deliveries", "retry"],
+        ["demo"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -8,7 +8,10 @@ from service.render import render
 
 def test_a_posting_alert_names_employer_title_city_and_link() -> None:
     posting = JobPosting(
-        id="p", employer="NORDSTROM", title="Asset Protection Agent", city="Portland",
+        id="p",
+        employer="NORDSTROM",
+        title="Asset Protection Agent",
+        city="Portland",
         url="https://jobs.example.com/p",
     )
     message = render(posting, "Nordstrom in Portland", "https://jobwire.example.com/u/t")
@@ -20,11 +23,15 @@ def test_a_posting_alert_names_employer_title_city_and_link() -> None:
 
 def test_an_article_alert_names_headline_byline_and_link() -> None:
     article = Article(
-        id="a", headline="Tencent news", byline="Reuters API", body="First paragraph.\nSecond.",
+        id="a",
+        headline="Tencent news",
+        byline="Reuters API",
+        body="First paragraph.\nSecond.",
         url="https://news.example.com/a",
     )
     message = render(article)
     assert message.title == "News: Tencent news"
     assert "By Reuters API" in message.body
     assert "https://news.example.com/a" in message.body
-    assert "First paragraph." in message.body and "Second." not in message.body
+    assert "First paragraph." in message.body
+    assert "Second." not in message.body

@@ -7,7 +7,9 @@ import pytest
 from config.settings import SettingsError, load_settings
 
 
-def test_defaults_work_with_no_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_defaults_work_with_no_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
     monkeypatch.chdir(str(tmp_path))
     settings = load_settings()
     assert settings.kafka.postings_topic == "jobs.postings"

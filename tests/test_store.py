@@ -7,17 +7,27 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from consumers.events import Event
-from service.store import Match, Store, utcnow
+from service.store import Match, Store, metadata, utcnow
 from service.subscriptions import SubscriptionIn
 
 TARGET = "json://127.0.0.1:9/hook"
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The same tests on the embedded store and on the scale-out one."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}"
+    else:
+        url = request.getfixturevalue("postgres").url
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
+        await engine.dispose()
+    store = await Store.open(url)
     yield store
     await store.close()
 
@@ -30,7 +40,9 @@ async def test_recording_the_same_batch_twice_records_each_alert_once(
     store: Store, sample_events: list[Event]
 ) -> None:
     sub = await store.add_subscription(spec(employers=["NORDSTROM"]))
-    matches = [Match(sub.id, event, [TARGET, "json://127.0.0.1:9/other"]) for event in sample_events[:3]]
+    matches = [
+        Match(sub.id, event, [TARGET, "json://127.0.0.1:9/other"]) for event in sample_events[:3]
+    ]
 
     assert await store.record(matches) == 6
     assert await store.record(matches) == 0  # Kafka re-delivered the batch after a crash
@@ -52,7 +64,9 @@ async def test_a_claimed_alert_is_not_claimed_again_until_its_lease_runs_out(
     assert expired == []
 
 
-async def test_an_abandoned_claim_is_picked_up_again(store: Store, sample_events: list[Event]) -> None:
+async def test_an_abandoned_claim_is_picked_up_again(
+    store: Store, sample_events: list[Event]
+) -> None:
     sub = await store.add_subscription(spec(employers=["NORDSTROM"]))
     await store.record([Match(sub.id, sample_events[0], [TARGET])])
     await store.claim(10, lease_s=-1)  # a worker claimed it and died; the lease is already over
@@ -64,7 +78,9 @@ async def test_an_abandoned_claim_is_picked_up_again(store: Store, sample_events
 
 async def test_retry_dead_and_requeue(store: Store, sample_events: list[Event]) -> None:
     sub = await store.add_subscription(spec(employers=["NORDSTROM"]))
-    await store.record([Match(sub.id, sample_events[0], [TARGET]), Match(sub.id, sample_events[1], [TARGET])])
+    await store.record(
+        [Match(sub.id, sample_events[0], [TARGET]), Match(sub.id, sample_events[1], [TARGET])]
+    )
     a, b = await store.claim(10, lease_s=60)
 
     await store.mark_retry(a.delivery.id, utcnow() + timedelta(hours=1), "refused")

@@ -16,7 +16,9 @@ def refusal(**fields: object) -> str:
 
 
 def test_a_subscription_must_want_something() -> None:
-    assert "set at least one of employers, titles or cities" in refusal(notify=["json://127.0.0.1/x"])
+    assert "set at least one of employers, titles or cities" in refusal(
+        notify=["json://127.0.0.1/x"]
+    )
 
 
 def test_a_target_apprise_cannot_parse_is_refused_naming_the_field() -> None:

@@ -56,7 +56,9 @@ async def running(settings: Settings, notifier: Notifier | None = None) -> Async
     stop = asyncio.Event()
     service = Service(settings, notifier)
     task = asyncio.create_task(service.run(stop))
-    await asyncio.wait([task, asyncio.create_task(service.ready.wait())], return_when="FIRST_COMPLETED")
+    await asyncio.wait(
+        [task, asyncio.create_task(service.ready.wait())], return_when="FIRST_COMPLETED"
+    )
     if task.done():
         task.result()
     try:
@@ -66,10 +68,10 @@ async def running(settings: Settings, notifier: Notifier | None = None) -> Async
         await asyncio.wait_for(task, 60)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 60.0) -> None:
     """Wait until `check` holds, for state that offers nothing to await (ledger rows)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while not await check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout} s")
+            raise AssertionError(f"condition not reached within {within_s} s")
         await asyncio.sleep(0.1)

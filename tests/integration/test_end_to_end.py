@@ -30,17 +30,29 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
     async def subscribe(**fields: object) -> str:
         return (await store.add_subscription(SubscriptionIn.model_validate(fields))).id
 
-    await subscribe(employers=["NORDSTROM"], cities=["Portland"], notify=[mail_target(smtp_sink, "ana@example.com")])
-    await subscribe(titles=["Store Protection Specialist"], cities=["Dallas"], notify=[chat_target(http_sink, "ben")])
+    await subscribe(
+        employers=["NORDSTROM"],
+        cities=["Portland"],
+        notify=[mail_target(smtp_sink, "ana@example.com")],
+    )
+    await subscribe(
+        titles=["Store Protection Specialist"],
+        cities=["Dallas"],
+        notify=[chat_target(http_sink, "ben")],
+    )
     await subscribe(employers=["MACY'S"], notify=[mail_target(smtp_sink, "cy@example.com")])
     await subscribe(employers=["Tencent"], notify=[chat_target(http_sink, "dee")])
 
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
     await producer.start()
     # Bad bytes first, in the partition of the samples, so the good events come after them.
-    await producer.send_and_wait(settings.kafka.postings_topic, b'{"id": "broken", "employer": ', partition=0)
     await producer.send_and_wait(
-        settings.kafka.postings_topic, b'{"id": "no-employer", "title": "Agent", "city": "Portland"}', partition=0
+        settings.kafka.postings_topic, b'{"id": "broken", "employer": ', partition=0
+    )
+    await producer.send_and_wait(
+        settings.kafka.postings_topic,
+        b'{"id": "no-employer", "title": "Agent", "city": "Portland"}',
+        partition=0,
     )
     await producer.stop()
     await publish_file(settings.kafka, SAMPLES)
@@ -58,7 +70,8 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
     assert emails == {"ana@example.com": 2, "cy@example.com": 6}
     ana = sorted(m.subject for m in smtp_sink.messages if m.to == "ana@example.com")
     assert ana == [
-        "New job: Asset Protection - Coordinator - Portland Distribution Center at NORDSTROM, Portland",
+        "New job: Asset Protection - Coordinator - Portland Distribution Center"
+        " at NORDSTROM, Portland",
         "New job: Asset Protection Agent - Cascade Station Rack at NORDSTROM, Portland",
     ]
     assert any("Link: https://jobs.example.com/" in m.body for m in smtp_sink.messages)
@@ -66,14 +79,19 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
     chats = {post.path: post.json for post in http_sink.requests}
     assert sorted(chats) == ["/ben", "/dee"]
     assert chats["/ben"]["title"] == "New job: Store Protection Specialist at ROSS STORES, Dallas"
-    assert chats["/dee"]["title"] == "News: U.S. explores restrictions on Ant Group, Tencent payment platforms"
+    assert (
+        chats["/dee"]["title"]
+        == "News: U.S. explores restrictions on Ant Group, Tencent payment platforms"
+    )
     assert "By Reuters API" in chats["/dee"]["message"]
 
     dead = await _read_all(kafka.bootstrap, settings.kafka.dead_letter_topic, expected=2)
     reasons = {headers["jobwire.error"] for _, headers in dead}
     assert any(r.startswith("not valid JSON") for r in reasons)
     assert "employer: Field required" in reasons
-    assert {headers["jobwire.source.topic"] for _, headers in dead} == {settings.kafka.postings_topic}
+    assert {headers["jobwire.source.topic"] for _, headers in dead} == {
+        settings.kafka.postings_topic
+    }
     assert {value for value, _ in dead} == {
         b'{"id": "broken", "employer": ',
         b'{"id": "no-employer", "title": "Agent", "city": "Portland"}',
@@ -81,7 +99,9 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
     await store.close()
 
 
-async def _read_all(bootstrap: str, topic: str, expected: int) -> list[tuple[bytes, dict[str, str]]]:
+async def _read_all(
+    bootstrap: str, topic: str, expected: int
+) -> list[tuple[bytes, dict[str, str]]]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     out: list[tuple[bytes, dict[str, str]]] = []
@@ -99,4 +119,7 @@ def test_the_samples_are_the_seed_page(sample_lines: list[dict[str, object]]) ->
     kinds = Counter(str(line["kind"]) for line in sample_lines)
     assert kinds == {"posting": 22, "article": 1}
     assert len({line["id"] for line in sample_lines}) == 23
-    assert orjson.loads(SAMPLES.read_bytes().splitlines()[-1])["companies"] == ["Ant Group", "Tencent"]
+    assert orjson.loads(SAMPLES.read_bytes().splitlines()[-1])["companies"] == [
+        "Ant Group",
+        "Tencent",
+    ]
