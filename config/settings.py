@@ -30,6 +30,15 @@ class KafkaSettings(BaseModel):
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts reading."
     )
+    create_topics: bool = Field(
+        True, description="Create the three topics at start-up when they do not exist yet."
+    )
+    topic_partitions: int = Field(
+        3, ge=1, description="Partitions of topics jobwire creates: the most useful instances."
+    )
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replicas of topics jobwire creates (use 3 on a real cluster)."
+    )
     batch_max_records: int = Field(500, ge=1, description="Most events handled per batch.")
     batch_timeout_ms: int = Field(
         500, ge=1, description="Longest wait for a batch to fill before handling what came."

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
 from config.settings import KafkaSettings
 from consumers.events import Event, EventKind, MalformedEvent, decode
@@ -64,6 +71,8 @@ class EventConsumer:
         await self._start(consumer, producer, stop)
         if stop.is_set():
             return
+        if self.settings.create_topics:
+            await self._create_missing_topics()
         consumer.subscribe(list(self.kinds), listener=_Rebalance(self._batch_lock))
         self.connected = True
         log.info("consumer.started", topics=list(self.kinds), group_id=self.settings.group_id)
@@ -106,6 +115,44 @@ class EventConsumer:
                     await asyncio.wait_for(stop.wait(), delay)
                 except TimeoutError:
                     delay = min(delay * 2, 30.0)
+
+    async def _create_missing_topics(self) -> None:
+        """Create the topics if absent: a consumer subscribed to a topic that does not exist
+        yet would only notice it at its next metadata refresh, minutes later."""
+        wanted = [*self.kinds, self.settings.dead_letter_topic]
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.bootstrap_servers, client_id="jobwire-admin"
+        )
+        await admin.start()
+        try:
+            missing = sorted(set(wanted) - set(await admin.list_topics()))
+            if not missing:
+                return
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        name,
+                        num_partitions=self.settings.topic_partitions,
+                        replication_factor=self.settings.topic_replication_factor,
+                    )
+                    for name in missing
+                ]
+            )
+        finally:
+            await admin.close()
+        # Per-topic outcomes: "already exists" means another instance was first, which is fine.
+        failed = {
+            name: for_code(code).__name__
+            for name, code, *_ in response.topic_errors
+            if code not in (0, TopicAlreadyExistsError.errno)
+        }
+        if failed:
+            log.warning(
+                "consumer.topics_not_created",
+                topics=failed,
+                hint="create them, or check the broker's permissions and replication settings",
+            )
+        log.info("consumer.topics_created", topics=sorted(set(missing) - set(failed)))
 
     async def _handle_batch(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -37,7 +38,9 @@ class LiveSubscriptions:
         self._seen: datetime | None = None
 
     async def refresh(self) -> int:
-        changes, self._seen = await self.store.subscription_changes(self._seen)
+        """Apply what changed since the last refresh; returns how many subscriptions did."""
+        before = self._seen
+        changes, self._seen = await self.store.subscription_changes(before)
         for subscription, wanted in changes:
             if wanted:
                 self.matcher.add(subscription.id, subscription.criteria())
@@ -45,7 +48,8 @@ class LiveSubscriptions:
             else:
                 self.matcher.remove(subscription.id)
                 self.targets.pop(subscription.id, None)
-        return len(changes)
+        # The store returns a small overlap again each time; count only what is new.
+        return sum(1 for sub, _ in changes if before is None or sub.updated_at > before)
 
     async def keep_fresh(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
@@ -75,6 +79,8 @@ class Service:
         self.settings = settings
         self._notifier = notifier
         self.ready = asyncio.Event()
+        # How often each part was restarted after a failure; operators see it in the logs too.
+        self.restarts: Counter[str] = Counter()
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
@@ -98,7 +104,9 @@ class Service:
 
         consumer = EventConsumer(settings.kafka, record)
         tasks = [
-            asyncio.create_task(_supervised("consumer", consumer.run, stop), name="consumer"),
+            asyncio.create_task(
+                _supervised("consumer", consumer.run, stop, self.restarts), name="consumer"
+            ),
             asyncio.create_task(worker.run(stop), name="delivery"),
             asyncio.create_task(
                 live.keep_fresh(stop, settings.store.refresh_interval_s), name="subscriptions"
@@ -118,7 +126,10 @@ class Service:
 
 
 async def _supervised(
-    name: str, run: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+    name: str,
+    run: Callable[[asyncio.Event], Awaitable[None]],
+    stop: asyncio.Event,
+    restarts: Counter[str],
 ) -> None:
     """Restart a part that failed (Kafka or the store went away) with a growing pause.
 
@@ -131,6 +142,7 @@ async def _supervised(
             await run(stop)
             return
         except Exception as exc:
+            restarts[name] += 1
             log.error(f"{name}.failed", error=f"{type(exc).__name__}: {exc}", restart_in_s=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)

@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
@@ -62,7 +63,11 @@ def _send_blocking(target: str, message: Message) -> None:
     notifier = apprise.Apprise()
     if not notifier.add(target):
         raise DeliveryFailed(f"Apprise cannot use this target: {safe_target(target)}")
-    result = notifier.notify(title=message.title, body=message.body)
+    # TEXT: our bodies are plain text; Apprise would otherwise read them as HTML and an email's
+    # text part would lose its line breaks.
+    result = notifier.notify(
+        title=message.title, body=message.body, body_format=apprise.NotifyFormat.TEXT
+    )
     if not result:
         reasons = [entry.message for entry in result.logs() if entry.level in {"WARNING", "ERROR"}]
         raise DeliveryFailed(_scrub("; ".join(reasons) or "the target refused the alert", target))
@@ -93,6 +98,15 @@ def backoff(
     return step / 2 + rand() * step / 2
 
 
+@dataclass
+class TargetHold:
+    """A target that is failing: its alerts wait while one of them probes it."""
+
+    failures: int = 0
+    until: datetime = field(default_factory=utcnow)
+    probing: bool = False
+
+
 class DeliveryWorker:
     """Claims due alerts from the ledger and sends them, a bounded number at a time."""
 
@@ -108,7 +122,10 @@ class DeliveryWorker:
         self.settings = settings
         self.unsubscribe_url = unsubscribe_url
         self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], int] = {}
+        # Like a circuit breaker per target: after a failure only one alert probes the target
+        # until it answers again, so a target that is down is not hammered by its backlog.
+        self._holds: dict[str, TargetHold] = {}
 
     def wake(self) -> None:
         """New alerts were recorded: look for them now instead of at the next poll."""
@@ -122,7 +139,7 @@ class DeliveryWorker:
             claimed = await self._claim(free) if free > 0 else []
             for item in claimed:
                 task = asyncio.create_task(self._deliver(item))
-                self._in_flight.add(task)
+                self._in_flight[task] = item.delivery.id
                 task.add_done_callback(self._finished)
             if claimed and len(claimed) == free:
                 # Full: wait for a slot rather than polling.
@@ -132,14 +149,20 @@ class DeliveryWorker:
         await self.drain()
 
     async def drain(self) -> None:
-        """Let the alerts in flight finish; ones that do not, stay leased and are retried."""
+        """Let the alerts in flight finish; give the ones that do not back to the ledger."""
         if self._in_flight:
             log.info("delivery.draining", in_flight=len(self._in_flight))
-            await asyncio.wait(self._in_flight, timeout=self.settings.timeout_s)
+            _, late = await asyncio.wait(self._in_flight, timeout=self.settings.timeout_s)
+            released = [self._in_flight[task] for task in late]
+            for task in late:
+                task.cancel()
+            if released:
+                await self.store.release(released)
+                log.warning("delivery.released", delivery_ids=released)
         log.info("delivery.stopped")
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         self._wake.set()
 
     async def _claim(self, limit: int) -> list[ClaimedDelivery]:
@@ -156,42 +179,76 @@ class DeliveryWorker:
             "subscription_id": d.subscription_id,
             "event_id": d.event_id,
             "target": safe_target(d.target),
-            "attempt": d.attempts,
         }
-        unsubscribe = self.unsubscribe_url(d.subscription_id) if self.unsubscribe_url else None
-        message = render(item.event, item.subscription_name, unsubscribe)
-        started = time.perf_counter()
         try:
-            try:
-                await self.notifier.send(d.target, message)
-            except DeliveryFailed as exc:
-                await self._failed(item, str(exc), ids)
-            except Exception as exc:  # a bug in a plugin must not stop other alerts
-                await self._failed(item, _scrub(f"{type(exc).__name__}: {exc}", d.target), ids)
-            else:
-                await self.store.mark_sent(d.id)
-                log.info(
-                    "delivery.sent",
-                    **ids,
-                    send_ms=round((time.perf_counter() - started) * 1000, 1),
-                    latency_ms=_ms_since(d.created_at),
-                )
+            hold = self._holds.get(d.target)
+            if hold is not None and (hold.probing or hold.until > utcnow()):
+                await self.store.defer(d.id, hold.until)
+                return
+            if hold is not None:
+                hold.probing = True
+            await self._send(item, ids, probe=hold is not None)
         except Exception as exc:
             # Recording the outcome failed (store down): the lease runs out and the row is
             # claimed again, so the alert is not lost; it may be sent twice.
             log.error("delivery.record_failed", **ids, error=str(exc))
+        finally:
+            hold = self._holds.get(d.target)
+            if hold is not None:
+                hold.probing = False
 
-    async def _failed(self, item: ClaimedDelivery, error: str, ids: dict[str, object]) -> None:
+    async def _send(self, item: ClaimedDelivery, ids: dict[str, object], probe: bool) -> None:
         d = item.delivery
-        if d.attempts >= self.settings.max_attempts:
+        unsubscribe = self.unsubscribe_url(d.subscription_id) if self.unsubscribe_url else None
+        message = render(item.event, item.subscription_name, unsubscribe)
+        started = time.perf_counter()
+        try:
+            await self.notifier.send(d.target, message)
+        except DeliveryFailed as exc:
+            await self._failed(item, str(exc), ids, probe)
+        except Exception as exc:  # a bug in a plugin must not stop other alerts
+            error = _scrub(f"{type(exc).__name__}: {exc}", d.target)
+            await self._failed(item, error, ids, probe)
+        else:
+            self._holds.pop(d.target, None)
+            await self.store.mark_sent(d.id)
+            log.info(
+                "delivery.sent",
+                **ids,
+                attempt=d.attempts,
+                send_ms=round((time.perf_counter() - started) * 1000, 1),
+                latency_ms=_ms_since(d.created_at),
+            )
+
+    async def _failed(
+        self, item: ClaimedDelivery, error: str, ids: dict[str, object], probe: bool
+    ) -> None:
+        d = item.delivery
+        hold = self._holds.get(d.target)
+        if hold is None:
+            hold = self._holds[d.target] = TargetHold(failures=1)
+        elif probe:
+            hold.failures += 1
+        # else: a send that was already in flight when the target first failed; the hold
+        # counts that outage once, not once per alert caught in it.
+        if d.attempts >= self.settings.max_attempts or hold.failures >= self.settings.max_attempts:
+            # The target failed every attempt allowed: its waiting alerts would only fail too.
             await self.store.mark_dead(d.id, error)
-            log.error("delivery.dead", **ids, error=error)
+            others = await self.store.mark_target_dead(d.target, error)
+            # The hold stays: a later alert probes the target once per longest backoff, and
+            # dies at once if it still fails, until one gets through.
+            hold.until = utcnow() + timedelta(seconds=self.settings.backoff_cap_s)
+            log.error("delivery.dead", **ids, attempt=d.attempts, error=error, also_dead=others)
             return
-        next_at = utcnow() + timedelta(seconds=backoff(d.attempts, self.settings))
-        await self.store.mark_retry(d.id, next_at, error)
-        await self.store.postpone_target(d.target, next_at)
+        hold.until = utcnow() + timedelta(seconds=backoff(hold.failures, self.settings))
+        await self.store.mark_retry(d.id, hold.until, error)
+        await self.store.postpone_target(d.target, hold.until)
         log.warning(
-            "delivery.retry_scheduled", **ids, next_at=next_at.isoformat() + "Z", error=error
+            "delivery.retry_scheduled",
+            **ids,
+            attempt=d.attempts,
+            next_at=hold.until.isoformat() + "Z",
+            error=error,
         )
 
 

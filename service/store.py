@@ -295,10 +295,12 @@ class Store:
             await conn.execute(
                 self._insert(events).on_conflict_do_nothing(), list(event_rows.values())
             )
-            result = await conn.execute(
-                self._insert(deliveries).on_conflict_do_nothing(), delivery_rows
+            # RETURNING, because drivers disagree on rowcount for a bulk insert.
+            inserted = await conn.execute(
+                self._insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.id),
+                delivery_rows,
             )
-        return max(result.rowcount, 0)
+            return len(inserted.all())
 
     async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
         """Take up to `limit` due alerts for sending, safely beside other workers.
@@ -382,6 +384,39 @@ class Store:
                 )
                 .values(next_attempt_at=until)
             )
+
+    async def defer(self, delivery_id: int, until: datetime) -> None:
+        """Put a claimed alert back untried (its target is held), without using an attempt."""
+        await self._finish(
+            delivery_id,
+            status="pending",
+            next_attempt_at=until,
+            attempts=deliveries.c.attempts - 1,
+        )
+
+    async def release(self, delivery_ids: Sequence[int]) -> None:
+        """Give claimed alerts back at shutdown so the next worker sends them at once."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(delivery_ids), deliveries.c.status == "sending")
+                .values(
+                    status="pending",
+                    claimed_until=None,
+                    attempts=deliveries.c.attempts - 1,
+                    next_attempt_at=utcnow(),
+                )
+            )
+
+    async def mark_target_dead(self, target: str, error: str) -> int:
+        """Declare dead every waiting alert to a target that failed all its attempts."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.target == target, deliveries.c.status == "pending")
+                .values(status="dead", last_error=error)
+            )
+        return result.rowcount
 
     async def mark_dead(self, delivery_id: int, error: str) -> None:
         await self._finish(delivery_id, status="dead", last_error=error)
