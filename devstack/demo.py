@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import signal
 import sys
@@ -20,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from config.settings import ApiSettings, KafkaSettings, LogSettings, Settings, StoreSettings
 from consumers.publish import publish_file
-from devstack.kafka import start_kafka
+from devstack.kafka import create_topics_async, start_kafka
 from devstack.sinks import HttpSink, SmtpSink
 from service.app import Service
 from service.logs import configure_logging
@@ -42,6 +43,7 @@ def run_demo(workdir: Path, keep_running: bool = True) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     configure_logging("console" if sys.stdout.isatty() else "json")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # the mail catcher's chatter
     _say("jobwire demo: starting Kafka (KRaft) on loopback; the first run downloads its jars…")
     broker = start_kafka(workdir / "kafka")
     smtp = SmtpSink(maildir=workdir / "mail")
@@ -49,7 +51,10 @@ def run_demo(workdir: Path, keep_running: bool = True) -> None:
     smtp.start()
     http.start()
     try:
-        _say(f"Kafka at {broker.bootstrap}; mail catcher at 127.0.0.1:{smtp.port}; chat sink at {http.url}")
+        _say(
+            f"Kafka at {broker.bootstrap}; mail catcher at 127.0.0.1:{smtp.port}; "
+            f"chat sink at {http.url}"
+        )
         settings = Settings(
             kafka=KafkaSettings(bootstrap_servers=broker.bootstrap, group_id="jobwire-demo"),
             store=StoreSettings(url=f"sqlite+aiosqlite:///{workdir / 'jobwire.db'}"),
@@ -66,8 +71,16 @@ def run_demo(workdir: Path, keep_running: bool = True) -> None:
 
 DEMO_SUBSCRIPTIONS = [
     # (name, criteria, where the alert goes: "mail:<address>" or "chat:<path>")
-    ("Nordstrom in Portland", {"employers": ["NORDSTROM"], "cities": ["Portland"]}, "mail:ana@example.com"),
-    ("Store protection, Dallas", {"titles": ["Store Protection Specialist"], "cities": ["Dallas"]}, "chat:ben"),
+    (
+        "Nordstrom in Portland",
+        {"employers": ["NORDSTROM"], "cities": ["Portland"]},
+        "mail:ana@example.com",
+    ),
+    (
+        "Store protection, Dallas",
+        {"titles": ["Store Protection Specialist"], "cities": ["Dallas"]},
+        "chat:ben",
+    ),
     ("Tencent news", {"employers": ["Tencent"], "kinds": ["article"]}, "chat:ben"),
 ]
 
@@ -98,6 +111,11 @@ async def _demo(
     running = asyncio.create_task(service.run(stop))
     await service.ready.wait()
 
+    kafka = settings.kafka
+    await create_topics_async(
+        kafka.bootstrap_servers,
+        [kafka.postings_topic, kafka.articles_topic, kafka.dead_letter_topic],
+    )
     _say("publishing a malformed message (it goes to the dead-letter topic) …")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
     await producer.start()
@@ -114,14 +132,18 @@ async def _demo(
         _say(f"\n📧 EMAIL to {mail.to}: {mail.subject}\n{mail.body.strip()}\n")
     for post in http.requests:
         body = post.json if isinstance(post.json, dict) else {}
-        _say(f"\n💬 CHAT {post.path}: {body.get('title')}\n{str(body.get('message', '')).strip()}\n")
+        _say(
+            f"\n💬 CHAT {post.path}: {body.get('title')}\n{str(body.get('message', '')).strip()}\n"
+        )
     _say(
         f"{expected_mail} emails (saved as .eml files in {workdir / 'mail'}) and "
         f"{expected_chat} chat messages arrived."
     )
     if keep_running:
-        _say("jobwire keeps running: publish more with `jobwire publish FILE` "
-             f"(JOBWIRE_KAFKA__BOOTSTRAP_SERVERS={settings.kafka.bootstrap_servers}); Ctrl-C stops.")
+        _say(
+            "jobwire keeps running: publish more with `jobwire publish FILE` "
+            f"(JOBWIRE_KAFKA__BOOTSTRAP_SERVERS={settings.kafka.bootstrap_servers}); Ctrl-C stops."
+        )
         await stop.wait()
     stop.set()
     with contextlib.suppress(asyncio.CancelledError):

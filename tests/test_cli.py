@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
 import pytest
 from typer.testing import CliRunner
 
+from consumers.events import Event
 from service.cli import app
+from service.store import Match, Store
+from service.subscriptions import SubscriptionIn
 
 runner = CliRunner()
 
@@ -103,3 +107,35 @@ def test_every_command_explains_itself() -> None:
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)
         assert "Usage:" in result.stdout
+
+
+def test_deliveries_shows_the_ledger_masked_and_retry_requeues_dead_alerts(
+    tmp_path: Path, sample_events: list[Event]
+) -> None:
+    target = "mailtos://ana:hunter2@mail.example.com?to=ana@example.com"
+
+    async def one_dead_alert() -> int:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+        sub = await store.add_subscription(
+            SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [target]})
+        )
+        await store.record([Match(sub.id, sample_events[3], [target])])
+        (claimed,) = await store.claim(1, lease_s=60)
+        await store.mark_dead(claimed.delivery.id, "550 mailbox unavailable")
+        await store.close()
+        return claimed.delivery.id
+
+    dead_id = asyncio.run(one_dead_alert())
+
+    shown = runner.invoke(app, ["deliveries", "--status", "dead"])
+    assert shown.exit_code == 0, shown.output
+    assert f"{dead_id}" in shown.stdout
+    assert "550 mailbox unavailable" in shown.stdout
+    assert "posting:fj-2020-10-08-004" in shown.stdout
+    assert "hunter2" not in shown.stdout
+
+    assert runner.invoke(app, ["deliveries", "retry"]).exit_code == 2
+    retried = runner.invoke(app, ["deliveries", "retry", "--dead"])
+    assert retried.stdout.strip() == "re-queued 1 alert(s)"
+    pending = runner.invoke(app, ["deliveries", "--status", "pending", "--json"])
+    assert orjson.loads(pending.stdout)["id"] == dead_id

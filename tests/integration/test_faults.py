@@ -342,16 +342,17 @@ async def test_sigterm_stops_cleanly_after_committing(
 ) -> None:
     settings = make_settings(tmp_path, kafka.bootstrap)
     await subscribe(settings, employers=["ACME"], notify=[chat_target(http_sink, "term")])
-    process = subprocess.Popen(
-        [str(JOBWIRE), "run"],
+    process = await asyncio.create_subprocess_exec(
+        str(JOBWIRE),
+        "run",
         env=service_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     await publish(kafka.bootstrap, settings.kafka.postings_topic, postings("term", 10))
     await asyncio.to_thread(http_sink.wait_for, 10, 60.0)
     process.send_signal(signal.SIGTERM)
-    out, _ = await asyncio.to_thread(process.communicate, None, 30)
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
     events = [orjson.loads(line)["event"] for line in out.splitlines() if line.startswith(b"{")]
     assert process.returncode == 0
     assert "consumer.committed" in events
