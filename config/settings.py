@@ -80,7 +80,9 @@ class LogSettings(BaseModel):
     format: Literal["auto", "json", "console"] = Field(
         "auto", description="json lines, a console renderer, or auto (console on a TTY)."
     )
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe level logged."
+    )
 
 
 class ApiSettings(BaseModel):
