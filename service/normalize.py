@@ -1,0 +1,81 @@
+"""How text is compared: the same normalization for events and for subscriptions.
+
+NFKC, casefold, accents stripped, apostrophes dropped without a gap (`MACY'S` -> `macys`),
+`&` -> `and`, anything else that is not a letter or digit -> a space, then words. A word of
+more than three letters ending in a single `s` loses it (`Stores` -> `store`). Employer names
+drop trailing legal forms (`Tencent Holdings Ltd` -> `tencent holding`); city names spell out
+`st`, `ft` and `mt` (`St. Louis` -> `saint loui`).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from functools import lru_cache
+
+Words = tuple[str, ...]
+
+_APOSTROPHES = str.maketrans("", "", "'’‘ʼ`´")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+LEGAL_FORMS = frozenset(
+    [
+        "inc",
+        "llc",
+        "ltd",
+        "limited",
+        "corp",
+        "corporation",
+        "co",
+        "company",
+        "plc",
+        "gmbh",
+        "sa",
+        "ag",
+        "nv",
+        "bv",
+    ]
+)
+CITY_WORDS = {"st": "saint", "ft": "fort", "mt": "mount"}
+
+
+def _stem(word: str) -> str:
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return sys.intern(word)
+
+
+@lru_cache(maxsize=65536)
+def words(text: str) -> Words:
+    """The normalized words of a piece of text."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if not text.isascii():
+        text = "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        )
+    text = text.translate(_APOSTROPHES).replace("&", " and ")
+    return tuple(_stem(word) for word in _NOT_ALNUM.sub(" ", text).split())
+
+
+@lru_cache(maxsize=65536)
+def employer_words(name: str) -> Words:
+    """An employer's words without trailing legal forms (never stripped to nothing)."""
+    found = words(name)
+    while len(found) > 1 and found[-1] in LEGAL_FORMS:
+        found = found[:-1]
+    return found
+
+
+@lru_cache(maxsize=65536)
+def city_words(name: str) -> Words:
+    """A city's words with `st`, `ft` and `mt` spelled out."""
+    return city_form(words(name))
+
+
+def city_form(found: Words) -> Words:
+    return tuple(CITY_WORDS.get(word, word) for word in found)
+
+
+def phrase(found: Words) -> str:
+    """Words as one string with a space on each side, so `in` finds whole-word runs."""
+    return f" {' '.join(found)} "

@@ -1,0 +1,184 @@
+"""The matching rules users rely on, and the index agreeing with a plain scan of them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumers.events import Article, Event, JobPosting
+from service.matching import Compiled, Features, Matcher, matches
+from service.subscriptions import Criteria
+
+
+def posting(employer: str, title: str, city: str) -> JobPosting:
+    return JobPosting(id="p", employer=employer, title=title, city=city)
+
+
+def wants(event: Event, **criteria: object) -> bool:
+    matcher = Matcher()
+    matcher.add("s", Criteria.model_validate(criteria))
+    return matcher.match(event) == ["s"]
+
+
+ARTICLE = Article(
+    id="a",
+    headline="U.S. explores restrictions on Ant Group, Tencent payment platforms",
+    body="The United States is considering restrictions on China's Ant Group as well as "
+    "Tencent Holdings Ltd over concerns.\n\nTalks in Hong Kong and St. Louis went on.",
+    companies=["Ant Group", "Tencent"],
+    cities=["Hong Kong"],
+)
+
+
+def test_employer_matches_the_whole_name_or_its_leading_words() -> None:
+    ross = posting("ROSS STORES", "Store Protection Specialist", "Dallas")
+    assert wants(ross, employers=["Ross"])
+    assert wants(ross, employers=["ross stores inc"])
+    assert not wants(ross, employers=["Stores"])
+    assert not wants(posting("NORDSTROM", "Agent", "Portland"), employers=["Nordstrom Rack"])
+    assert wants(posting("MACY'S", "Detective", "Carlsbad"), employers=["macys"])
+
+
+def test_city_matches_like_employer() -> None:
+    assert wants(posting("MACY'S", "Detective", "Woodbridge Township"), cities=["Woodbridge"])
+    assert not wants(posting("MACY'S", "Detective", "Woodbridge Township"), cities=["Township"])
+    assert wants(posting("A", "B", "St. Louis"), cities=["Saint Louis"])
+
+
+def test_title_needs_every_word_in_any_order() -> None:
+    detective = posting("MACY'S", "Asset Protection Detective, Park Meadows", "Lone Tree")
+    assert wants(detective, titles=["protection detective"])
+    assert wants(detective, titles=["Detectives"])
+    assert not wants(detective, titles=["store detective"])
+
+
+def test_every_field_must_match_and_any_value_within_one() -> None:
+    agent = posting("NORDSTROM", "Asset Protection Agent - Cascade Station Rack", "Portland")
+    assert wants(agent, employers=["NORDSTROM"], cities=["Portland"])
+    assert not wants(agent, employers=["NORDSTROM"], cities=["Gilbert"])
+    assert wants(agent, employers=["NORDSTROM"], cities=["Gilbert", "Portland"])
+    assert wants(agent, employers=["Macy's", "Nordstrom"], titles=["agent"], cities=["portland"])
+
+
+def test_exclude_vetoes_when_all_its_words_are_in_the_title() -> None:
+    park = posting("MACY'S", "Asset Protection Detective, Park Meadows", "Lone Tree")
+    assert not wants(park, titles=["detective"], exclude=["park meadows"])
+    assert wants(park, titles=["detective"], exclude=["park avenue"])
+
+
+def test_kinds_limit_what_a_subscription_sees() -> None:
+    agent = posting("Tencent", "Engineer", "Shenzhen")
+    assert not wants(agent, employers=["Tencent"], kinds=["article"])
+    assert wants(ARTICLE, employers=["Tencent"], kinds=["article"])
+    assert not wants(ARTICLE, employers=["Tencent"], kinds=["posting"])
+
+
+def test_articles_match_runs_of_the_text_or_their_companies_and_cities() -> None:
+    assert wants(ARTICLE, employers=["Tencent"])
+    assert wants(ARTICLE, employers=["Tencent Holdings"])
+    assert wants(ARTICLE, employers=["Ant Group"])
+    assert not wants(ARTICLE, employers=["Group Ant"])
+    assert wants(ARTICLE, cities=["Hong Kong"])
+    assert wants(ARTICLE, cities=["Saint Louis"])  # "St. Louis" in the body
+    assert wants(ARTICLE, titles=["restrictions tencent"])  # the headline
+    assert not wants(ARTICLE, titles=["talks"])  # only in the body
+    # A run may not span the headline and the body.
+    assert not wants(ARTICLE, employers=["platforms The United"])
+
+
+def test_the_samples_reach_the_expected_subscriptions(sample_events: list[Event]) -> None:
+    matcher = Matcher()
+    matcher.add("nordstrom-portland", Criteria(employers=["NORDSTROM"], cities=["Portland"]))
+    matcher.add("dallas", Criteria(titles=["Store Protection Specialist"], cities=["Dallas"]))
+    matcher.add("macys", Criteria(employers=["MACY'S"]))
+    matcher.add("tencent", Criteria(employers=["Tencent"]))
+    hits = Counter(s for event in sample_events for s in matcher.match(event))
+    assert hits == {"nordstrom-portland": 2, "dallas": 1, "macys": 6, "tencent": 1}
+
+
+def test_add_replace_and_remove_update_the_index() -> None:
+    agent = posting("NORDSTROM", "Agent", "Portland")
+    matcher = Matcher()
+    matcher.add("s", Criteria(employers=["NORDSTROM"]))
+    assert matcher.match(agent) == ["s"]
+    matcher.add("s", Criteria(employers=["Macy's"]))
+    assert matcher.match(agent) == []
+    assert len(matcher) == 1
+    matcher.remove("s")
+    matcher.remove("s")  # removing twice is harmless
+    matcher.add("s", Criteria(cities=["Portland"]))
+    assert matcher.match(agent) == ["s"]
+    assert "s" in matcher
+
+
+# -- the index against a plain scan ----------------------------------------------------------
+
+VOCABULARY = [
+    "acme",
+    "ross",
+    "store",
+    "st",
+    "saint",
+    "louis",
+    "new",
+    "york",
+    "agent",
+    "asset",
+    "protection",
+    "macy's",
+    "co",
+    "inc",
+    "hong",
+    "kong",
+    "&",
+    "détective",
+]
+phrase_ = st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=3).map(" ".join)
+values = st.lists(phrase_, max_size=3)
+
+
+@st.composite
+def criteria(draw: st.DrawFn) -> Criteria:
+    employers, cities, titles = draw(values), draw(values), draw(values)
+    if not (employers or cities or titles):
+        employers = [draw(phrase_)]
+    kinds = draw(st.sampled_from([["posting"], ["article"], ["posting", "article"]]))
+    return Criteria(
+        employers=employers,
+        cities=cities,
+        titles=titles,
+        exclude=draw(st.lists(phrase_, max_size=1)),
+        kinds=kinds,
+    )
+
+
+events = st.one_of(
+    st.builds(JobPosting, id=st.just("p"), employer=phrase_, title=phrase_, city=phrase_),
+    st.builds(
+        Article,
+        id=st.just("a"),
+        headline=phrase_,
+        body=st.lists(phrase_, max_size=8).map(". ".join),
+        companies=st.lists(phrase_, max_size=2),
+        cities=st.lists(phrase_, max_size=2),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    subscriptions=st.lists(criteria(), min_size=1, max_size=12),
+    event_list=st.lists(events, min_size=1, max_size=4),
+)
+def test_the_index_finds_exactly_what_a_plain_scan_finds(
+    subscriptions: list[Criteria], event_list: list[Event]
+) -> None:
+    matcher = Matcher()
+    for n, c in enumerate(subscriptions):
+        matcher.add(f"s{n}", c)
+    for event in event_list:
+        features = Features.of(event)
+        scan = [f"s{n}" for n, c in enumerate(subscriptions) if matches(Compiled.of(c), features)]
+        assert matcher.match(event) == sorted(scan)

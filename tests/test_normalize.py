@@ -1,0 +1,44 @@
+"""Normalization: the same text always compares the same way, events and subscriptions alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.normalize import city_words, employer_words, words
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("MACY'S", ("macy",)),  # apostrophe dropped without a gap, then the plural s
+        ("Macy’s", ("macy",)),
+        ("Asset Protection Detectives", ("asset", "protection", "detective")),
+        ("ROSS STORES", ("ross", "store")),
+        ("Boss Class", ("boss", "class")),  # ss stays
+        ("Bus Gas", ("bus", "gas")),  # three letters or fewer keep their s
+        ("Crate & Barrel", ("crate", "and", "barrel")),
+        (
+            "Asset Protection - Coordinator - Portland",
+            ("asset", "protection", "coordinator", "portland"),
+        ),
+        ("Café Zürich", ("cafe", "zurich")),
+        ("ＮＯＲＤＳＴＲＯＭ", ("nordstrom",)),  # NFKC folds full-width letters
+        ("  ", ()),
+    ],
+)
+def test_words(text: str, expected: tuple[str, ...]) -> None:
+    assert words(text) == expected
+
+
+def test_trailing_legal_forms_are_ignored_in_employer_names() -> None:
+    assert employer_words("Tencent Holdings Ltd") == ("tencent", "holding")
+    assert employer_words("Acme Corp.") == ("acme",)
+    assert employer_words("Acme Co Inc") == ("acme",)
+    assert employer_words("Company") == ("company",)  # never stripped to nothing
+    assert employer_words("Co Op Foods") == ("co", "op", "food")  # only trailing ones
+
+
+def test_city_abbreviations_are_spelled_out() -> None:
+    assert city_words("St. Louis") == city_words("Saint Louis")
+    assert city_words("Ft Worth") == ("fort", "worth")
+    assert city_words("Mt. Shasta") == ("mount", "shasta")
