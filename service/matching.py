@@ -226,6 +226,16 @@ class Matcher:
                     found.add(subscription_id)
         return sorted(found)
 
+    def scan(self, event: Event) -> list[str]:
+        """The same answer as `match`, by checking every subscription: the baseline the
+        index is measured and tested against."""
+        features = Features.of(event)
+        return sorted(
+            subscription_id
+            for subscription_id, compiled in self._subscriptions.items()
+            if matches(compiled, features)
+        )
+
     def _keys(self, features: Features) -> Iterator[Key]:
         """The keys an event could satisfy, for the shapes that exist in the index."""
         if features.kind == POSTING:
