@@ -15,7 +15,7 @@ few keys it could satisfy, gathers those subscriptions and checks the full rule 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import product
 
@@ -38,15 +38,15 @@ class Compiled:
     kinds: int
     employers: tuple[Words, ...]
     cities: tuple[Words, ...]
-    titles: tuple[Words, ...]
-    exclude: tuple[Words, ...]
+    # Title and exclude values are sets of words: order does not matter, and a subset test
+    # runs in C.
+    titles: tuple[frozenset[str], ...]
+    exclude: tuple[frozenset[str], ...]
 
     @classmethod
     def of(cls, criteria: Criteria) -> Compiled:
-        def values(raw: Iterable[str], normalize: object) -> tuple[Words, ...]:
-            assert callable(normalize)
-            found = (normalize(value) for value in raw)
-            return tuple(dict.fromkeys(v for v in found if v))
+        def values(raw: Iterable[str], normalize: Callable[[str], Words]) -> tuple[Words, ...]:
+            return tuple(dict.fromkeys(v for v in map(normalize, raw) if v))
 
         kinds = 0
         for kind in criteria.kinds:
@@ -55,37 +55,39 @@ class Compiled:
             kinds=kinds,
             employers=values(criteria.employers, employer_words),
             cities=values(criteria.cities, city_words),
-            titles=values(criteria.titles, words),
-            exclude=values(criteria.exclude, words),
+            titles=tuple(frozenset(v) for v in values(criteria.titles, words)),
+            exclude=tuple(frozenset(v) for v in values(criteria.exclude, words)),
         )
 
-    def index_keys(self) -> list[Key]:
-        """The index keys this subscription is filed under (empty: it can never match)."""
-        employers = [" ".join(v) for v in self.employers]
-        cities = [" ".join(v) for v in self.cities]
-        # All words of a title value must be present, so its longest word is a fair key.
-        title_words = list(dict.fromkeys(max(v, key=len) for v in self.titles))
-        wanted = [
-            (field, values)
-            for field, values, present in (
-                ("e", employers, self.employers),
-                ("c", cities, self.cities),
-                ("t", title_words, self.titles),
-            )
-            if present
-        ]
-        if not wanted or any(not values for _, values in wanted):
+    def index_keys(self) -> list[tuple[Key, bool]]:
+        """The index keys this subscription is filed under (none: it can never match), each
+        with whether a posting that has the key is sure to match, with nothing to check."""
+        employers = {" ".join(v): True for v in self.employers}
+        cities = {" ".join(v): True for v in self.cities}
+        # All words of a title value must be present, so its longest word is a fair key; the
+        # key alone decides only for a one-word value.
+        title_words: dict[str, bool] = {}
+        for value in self.titles:
+            word = max(sorted(value), key=len)
+            title_words[word] = title_words.get(word, False) or len(value) == 1
+        wanted = [(f, v) for f, v in (("e", employers), ("c", cities), ("t", title_words)) if v]
+        if not wanted:
             return []
+        fields = len(wanted)
         # Employer with city is selective enough; a title word only helps a single field.
         if len(wanted) == 3:
             wanted = wanted[:2]
         while len(wanted) > 1 and _combinations(wanted) > _MAX_COMBINATIONS:
             wanted.remove(max(wanted, key=lambda item: len(item[1])))
         shape = "".join(field for field, _ in wanted)
-        return [(shape, *combo) for combo in product(*(values for _, values in wanted))]
+        settled = len(wanted) == fields and not self.exclude and bool(self.kinds & POSTING)
+        return [
+            ((shape, *(value for value, _ in combo)), settled and all(sure for _, sure in combo))
+            for combo in product(*(values.items() for _, values in wanted))
+        ]
 
 
-def _combinations(wanted: list[tuple[str, list[str]]]) -> int:
+def _combinations(wanted: list[tuple[str, dict[str, bool]]]) -> int:
     total = 1
     for _, values in wanted:
         total *= len(values)
@@ -142,9 +144,9 @@ def matches(compiled: Compiled, event: Features) -> bool:
     if not compiled.kinds & event.kind:
         return False
     title = event.title
-    if compiled.exclude and any(all(w in title for w in ex) for ex in compiled.exclude):
+    if compiled.exclude and any(ex <= title for ex in compiled.exclude):
         return False
-    if compiled.titles and not any(all(w in title for w in v) for v in compiled.titles):
+    if compiled.titles and not any(v <= title for v in compiled.titles):
         return False
     if event.kind == POSTING:
         if compiled.employers and not any(_leads(v, event.employer) for v in compiled.employers):
@@ -166,7 +168,9 @@ class Matcher:
 
     def __init__(self) -> None:
         self._subscriptions: dict[str, Compiled] = {}
-        self._index: dict[Key, list[str]] = {}
+        # Per key: the subscriptions a posting with that key surely matches, and the ones
+        # whose full rule must still be checked.
+        self._index: dict[Key, tuple[list[str], list[str]]] = {}
         self._shapes: dict[str, int] = {}
         # For articles: the first word of every employer/city value in the index, so an
         # article only tests the values whose first word it contains.
@@ -185,18 +189,18 @@ class Matcher:
         self.remove(subscription_id)
         compiled = Compiled.of(criteria)
         self._subscriptions[subscription_id] = compiled
-        for key in compiled.index_keys():
-            self._index.setdefault(key, []).append(subscription_id)
+        for key, sure in compiled.index_keys():
+            self._index.setdefault(key, ([], []))[0 if sure else 1].append(subscription_id)
             self._count(key, +1)
 
     def remove(self, subscription_id: str) -> None:
         compiled = self._subscriptions.pop(subscription_id, None)
         if compiled is None:
             return
-        for key in compiled.index_keys():
+        for key, sure in compiled.index_keys():
             bucket = self._index[key]
-            bucket.remove(subscription_id)
-            if not bucket:
+            bucket[0 if sure else 1].remove(subscription_id)
+            if not bucket[0] and not bucket[1]:
                 del self._index[key]
             self._count(key, -1)
 
@@ -214,27 +218,35 @@ class Matcher:
                 if not firsts[first]:
                     del firsts[first]
 
-    def match(self, event: Event) -> list[str]:
+    def match(self, event: Event) -> set[str]:
+        """The ids of the subscriptions that want this event."""
         features = Features.of(event)
         found: set[str] = set()
-        subscriptions = self._subscriptions
+        check: list[str] = []
         for key in self._keys(features):
-            for subscription_id in self._index.get(key, ()):
-                if subscription_id not in found and matches(
-                    subscriptions[subscription_id], features
-                ):
-                    found.add(subscription_id)
-        return sorted(found)
+            bucket = self._index.get(key)
+            if bucket is not None:
+                sure, unsure = bucket
+                if features.kind == POSTING:
+                    found.update(sure)
+                else:
+                    check.extend(sure)
+                check.extend(unsure)
+        subscriptions = self._subscriptions
+        for subscription_id in check:
+            if subscription_id not in found and matches(subscriptions[subscription_id], features):
+                found.add(subscription_id)
+        return found
 
-    def scan(self, event: Event) -> list[str]:
+    def scan(self, event: Event) -> set[str]:
         """The same answer as `match`, by checking every subscription: the baseline the
         index is measured and tested against."""
         features = Features.of(event)
-        return sorted(
+        return {
             subscription_id
             for subscription_id, compiled in self._subscriptions.items()
             if matches(compiled, features)
-        )
+        }
 
     def _keys(self, features: Features) -> Iterator[Key]:
         """The keys an event could satisfy, for the shapes that exist in the index."""
