@@ -42,12 +42,12 @@ class LiveSubscriptions:
         before = self._seen
         changes, self._seen = await self.store.subscription_changes(before)
         for subscription, wanted in changes:
-            if wanted:
-                self.matcher.add(subscription.id, subscription.criteria())
-                self.targets[subscription.id] = list(subscription.notify)
-            else:
+            if not wanted:
                 self.matcher.remove(subscription.id)
                 self.targets.pop(subscription.id, None)
+        wanted_now = [sub for sub, wanted in changes if wanted]
+        self.matcher.add_many((sub.id, sub.criteria()) for sub in wanted_now)
+        self.targets.update((sub.id, list(sub.notify)) for sub in wanted_now)
         # The store returns a small overlap again each time; count only what is new.
         return sum(1 for sub, _ in changes if before is None or sub.updated_at > before)
 

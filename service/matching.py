@@ -15,6 +15,7 @@ few keys it could satisfy, gathers those subscriptions and checks the full rule 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import product
@@ -192,6 +193,21 @@ class Matcher:
         for key, sure in compiled.index_keys():
             self._index.setdefault(key, ([], []))[0 if sure else 1].append(subscription_id)
             self._count(key, +1)
+
+    def add_many(self, subscriptions: Iterable[tuple[str, Criteria]]) -> None:
+        """Index many subscriptions at once, e.g. all of them at start-up.
+
+        The cyclic garbage collector is paused meanwhile: a million small tuples would
+        trigger it thousands of times, and index entries hold no cycles for it to find.
+        """
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for subscription_id, criteria in subscriptions:
+                self.add(subscription_id, criteria)
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def remove(self, subscription_id: str) -> None:
         compiled = self._subscriptions.pop(subscription_id, None)
