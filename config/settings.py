@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,23 +85,6 @@ class LogSettings(BaseModel):
     )
 
 
-class ApiSettings(BaseModel):
-    """The HTTP API served by `jobwire run`."""
-
-    enabled: bool = Field(True, description="Serve the HTTP API beside the consumers.")
-    host: str = Field("127.0.0.1", description="Address the API listens on.")
-    port: int = Field(8080, ge=0, le=65535, description="Port the API listens on.")
-    operator_key: SecretStr | None = Field(
-        None, description="A key that may manage every user's subscriptions."
-    )
-    public_url: str = Field(
-        "http://127.0.0.1:8080", description="Base URL used in unsubscribe links in alerts."
-    )
-    signing_secret: SecretStr = Field(
-        SecretStr("change-me"), description="Secret that signs unsubscribe links."
-    )
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JOBWIRE_",
@@ -114,7 +97,6 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     delivery: DeliverySettings = DeliverySettings()
     log: LogSettings = LogSettings()
-    api: ApiSettings = ApiSettings()
 
 
 class SettingsError(Exception):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from config.settings import ApiSettings, KafkaSettings, LogSettings, Settings, StoreSettings
+from config.settings import KafkaSettings, LogSettings, Settings, StoreSettings
 from consumers.publish import publish_file
 from devstack.kafka import create_topics_async, start_kafka
 from devstack.sinks import HttpSink, SmtpSink
@@ -58,7 +58,6 @@ def run_demo(workdir: Path, keep_running: bool = True) -> None:
         settings = Settings(
             kafka=KafkaSettings(bootstrap_servers=broker.bootstrap, group_id="jobwire-demo"),
             store=StoreSettings(url=f"sqlite+aiosqlite:///{workdir / 'jobwire.db'}"),
-            api=ApiSettings(enabled=False),
             log=LogSettings(format="auto"),
         )
         asyncio.run(_demo(settings, smtp, http, workdir, keep_running))

@@ -27,7 +27,7 @@ log = structlog.get_logger("jobwire.app")
 class LiveSubscriptions:
     """The matcher and each subscription's targets, kept in step with the store.
 
-    The CLI and the API write subscriptions to the store; a running service polls for what
+    The CLI writes subscriptions to the store; a running service polls for what
     changed, so a change takes effect within one refresh interval, without a restart.
     """
 
@@ -73,7 +73,7 @@ class LiveSubscriptions:
 
 
 class Service:
-    """jobwire as one process: consumers, matcher, ledger, delivery worker (and the API)."""
+    """jobwire as one process: consumers, matcher, ledger and delivery worker."""
 
     def __init__(self, settings: Settings, notifier: Notifier | None = None) -> None:
         self.settings = settings

@@ -1,7 +1,7 @@
 """What a subscriber asks for, validated before anything is stored.
 
 `Criteria` is what matching reads; `SubscriptionIn` adds where to send alerts; `Subscription`
-is what the store gives back. Validation errors name the field, so the CLI and the API can
+is what the store gives back. Validation errors name the field, so the CLI can
 refuse bad input with a message a user can act on.
 """
 
