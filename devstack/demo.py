@@ -140,8 +140,11 @@ async def _demo(
     )
     if keep_running:
         _say(
-            "jobwire keeps running: publish more with `jobwire publish FILE` "
-            f"(JOBWIRE_KAFKA__BOOTSTRAP_SERVERS={settings.kafka.bootstrap_servers}); Ctrl-C stops."
+            "jobwire keeps running. From another terminal, with\n"
+            f"  export JOBWIRE_KAFKA__BOOTSTRAP_SERVERS={settings.kafka.bootstrap_servers}\n"
+            f"  export JOBWIRE_STORE__URL={settings.store.url}\n"
+            "subscribe with `.venv/bin/jobwire subscribe …` and publish with "
+            "`.venv/bin/jobwire publish FILE`. Ctrl-C stops everything."
         )
         await stop.wait()
     stop.set()
