@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from config.settings import Settings, SettingsError, load_settings
 from consumers.events import describe_errors
 from service.logs import configure_logging
-from service.store import Store
+from service.store import Store, StoreUnavailable
 from service.subscriptions import SubscriptionIn
 
 app = typer.Typer(
@@ -43,7 +43,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 async def _with_store(settings: Settings, work: Any) -> Any:
-    store = await Store.open(settings.store.url)
+    try:
+        store = await Store.open(settings.store.url)
+    except StoreUnavailable as exc:
+        raise _fail(str(exc)) from None
     try:
         return await work(store)
     finally:
@@ -61,7 +64,10 @@ def run() -> None:
 
     settings = _settings()
     configure_logging(settings.log.format, settings.log.level)
-    run_service(settings)
+    try:
+        run_service(settings)
+    except StoreUnavailable as exc:
+        raise _fail(str(exc), 1) from None
 
 
 @app.command()

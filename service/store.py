@@ -32,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -90,6 +91,10 @@ deliveries = Table(
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_target", "target", "status"),
 )
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be opened; the message says what to check (password hidden)."""
 
 
 def utcnow() -> datetime:
@@ -154,11 +159,24 @@ class Store:
     @classmethod
     async def open(cls, url: str) -> Store:
         """Connect, and create the tables the first time."""
+        try:
+            return await cls._open(url)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise StoreUnavailable(
+                f"cannot open the store at {shown} ({type(exc).__name__}: {exc}); "
+                "check JOBWIRE_STORE__URL and that the database is up"
+            ) from exc
+
+    @classmethod
+    async def _open(cls, url: str) -> Store:
         engine = create_async_engine(url, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
         elif engine.dialect.name != "postgresql":
-            raise ValueError(
+            raise StoreUnavailable(
                 f"unsupported store {engine.dialect.name!r}: use sqlite+aiosqlite:///FILE "
                 "or postgresql+asyncpg://USER:PASSWORD@HOST/DB"
             )

@@ -139,3 +139,16 @@ def test_deliveries_shows_the_ledger_masked_and_retry_requeues_dead_alerts(
     assert retried.stdout.strip() == "re-queued 1 alert(s)"
     pending = runner.invoke(app, ["deliveries", "--status", "pending", "--json"])
     assert orjson.loads(pending.stdout)["id"] == dead_id
+
+
+def test_an_unreachable_store_says_what_to_check_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBWIRE_STORE__URL", "postgresql+asyncpg://bob:hunter2@127.0.0.1:9/jobwire")
+    result = runner.invoke(app, ["subscriptions"])
+    assert result.exit_code == 2
+    assert (
+        "cannot open the store at postgresql+asyncpg://bob:***@127.0.0.1:9/jobwire" in result.stderr
+    )
+    assert "check JOBWIRE_STORE__URL" in result.stderr
+    assert "hunter2" not in result.stderr
