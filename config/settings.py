@@ -7,10 +7,10 @@ e.g. `JOBWIRE_KAFKA__BOOTSTRAP_SERVERS`) or a `.env` file in the working directo
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class KafkaSettings(BaseModel):
@@ -27,9 +27,10 @@ class KafkaSettings(BaseModel):
     group_id: str = Field(
         "jobwire", description="Consumer group; add instances with the same id to scale out."
     )
-    auto_offset_reset: Literal["earliest", "latest"] = Field(
-        "earliest", description="Where a new consumer group starts reading."
-    )
+    auto_offset_reset: Literal[
+        "earliest",
+        "latest",
+    ] = Field("earliest", description="Where a new consumer group starts reading.")
     create_topics: bool = Field(
         True, description="Create the three topics at start-up when they do not exist yet."
     )
@@ -74,12 +75,99 @@ class DeliverySettings(BaseModel):
     timeout_s: float = Field(30.0, gt=0, description="Longest one send may take.")
 
 
+class ApiSettings(BaseModel):
+    """The subscriptions API that `jobwire run` serves."""
+
+    enabled: bool = Field(True, description="Serve the HTTP API beside the consumers.")
+    host: str = Field("127.0.0.1", description="Address the API listens on (0.0.0.0: all).")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the API (0: any free port).")
+    public_url: str = Field(
+        "",
+        description="How subscribers reach the API, for unsubscribe links "
+        "(default: http://HOST:PORT).",
+    )
+    operator_key: SecretStr | None = Field(
+        None, description="API key that may manage every user's subscriptions (unset: none)."
+    )
+    signing_secret: SecretStr | None = Field(
+        None,
+        description="Secret that signs unsubscribe links (unset: one is generated once and "
+        "kept in the store, shared by every instance).",
+    )
+
+
+# The schemes most people alert through; an operator narrows or widens the list.
+DEFAULT_SCHEMES = [
+    "mailto",
+    "mailtos",
+    "slack",
+    "discord",
+    "tgram",
+    "matrix",
+    "matrixs",
+    "msteams",
+    "ntfy",
+    "ntfys",
+    "gotify",
+    "gotifys",
+    "mmost",
+    "mmosts",
+    "rocket",
+    "rockets",
+    "pover",
+    "signal",
+    "signals",
+    "json",
+    "jsons",
+    "form",
+    "forms",
+    "xml",
+    "xmls",
+]
+
+
+class TargetSettings(BaseModel):
+    """Which notification targets users may save."""
+
+    allowed_schemes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SCHEMES),
+        description="Comma-separated Apprise schemes users may save (default: common email, "
+        "chat and webhook schemes).",
+    )
+    allow_private_hosts: bool = Field(
+        False,
+        description="Allow targets on loopback, private, link-local and metadata addresses "
+        "(only for a trusted, single-user setup).",
+    )
+
+    @field_validator("allowed_schemes", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+
+class LimitSettings(BaseModel):
+    """What one user may ask for, so one account cannot exhaust the service."""
+
+    subscriptions_per_user: int = Field(100, ge=1, description="Subscriptions one user may own.")
+    targets_per_subscription: int = Field(
+        5, ge=1, le=20, description="Notify URLs one subscription may have."
+    )
+    values_per_field: int = Field(
+        20, ge=1, le=100, description="Values in each of employers, titles, cities, exclude."
+    )
+
+
 class LogSettings(BaseModel):
     """What operators read."""
 
-    format: Literal["auto", "json", "console"] = Field(
-        "auto", description="json lines, a console renderer, or auto (console on a TTY)."
-    )
+    format: Literal[
+        "auto",
+        "json",
+        "console",
+    ] = Field("auto", description="json lines, a console renderer, or auto (console on a TTY).")
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Least severe level logged."
     )
@@ -96,6 +184,9 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     store: StoreSettings = StoreSettings()
     delivery: DeliverySettings = DeliverySettings()
+    api: ApiSettings = ApiSettings()
+    targets: TargetSettings = TargetSettings()
+    limits: LimitSettings = LimitSettings()
     log: LogSettings = LogSettings()
 
 

@@ -19,10 +19,18 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from config.settings import KafkaSettings, LogSettings, Settings, StoreSettings
+from config.settings import (
+    ApiSettings,
+    KafkaSettings,
+    LogSettings,
+    Settings,
+    StoreSettings,
+    TargetSettings,
+)
 from consumers.publish import publish_file
 from devstack.kafka import create_topics_async, start_kafka
 from devstack.sinks import HttpSink, SmtpSink
+from service.accounts import add_user
 from service.app import Service
 from service.logs import configure_logging
 from service.store import Store
@@ -58,6 +66,10 @@ def run_demo(workdir: Path, keep_running: bool = True) -> None:
         settings = Settings(
             kafka=KafkaSettings(bootstrap_servers=broker.bootstrap, group_id="jobwire-demo"),
             store=StoreSettings(url=f"sqlite+aiosqlite:///{workdir / 'jobwire.db'}"),
+            # Any free port, so a demo never fails on a taken 8080; the URL is printed.
+            api=ApiSettings(port=0),
+            # The demo's mail catcher and chat sink live on loopback.
+            targets=TargetSettings(allow_private_hosts=True),
             log=LogSettings(format="auto"),
         )
         asyncio.run(_demo(settings, smtp, http, workdir, keep_running))
@@ -93,6 +105,9 @@ async def _demo(
         loop.add_signal_handler(sig, stop.set)
 
     store = await Store.open(settings.store.url)
+    created = await add_user(store, "demo")
+    assert created is not None  # a fresh store has no users
+    user, key = created
     for name, criteria, where in DEMO_SUBSCRIPTIONS:
         channel, address = where.split(":", 1)
         target = (
@@ -101,7 +116,8 @@ async def _demo(
             else f"{http.url.replace('http://', 'json://')}/{address}"
         )
         sub = await store.add_subscription(
-            SubscriptionIn.model_validate({**criteria, "name": name, "notify": [target]})
+            SubscriptionIn.model_validate({**criteria, "name": name, "notify": [target]}),
+            owner=user.id,
         )
         _say(f"subscribed {name!r} ({sub.id}) -> {where}")
     await store.close()
@@ -140,9 +156,13 @@ async def _demo(
     )
     if keep_running:
         _say(
-            "jobwire keeps running. From another terminal, with\n"
+            f"jobwire keeps running. Its API is at {service.api_url} (docs: "
+            f"{service.api_url}/docs); the demo user's key is {key}\n"
+            f"  curl -H 'Authorization: Bearer {key}' {service.api_url}/subscriptions\n"
+            "From another terminal, with\n"
             f"  export JOBWIRE_KAFKA__BOOTSTRAP_SERVERS={settings.kafka.bootstrap_servers}\n"
             f"  export JOBWIRE_STORE__URL={settings.store.url}\n"
+            "  export JOBWIRE_TARGETS__ALLOW_PRIVATE_HOSTS=true\n"
             "subscribe with `.venv/bin/jobwire subscribe …` and publish with "
             "`.venv/bin/jobwire publish FILE`. Ctrl-C stops everything."
         )

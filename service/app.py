@@ -17,9 +17,13 @@ import structlog
 from config.settings import Settings
 from consumers.events import Event
 from consumers.kafka import EventConsumer
+from service.api import ApiContext, bind, create_api, serve
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.matching import Matcher
+from service.registry import SubscriptionRegistry
 from service.store import Match, Store
+from service.targets import TargetPolicy
+from service.unsubscribe import load_links
 
 log = structlog.get_logger("jobwire.app")
 
@@ -79,21 +83,27 @@ class Service:
         self.settings = settings
         self._notifier = notifier
         self.ready = asyncio.Event()
+        # Where the API listens once started (the port may have been chosen by the system).
+        self.api_url: str | None = None
         # How often each part was restarted after a failure; operators see it in the logs too.
         self.restarts: Counter[str] = Counter()
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
+        # Listen first: a taken port should stop start-up before anything else is opened.
+        sock = bind(settings.api.host, settings.api.port) if settings.api.enabled else None
         store = await Store.open(settings.store.url)
         notifier = self._notifier or AppriseNotifier(
             settings.delivery.concurrency, settings.delivery.timeout_s
         )
         live = LiveSubscriptions(store)
         await live.refresh()
+        port = sock.getsockname()[1] if sock else None
+        links = await load_links(settings.api, store, port)
         log.info(
             "service.starting", subscriptions=len(live.targets), store=store.engine.dialect.name
         )
-        worker = DeliveryWorker(store, notifier, settings.delivery)
+        worker = DeliveryWorker(store, notifier, settings.delivery, links.url)
 
         async def record(events: Sequence[Event]) -> None:
             matches = live.matches(events)
@@ -112,6 +122,23 @@ class Service:
                 live.keep_fresh(stop, settings.store.refresh_interval_s), name="subscriptions"
             ),
         ]
+        if sock is not None:
+            operator_key = settings.api.operator_key
+            api = create_api(
+                ApiContext(
+                    store=store,
+                    registry=SubscriptionRegistry(
+                        store, TargetPolicy.from_settings(settings.targets), settings.limits
+                    ),
+                    links=links,
+                    notifier=notifier,
+                    operator_key=operator_key.get_secret_value() if operator_key else None,
+                    kafka_connected=lambda: consumer.connected,
+                )
+            )
+            tasks.append(asyncio.create_task(serve(api, sock, stop), name="api"))
+            self.api_url = f"http://{settings.api.host}:{port}"
+            log.info("api.listening", url=self.api_url, docs=f"{self.api_url}/docs")
         self.ready.set()
         try:
             await asyncio.gather(*tasks)

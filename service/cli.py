@@ -14,9 +14,12 @@ from pydantic import ValidationError
 
 from config.settings import Settings, SettingsError, load_settings
 from consumers.events import describe_errors
+from service.accounts import OPERATOR
 from service.logs import configure_logging
+from service.registry import LimitReached, NotFound, SubscriptionRefused, SubscriptionRegistry
 from service.store import Store, StoreUnavailable
 from service.subscriptions import SubscriptionIn
+from service.targets import TargetPolicy
 
 app = typer.Typer(
     help="jobwire: alerts for new job postings and articles, from Kafka to email and chat.\n\n"
@@ -42,6 +45,13 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _registry(settings: Settings, store: Store) -> SubscriptionRegistry:
+    # The CLI is the operator's tool, but it keeps the same rules as the API.
+    return SubscriptionRegistry(
+        store, TargetPolicy.from_settings(settings.targets), settings.limits
+    )
+
+
 async def _with_store(settings: Settings, work: Any) -> Any:
     try:
         store = await Store.open(settings.store.url)
@@ -60,13 +70,14 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 @app.command()
 def run() -> None:
     """Run the service: consume events, match subscriptions, deliver alerts. Ctrl-C stops it."""
+    from service.api import ApiUnavailable
     from service.app import run_service
 
     settings = _settings()
     configure_logging(settings.log.format, settings.log.level)
     try:
         run_service(settings)
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, ApiUnavailable) as exc:
         raise _fail(str(exc), 1) from None
 
 
@@ -120,7 +131,12 @@ def subscribe(
         spec = SubscriptionIn.model_validate(fields)
     except ValidationError as exc:
         raise _fail(f"subscription refused: {describe_errors(exc)}") from None
-    created = _run(_with_store(settings, lambda store: store.add_subscription(spec)))
+    try:
+        created = _run(
+            _with_store(settings, lambda store: _registry(settings, store).create(OPERATOR, spec))
+        )
+    except (SubscriptionRefused, LimitReached) as exc:
+        raise _fail(f"subscription refused: {exc}") from None
     typer.echo(created.id)
 
 
@@ -132,7 +148,7 @@ def subscriptions(
     settings = _settings()
     found = _run(_with_store(settings, lambda store: store.list_subscriptions()))
     for sub in found:
-        public = sub.public()
+        public = sub.public().model_dump(mode="json")
         if as_json:
             typer.echo(orjson.dumps(public).decode())
             continue
@@ -153,9 +169,16 @@ def subscriptions(
 def unsubscribe(subscription_id: Annotated[str, typer.Argument(help="The id to remove.")]) -> None:
     """Remove a subscription; alerts already recorded for it are still sent."""
     settings = _settings()
-    removed = _run(_with_store(settings, lambda store: store.delete_subscription(subscription_id)))
-    if not removed:
-        raise _fail(f"no subscription {subscription_id!r}: see `jobwire subscriptions`", 1)
+    try:
+        _run(
+            _with_store(
+                settings, lambda store: _registry(settings, store).delete(OPERATOR, subscription_id)
+            )
+        )
+    except NotFound:
+        raise _fail(
+            f"no subscription {subscription_id!r}: see `jobwire subscriptions`", 1
+        ) from None
     typer.echo(f"removed {subscription_id}")
 
 
@@ -280,3 +303,49 @@ def deliveries_retry(
     settings = _settings()
     count = _run(_with_store(settings, lambda store: store.requeue(None if dead else ids)))
     typer.echo(f"re-queued {count} alert(s)")
+
+
+users_app = typer.Typer(
+    help="API users: each gets a key for the subscriptions API and sees only their own."
+)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="A unique name, e.g. an email address.")],
+) -> None:
+    """Create a user and print their API key. It is shown only this once: pass it on safely."""
+    from service.accounts import add_user
+
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise _fail("a user name is 1 to 64 characters")
+    settings = _settings()
+    created = _run(_with_store(settings, lambda store: add_user(store, name)))
+    if created is None:
+        raise _fail(f"there is already a user {name!r}: see `jobwire users list`")
+    user, key = created
+    typer.echo(f"created user {user.name!r}; their API key (shown only now):", err=True)
+    typer.echo(key)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users (their keys are never shown again; remove and add a user to replace one)."""
+    settings = _settings()
+    found = _run(_with_store(settings, lambda store: store.list_users()))
+    for user in found:
+        typer.echo(f"{user.name}  created {user.created_at.isoformat(timespec='seconds')}Z")
+    if not found:
+        typer.echo("no users yet: add one with `jobwire users add NAME`", err=True)
+
+
+@users_app.command("remove")
+def users_remove(name: Annotated[str, typer.Argument(help="The user to remove.")]) -> None:
+    """Remove a user: their key stops working and their subscriptions are deleted."""
+    settings = _settings()
+    removed = _run(_with_store(settings, lambda store: store.remove_user(name)))
+    if removed is None:
+        raise _fail(f"no user {name!r}: see `jobwire users list`", 1)
+    typer.echo(f"removed {name!r} and {removed} subscription(s)")

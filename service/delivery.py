@@ -70,10 +70,10 @@ def _send_blocking(target: str, message: Message) -> None:
     )
     if not result:
         reasons = [entry.message for entry in result.logs() if entry.level in {"WARNING", "ERROR"}]
-        raise DeliveryFailed(_scrub("; ".join(reasons) or "the target refused the alert", target))
+        raise DeliveryFailed(scrub("; ".join(reasons) or "the target refused the alert", target))
 
 
-def _scrub(text: str, target: str) -> str:
+def scrub(text: str, target: str) -> str:
     """Remove any credential of the target URL that a library's message may have quoted."""
     if "@" in target and "://" in target:
         userinfo = target.split("://", 1)[1].split("@", 1)[0]
@@ -207,7 +207,7 @@ class DeliveryWorker:
         except DeliveryFailed as exc:
             await self._failed(item, str(exc), ids, probe)
         except Exception as exc:  # a bug in a plugin must not stop other alerts
-            error = _scrub(f"{type(exc).__name__}: {exc}", d.target)
+            error = scrub(f"{type(exc).__name__}: {exc}", d.target)
             await self._failed(item, error, ids, probe)
         else:
             self._holds.pop(d.target, None)

@@ -59,3 +59,15 @@ def _article(article: Article) -> Message:
         lines.append("")
         lines.append(f"Link: {article.url}")
     return Message(f"News: {article.headline}", "\n".join(lines))
+
+
+def render_test(subscription_name: str, unsubscribe_url: str | None = None) -> Message:
+    """The alert `POST /subscriptions/{id}/test` sends, so a user sees a target works."""
+    name = f" {subscription_name!r}" if subscription_name else ""
+    body = (
+        f"This is a test alert for your jobwire subscription{name}.\n"
+        "Real alerts arrive like this one when a new posting or article matches."
+    )
+    if unsubscribe_url:
+        body += f"\n\n--\nUnsubscribe: {unsubscribe_url}"
+    return Message("jobwire test alert", body)

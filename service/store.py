@@ -93,6 +93,25 @@ deliveries = Table(
 )
 
 
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    # Only a hash of the API key is kept: a copy of the database does not let anyone in.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# Secrets jobwire makes for itself (the unsubscribe-link key), shared by every instance.
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
 class StoreUnavailable(Exception):
     """The store cannot be opened; the message says what to check (password hidden)."""
 
@@ -100,6 +119,13 @@ class StoreUnavailable(Exception):
 def utcnow() -> datetime:
     """Naive UTC, the one form timestamps take in the store on both databases."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +274,23 @@ class Store:
             return None
         return await self.get_subscription(subscription_id)
 
+    async def set_active(self, subscription_id: str, active: bool) -> Subscription | None:
+        """Pause or resume a subscription whoever owns it (an unsubscribe link)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(subscriptions)
+                .where(subscriptions.c.id == subscription_id, subscriptions.c.deleted.is_(False))
+                .values(active=active, updated_at=utcnow())
+            )
+        return await self.get_subscription(subscription_id)
+
+    async def count_subscriptions(self, owner: str) -> int:
+        query = select(func.count()).where(
+            subscriptions.c.owner == owner, subscriptions.c.deleted.is_(False)
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def delete_subscription(self, subscription_id: str, owner: str | None = None) -> bool:
         query = update(subscriptions).where(
             subscriptions.c.id == subscription_id, subscriptions.c.deleted.is_(False)
@@ -275,6 +318,64 @@ class Store:
         changes = [(_subscription(row), bool(row["active"] and not row["deleted"])) for row in rows]
         newest = rows[-1]["updated_at"] if rows else since
         return changes, newest
+
+    # -- users and secrets ----------------------------------------------------------------------
+
+    async def add_user(self, name: str, key_hash: str) -> User | None:
+        """A new user; None if the name is taken."""
+        user = User(uuid.uuid4().hex, name, utcnow())
+        row = {"id": user.id, "name": name, "key_hash": key_hash, "created_at": user.created_at}
+        async with self.engine.begin() as conn:
+            inserted = await conn.execute(
+                self._insert(users).on_conflict_do_nothing().returning(users.c.id), [row]
+            )
+            if not inserted.all():
+                return None
+        return user
+
+    async def user_by_key_hash(self, key_hash: str) -> User | None:
+        query = select(users.c.id, users.c.name, users.c.created_at).where(
+            users.c.key_hash == key_hash
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return User(*row) if row else None
+
+    async def list_users(self) -> list[User]:
+        query = select(users.c.id, users.c.name, users.c.created_at).order_by(users.c.name)
+        async with self.engine.connect() as conn:
+            return [User(*row) for row in await conn.execute(query)]
+
+    async def remove_user(self, name: str) -> int | None:
+        """Remove a user and their subscriptions; None if there is no such user."""
+        async with self.engine.begin() as conn:
+            user_id = (
+                await conn.execute(select(users.c.id).where(users.c.name == name))
+            ).scalar_one_or_none()
+            if user_id is None:
+                return None
+            await conn.execute(users.delete().where(users.c.id == user_id))
+            removed = await conn.execute(
+                update(subscriptions)
+                .where(subscriptions.c.owner == user_id, subscriptions.c.deleted.is_(False))
+                .values(deleted=True, updated_at=utcnow())
+            )
+        return removed.rowcount
+
+    async def service_secret(self, name: str, candidate: str) -> str:
+        """The secret called `name`, created as `candidate` by whichever instance asks first."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                self._insert(service_secrets).on_conflict_do_nothing(),
+                [{"name": name, "value": candidate}],
+            )
+            return str(
+                (
+                    await conn.execute(
+                        select(service_secrets.c.value).where(service_secrets.c.name == name)
+                    )
+                ).scalar_one()
+            )
 
     # -- the ledger ----------------------------------------------------------------------------
 

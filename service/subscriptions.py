@@ -12,16 +12,38 @@ from typing import Annotated, Literal
 
 import apprise
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
+from service.normalize import words
+
 EventKinds = Literal["posting", "article"]
-Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _printable(value: str) -> str:
+    # Control characters (NUL above all, which PostgreSQL refuses) are never part of a name.
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+def _has_words(value: str) -> str:
+    _printable(value)
+    if not words(value):
+        raise ValueError(f"{value!r} has no letters or digits, so it could never match")
+    return value
+
+
+Value = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_has_words),
+]
 ALL_KINDS: tuple[EventKinds, ...] = ("posting", "article")
 
 
@@ -67,17 +89,66 @@ def check_target(url: str) -> str:
     return url
 
 
+Target = Annotated[
+    str,
+    StringConstraints(max_length=2000),
+    AfterValidator(_printable),
+    AfterValidator(check_target),
+]
+
+
 class SubscriptionIn(Criteria):
     """A new subscription as a user sends it."""
 
-    name: str = Field("", max_length=200)
-    notify: list[str] = Field(min_length=1, max_length=20)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Asset protection in Portland",
+                    "employers": ["Nordstrom"],
+                    "titles": ["asset protection"],
+                    "cities": ["Portland"],
+                    "notify": ["slack://TokenA/TokenB/TokenC/#jobs"],
+                }
+            ]
+        }
+    )
+
+    name: Annotated[str, AfterValidator(_printable)] = Field("", max_length=200)
+    notify: list[Target] = Field(min_length=1, max_length=20)
     active: bool = True
 
-    @field_validator("notify")
-    @classmethod
-    def _targets_parse(cls, urls: list[str]) -> list[str]:
-        return [check_target(url) for url in urls]
+
+class SubscriptionPatch(BaseModel):
+    """A change to a subscription: only the fields sent are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    employers: list[str] | None = None
+    titles: list[str] | None = None
+    cities: list[str] | None = None
+    exclude: list[str] | None = None
+    kinds: list[EventKinds] | None = None
+    notify: list[str] | None = None
+    active: bool | None = None
+
+
+class SubscriptionOut(BaseModel):
+    """A subscription as shown to people: every target in Apprise's privacy form."""
+
+    id: str
+    name: str
+    employers: list[str]
+    titles: list[str]
+    cities: list[str]
+    exclude: list[str]
+    kinds: list[EventKinds]
+    notify: list[str]
+    active: bool
+    owner: str | None
+    created_at: datetime
+    updated_at: datetime
 
 
 class Subscription(SubscriptionIn):
@@ -97,8 +168,8 @@ class Subscription(SubscriptionIn):
             kinds=self.kinds,
         )
 
-    def public(self) -> dict[str, object]:
+    def public(self) -> SubscriptionOut:
         """The subscription as shown to people: every target masked."""
-        data = self.model_dump(mode="json")
-        data["notify"] = [masked(url) for url in self.notify]
-        return data
+        return SubscriptionOut.model_validate(
+            {**self.model_dump(), "notify": [masked(url) for url in self.notify]}
+        )

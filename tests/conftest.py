@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from config.settings import KafkaSettings, Settings, StoreSettings
+from config.settings import ApiSettings, KafkaSettings, Settings, StoreSettings
 from consumers.events import AnyEvent, Event
 from devstack.postgres import PostgresServer, running_postgres
 
@@ -50,4 +50,6 @@ def make_settings(tmp_path: Path, bootstrap: str = "127.0.0.1:9", **kafka: objec
         store=StoreSettings(
             url=f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}", refresh_interval_s=0.2
         ),
+        # Every running service serves its API, each on a free port.
+        api=ApiSettings(port=0),
     )

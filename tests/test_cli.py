@@ -20,6 +20,24 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBWIRE_STORE__URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    # The hosts in these tests (mail.example.com, 127.0.0.1) are not public ones that resolve
+    # here; the target policy has its own tests, and one below shows the CLI applies it.
+    monkeypatch.setenv("JOBWIRE_TARGETS__ALLOW_PRIVATE_HOSTS", "true")
+
+
+def test_subscribe_applies_the_target_policy_like_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JOBWIRE_TARGETS__ALLOW_PRIVATE_HOSTS")
+    refused = runner.invoke(
+        app, ["subscribe", "--employer", "Ross", "--notify", "json://127.0.0.1:5432/x"]
+    )
+    assert refused.exit_code == 2
+    assert "notify.0" in refused.stderr
+    assert "loopback" in refused.stderr
+    monkeypatch.setenv("JOBWIRE_TARGETS__ALLOWED_SCHEMES", "mailto,slack")
+    refused = runner.invoke(app, ["subscribe", "--employer", "Ross", "--notify", "discord://1/t"])
+    assert refused.exit_code == 2
+    assert "scheme 'discord' is not allowed" in refused.stderr
+    assert runner.invoke(app, ["subscriptions", "--json"]).stdout == ""
 
 
 def test_subscribe_prints_the_id_and_the_list_masks_the_password() -> None:

@@ -91,6 +91,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "JOBWIRE_KAFKA__BATCH_TIMEOUT_MS": "100",
         "JOBWIRE_KAFKA__BATCH_MAX_RECORDS": "50",
         "JOBWIRE_STORE__URL": settings.store.url,
+        "JOBWIRE_API__PORT": "0",
         "JOBWIRE_LOG__FORMAT": "json",
         "JOBWIRE_DELIVERY__LEASE_S": "2",
         "JOBWIRE_DELIVERY__BACKOFF_BASE_S": "0.2",

@@ -1,0 +1,320 @@
+"""The subscriptions API: FastAPI over the registry, served by uvicorn inside `jobwire run`.
+
+Every error is JSON with a `detail` sentence and, for refused input, the fields at fault.
+Nothing a user sends is echoed back in an error, because a notify URL may hold a password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+import structlog
+import uvicorn
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from service.accounts import Actor, authenticate
+from service.delivery import Notifier
+from service.registry import (
+    LimitReached,
+    NotFound,
+    Problem,
+    SubscriptionRefused,
+    SubscriptionRegistry,
+    problem_of,
+)
+from service.store import Store
+from service.subscriptions import SubscriptionIn, SubscriptionOut, SubscriptionPatch
+from service.unsubscribe import UnsubscribeLinks
+
+log = structlog.get_logger("jobwire.api")
+
+
+class ApiUnavailable(Exception):
+    """The API cannot listen; the message says which setting to change."""
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the API needs from the running service."""
+
+    store: Store
+    registry: SubscriptionRegistry
+    links: UnsubscribeLinks
+    notifier: Notifier
+    operator_key: str | None
+    kafka_connected: Callable[[], bool]
+
+
+class Error(BaseModel):
+    detail: str
+    errors: list[dict[str, str]] = []
+
+
+class TargetResultOut(BaseModel):
+    target: str
+    ok: bool
+    error: str | None
+
+
+class TestReport(BaseModel):
+    ok: bool
+    results: list[TargetResultOut]
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Error, "description": "No API key, or one nobody holds."},
+    404: {"model": Error, "description": "No such subscription for this key."},
+}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {"model": Error, "description": "Refused input; `errors` names each field."},
+}
+
+
+def _refused(problems: list[Problem]) -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": "subscription refused: "
+            + "; ".join(f"{p.field}: {p.message}" for p in problems),
+            "errors": [asdict(p) for p in problems],
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `jobwire users add`.")
+
+
+async def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """The user (or operator) whose key came with the request."""
+    if credentials is None:
+        raise _Unauthorized("send your API key as 'Authorization: Bearer KEY'")
+    ctx: ApiContext = request.app.state.ctx
+    actor = await authenticate(ctx.store, credentials.credentials, ctx.operator_key)
+    if actor is None:
+        raise _Unauthorized("this API key is not valid; ask the operator for a new one")
+    return actor
+
+
+Caller = Annotated[Actor, Depends(_caller)]
+
+
+def create_api(ctx: ApiContext) -> FastAPI:
+    api = FastAPI(
+        title="jobwire",
+        summary="Alerts for new job postings and articles, by email and chat.",
+        description="Authenticate with `Authorization: Bearer KEY`; an operator creates keys "
+        "with `jobwire users add NAME`. Notify URLs are Apprise URLs and are always shown "
+        "with their passwords and tokens masked.",
+    )
+    api.state.ctx = ctx
+
+    @api.exception_handler(_Unauthorized)
+    async def _unauthorized(_: Request, exc: _Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _refused([problem_of(error) for error in exc.errors()])
+
+    @api.exception_handler(SubscriptionRefused)
+    async def _subscription_refused(_: Request, exc: SubscriptionRefused) -> JSONResponse:
+        return _refused(exc.problems)
+
+    @api.exception_handler(NotFound)
+    async def _not_found(_: Request, __: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": "no such subscription"}, status_code=404)
+
+    @api.exception_handler(LimitReached)
+    async def _limit(_: Request, exc: LimitReached) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @api.middleware("http")
+    async def _log_request(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The route's template, not the path: an unsubscribe path holds a token.
+        route = getattr(request.scope.get("route"), "path", "(no route)")
+        log.info(
+            "api.request",
+            method=request.method,
+            route=route,
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return response
+
+    @api.post(
+        "/subscriptions",
+        status_code=201,
+        responses={**ERRORS, **REFUSED, 409: {"model": Error, "description": "Limit reached."}},
+        tags=["subscriptions"],
+    )
+    async def create_subscription(spec: SubscriptionIn, actor: Caller) -> SubscriptionOut:
+        """Subscribe: every field set must match, any value within a field may match."""
+        created = await ctx.registry.create(actor, spec)
+        log.info("subscription.created", subscription_id=created.id, user=actor.name)
+        return created.public()
+
+    @api.get("/subscriptions", responses=ERRORS, tags=["subscriptions"])
+    async def list_subscriptions(actor: Caller) -> list[SubscriptionOut]:
+        """Your subscriptions (the operator's key: everyone's)."""
+        return [sub.public() for sub in await ctx.registry.list_for(actor)]
+
+    @api.get("/subscriptions/{subscription_id}", responses=ERRORS, tags=["subscriptions"])
+    async def get_subscription(subscription_id: str, actor: Caller) -> SubscriptionOut:
+        return (await ctx.registry.get(actor, subscription_id)).public()
+
+    @api.patch(
+        "/subscriptions/{subscription_id}", responses={**ERRORS, **REFUSED}, tags=["subscriptions"]
+    )
+    async def update_subscription(
+        subscription_id: str, patch: SubscriptionPatch, actor: Caller
+    ) -> SubscriptionOut:
+        """Change the fields sent; `{"active": false}` pauses, `{"active": true}` resumes."""
+        updated = await ctx.registry.update(actor, subscription_id, patch)
+        log.info("subscription.updated", subscription_id=subscription_id, user=actor.name)
+        return updated.public()
+
+    @api.delete(
+        "/subscriptions/{subscription_id}",
+        status_code=204,
+        responses=ERRORS,
+        tags=["subscriptions"],
+    )
+    async def delete_subscription(subscription_id: str, actor: Caller) -> Response:
+        """Remove a subscription; alerts already recorded for it are still sent."""
+        await ctx.registry.delete(actor, subscription_id)
+        log.info("subscription.deleted", subscription_id=subscription_id, user=actor.name)
+        return Response(status_code=204)
+
+    @api.post("/subscriptions/{subscription_id}/test", responses=ERRORS, tags=["subscriptions"])
+    async def test_subscription(subscription_id: str, actor: Caller) -> TestReport:
+        """Send one test alert to each target and say, per target, whether it arrived."""
+        results = await ctx.registry.send_test(
+            actor, subscription_id, ctx.notifier, ctx.links.url(subscription_id)
+        )
+        log.info(
+            "subscription.tested",
+            subscription_id=subscription_id,
+            ok=sum(r.ok for r in results),
+            failed=sum(not r.ok for r in results),
+        )
+        return TestReport(
+            ok=all(r.ok for r in results),
+            results=[TargetResultOut.model_validate(asdict(r)) for r in results],
+        )
+
+    @api.get("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
+    async def unsubscribe(token: str) -> HTMLResponse:
+        """Pause the subscription an alert's signed link names; no login needed."""
+        subscription_id = ctx.links.verify(token)
+        found = await ctx.store.set_active(subscription_id, False) if subscription_id else None
+        if found is None:
+            return _page(
+                "Link not valid",
+                "This unsubscribe link is not valid. Use the link from an alert as it is.",
+                status_code=404,
+            )
+        log.info("subscription.unsubscribed", subscription_id=found.id)
+        what = f"“{found.name}”" if found.name else "this subscription"
+        return _page("Unsubscribed", f"You will get no more alerts for {what}.")
+
+    @api.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready."}})
+    async def readyz() -> JSONResponse:
+        """Kafka and the store are reachable."""
+        checks = {
+            "kafka": "ok" if ctx.kafka_connected() else "not connected",
+            "store": "ok" if await _store_reachable(ctx.store) else "unreachable",
+        }
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(checks, status_code=200 if ready else 503)
+
+    return api
+
+
+async def _store_reachable(store: Store) -> bool:
+    try:
+        await asyncio.wait_for(store.ping(), 2.0)
+    except Exception:
+        return False
+    return True
+
+
+def _page(title: str, text: str, status_code: int = 200) -> HTMLResponse:
+    body = (
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        f"<title>jobwire: {html.escape(title)}</title>"
+        "<body style='font-family:sans-serif;max-width:36em;margin:4em auto'>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
+    )
+    return HTMLResponse(body, status_code=status_code)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Listen now, so a taken port stops start-up with a clear message."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ApiUnavailable(
+            f"the API cannot listen on {host}:{port} ({exc.strerror}); set JOBWIRE_API__PORT "
+            "to a free port, or JOBWIRE_API__ENABLED=false to run without the API"
+        ) from None
+    sock.listen(128)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # jobwire's own handlers stop every part in order; uvicorn's would replace them.
+        yield
+
+
+async def serve(api: FastAPI, sock: socket.socket, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set, then finish the requests in progress."""
+    config = uvicorn.Config(
+        api, log_config=None, access_log=False, lifespan="off", server_header=False
+    )
+    server = _Server(config)
+
+    async def stop_when_asked() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    stopper = asyncio.create_task(stop_when_asked())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        stopper.cancel()
+        sock.close()

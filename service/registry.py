@@ -1,0 +1,169 @@
+"""Subscriptions as users manage them: ownership, limits and the target policy.
+
+The API and the CLI both go through here, so a rule enforced for one holds for the other.
+Each refusal names the field it is about, and nothing is stored when any check fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.settings import LimitSettings
+from service.accounts import Actor
+from service.delivery import DeliveryFailed, Notifier, safe_target, scrub
+from service.render import render_test
+from service.store import Store
+from service.subscriptions import Subscription, SubscriptionIn, SubscriptionPatch
+from service.targets import TargetPolicy, TargetRefused
+
+LISTED_FIELDS = ("employers", "titles", "cities", "exclude")
+# Ids are uuid4 hex; anything else is not found without asking the store.
+SUBSCRIPTION_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    field: str
+    message: str
+
+
+class SubscriptionRefused(Exception):
+    """Input that cannot be saved; each problem names its field."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> SubscriptionRefused:
+        return cls([problem_of(error) for error in exc.errors()])
+
+
+class NotFound(Exception):
+    """No such subscription for this actor (others' subscriptions are not found either)."""
+
+
+class LimitReached(Exception):
+    """The actor already has as many subscriptions as allowed."""
+
+
+def problem_of(error: Any) -> Problem:
+    """One pydantic error as a Problem, without the input (which may be a password)."""
+    if error["type"] == "json_invalid":
+        return Problem("body", f"not valid JSON ({error.get('ctx', {}).get('error', 'syntax')})")
+    location = [str(part) for part in error["loc"] if part not in {"body", "path", "query"}]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return Problem(".".join(location) or "body", message)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    target: str
+    ok: bool
+    error: str | None
+
+
+class SubscriptionRegistry:
+    def __init__(self, store: Store, policy: TargetPolicy, limits: LimitSettings) -> None:
+        self.store = store
+        self.policy = policy
+        self.limits = limits
+
+    async def create(self, actor: Actor, spec: SubscriptionIn) -> Subscription:
+        await self._check(spec, new_targets=spec.notify)
+        if actor.owner is not None:
+            owned = await self.store.count_subscriptions(actor.owner)
+            if owned >= self.limits.subscriptions_per_user:
+                raise LimitReached(
+                    f"{actor.name} has {owned} subscriptions, the most allowed; "
+                    "delete one before adding another"
+                )
+        return await self.store.add_subscription(spec, owner=actor.owner)
+
+    async def list_for(self, actor: Actor) -> list[Subscription]:
+        return await self.store.list_subscriptions(owner=actor.owner)
+
+    async def get(self, actor: Actor, subscription_id: str) -> Subscription:
+        if not SUBSCRIPTION_ID.fullmatch(subscription_id):
+            raise NotFound(subscription_id)
+        found = await self.store.get_subscription(subscription_id, owner=actor.owner)
+        if found is None:
+            raise NotFound(subscription_id)
+        return found
+
+    async def update(
+        self, actor: Actor, subscription_id: str, patch: SubscriptionPatch
+    ) -> Subscription:
+        current = await self.get(actor, subscription_id)
+        merged = {
+            **current.model_dump(include=set(SubscriptionIn.model_fields)),
+            **patch.model_dump(exclude_unset=True),
+        }
+        try:
+            spec = SubscriptionIn.model_validate(merged)
+        except ValidationError as exc:
+            raise SubscriptionRefused.from_validation(exc) from None
+        # Targets saved before the operator changed the policy stay until the user changes them.
+        await self._check(spec, new_targets=[u for u in spec.notify if u not in current.notify])
+        updated = await self.store.update_subscription(subscription_id, spec, owner=actor.owner)
+        if updated is None:
+            raise NotFound(subscription_id)
+        return updated
+
+    async def delete(self, actor: Actor, subscription_id: str) -> None:
+        if not SUBSCRIPTION_ID.fullmatch(subscription_id):
+            raise NotFound(subscription_id)
+        if not await self.store.delete_subscription(subscription_id, owner=actor.owner):
+            raise NotFound(subscription_id)
+
+    async def send_test(
+        self,
+        actor: Actor,
+        subscription_id: str,
+        notifier: Notifier,
+        unsubscribe_url: str | None = None,
+    ) -> list[TargetResult]:
+        """Send one test alert to each target; each target reports on its own."""
+        subscription = await self.get(actor, subscription_id)
+        message = render_test(subscription.name, unsubscribe_url)
+
+        async def one(target: str) -> TargetResult:
+            try:
+                await notifier.send(target, message)
+            except DeliveryFailed as exc:
+                return TargetResult(safe_target(target), False, str(exc))
+            except Exception as exc:
+                return TargetResult(
+                    safe_target(target), False, scrub(f"{type(exc).__name__}: {exc}", target)
+                )
+            return TargetResult(safe_target(target), True, None)
+
+        return list(await asyncio.gather(*(one(target) for target in subscription.notify)))
+
+    async def _check(self, spec: SubscriptionIn, new_targets: list[str]) -> None:
+        problems = [
+            Problem(field, f"at most {self.limits.values_per_field} values (got {len(values)})")
+            for field in LISTED_FIELDS
+            if len(values := getattr(spec, field)) > self.limits.values_per_field
+        ]
+        if len(spec.notify) > self.limits.targets_per_subscription:
+            problems.append(
+                Problem(
+                    "notify",
+                    f"at most {self.limits.targets_per_subscription} targets "
+                    f"(got {len(spec.notify)})",
+                )
+            )
+        for url in new_targets:
+            try:
+                # The policy may resolve a host name, which blocks.
+                await asyncio.to_thread(self.policy.check, url)
+            except TargetRefused as exc:
+                problems.append(Problem(f"notify.{spec.notify.index(url)}", str(exc)))
+        if problems:
+            raise SubscriptionRefused(problems)

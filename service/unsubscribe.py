@@ -1,0 +1,69 @@
+"""Signed unsubscribe links: anyone holding one may pause that one subscription, nothing more.
+
+The token is the subscription id and an HMAC of it, so no login is needed and nothing is
+stored per link; a forged or altered token fails the HMAC check.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from config.settings import ApiSettings
+from service.store import Store
+
+SECRET_NAME = "unsubscribe-signing"
+
+
+class UnsubscribeLinks:
+    def __init__(self, secret: bytes, base_url: str) -> None:
+        self._secret = secret
+        self.base_url = base_url.rstrip("/")
+
+    def token(self, subscription_id: str) -> str:
+        return f"{subscription_id}.{self._mac(subscription_id)}"
+
+    def url(self, subscription_id: str) -> str:
+        return f"{self.base_url}/unsubscribe/{self.token(subscription_id)}"
+
+    def verify(self, token: str) -> str | None:
+        """The subscription id a token was signed for, or None if it was not signed by us."""
+        subscription_id, _, mac = token.partition(".")
+        if (
+            not subscription_id.isalnum()
+            or not mac.isascii()
+            or not hmac.compare_digest(mac.encode(), self._mac(subscription_id).encode())
+        ):
+            return None
+        return subscription_id
+
+    def _mac(self, subscription_id: str) -> str:
+        digest = hmac.new(
+            self._secret, b"unsubscribe:" + subscription_id.encode(), hashlib.sha256
+        ).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def public_url(settings: ApiSettings, port: int | None = None) -> str:
+    """Where subscribers reach the API: the setting, or the address it listens on."""
+    if settings.public_url:
+        return settings.public_url
+    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
+    return f"http://{host}:{port or settings.port}"
+
+
+async def load_links(
+    settings: ApiSettings, store: Store, port: int | None = None
+) -> UnsubscribeLinks:
+    """Links signed with the configured secret, or with one kept in the store.
+
+    Without a configured secret the first instance makes one and every other instance reads
+    the same, so links keep working across restarts and instances.
+    """
+    if settings.signing_secret is not None:
+        secret = settings.signing_secret.get_secret_value()
+    else:
+        secret = await store.service_secret(SECRET_NAME, secrets.token_urlsafe(32))
+    return UnsubscribeLinks(secret.encode(), public_url(settings, port))

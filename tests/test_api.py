@@ -1,0 +1,362 @@
+"""The subscriptions API as its users meet it: keys, isolation, refusals, unsubscribe links."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from config.settings import LimitSettings
+from devstack.sinks import HttpSink
+from service.accounts import add_user, key_hash
+from service.api import ApiContext, create_api
+from service.delivery import AppriseNotifier
+from service.registry import SubscriptionRegistry
+from service.store import Store
+from service.subscriptions import SubscriptionIn
+from service.targets import TargetPolicy
+from service.unsubscribe import UnsubscribeLinks
+
+PASSWORD = "Tr0ub4dor-s3cret"
+MAIL = f"mailtos://ana:{PASSWORD}@mail.example.com?to=ana@example.com"
+OPERATOR_KEY = "operator-key-for-tests-0123456789"
+# Name resolution is not available on this machine; these are the answers a DNS would give.
+DNS = {
+    "mail.example.com": ["93.184.215.14"],
+    "hooks.example.com": ["93.184.215.15"],
+    "intranet.example.com": ["10.1.2.3"],
+    "rebind.example.com": ["93.184.215.16", "127.0.0.1"],
+}
+
+
+def resolve(host: str) -> list[str]:
+    if host not in DNS:
+        raise OSError(f"unknown host {host}")
+    return DNS[host]
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    store: Store
+    links: UnsubscribeLinks
+    alice: dict[str, str]
+    bob: dict[str, str]
+    operator: dict[str, str]
+    kafka_up: list[bool]
+
+    async def create(self, who: dict[str, str], **body: Any) -> httpx.Response:
+        return await self.client.post("/subscriptions", json=body, headers=who)
+
+
+@pytest.fixture
+def notifier() -> Iterator[AppriseNotifier]:
+    sender = AppriseNotifier(concurrency=4, timeout_s=10)
+    yield sender
+    sender.close()
+
+
+@pytest.fixture
+async def api(tmp_path: Path, notifier: AppriseNotifier) -> AsyncIterator[Api]:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
+    keys = {}
+    for name in ("alice", "bob"):
+        created = await add_user(store, name)
+        assert created is not None
+        keys[name] = {"Authorization": f"Bearer {created[1]}"}
+    links = UnsubscribeLinks(b"test-signing-secret", "http://jobwire.test")
+    kafka_up = [True]
+    app = create_api(
+        ApiContext(
+            store=store,
+            registry=SubscriptionRegistry(
+                store,
+                TargetPolicy(
+                    ["mailto", "mailtos", "json", "jsons", "form", "slack", "ntfy"],
+                    resolver=resolve,
+                ),
+                LimitSettings(
+                    subscriptions_per_user=3, targets_per_subscription=2, values_per_field=4
+                ),
+            ),
+            links=links,
+            notifier=notifier,
+            operator_key=OPERATOR_KEY,
+            kafka_connected=lambda: kafka_up[0],
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://jobwire.test") as client:
+        yield Api(
+            client,
+            store,
+            links,
+            keys["alice"],
+            keys["bob"],
+            {"Authorization": f"Bearer {OPERATOR_KEY}"},
+            kafka_up,
+        )
+    await store.close()
+
+
+async def test_requests_without_a_valid_key_are_refused(api: Api) -> None:
+    for headers in ({}, {"Authorization": "Bearer jw_not-a-key"}, {"Authorization": "Basic x"}):
+        response = await api.client.get("/subscriptions", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "API key" in response.json()["detail"]
+
+
+async def test_a_subscription_round_trips_with_its_password_masked(api: Api) -> None:
+    created = await api.create(
+        api.alice,
+        name="Portland retail",
+        employers=["Nordstrom"],
+        cities=["Portland"],
+        notify=[MAIL],
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    (shown,) = body["notify"]
+    assert shown.startswith("mailtos://ana:****@mail.example.com")
+    assert body["active"] is True
+    assert body["kinds"] == ["posting", "article"]
+
+    fetched = await api.client.get(f"/subscriptions/{body['id']}", headers=api.alice)
+    listed = await api.client.get("/subscriptions", headers=api.alice)
+    assert fetched.json() == body
+    assert listed.json() == [body]
+    for response in (created, fetched, listed):
+        assert PASSWORD not in response.text
+    stored = await api.store.get_subscription(body["id"])
+    assert stored is not None
+    assert stored.notify == [MAIL]
+
+
+async def test_users_cannot_see_or_touch_each_others_subscriptions(api: Api) -> None:
+    alices = (await api.create(api.alice, employers=["Ross"], notify=[MAIL])).json()["id"]
+    bobs = (await api.create(api.bob, titles=["cashier"], notify=[MAIL])).json()["id"]
+    path = f"/subscriptions/{alices}"
+
+    assert [s["id"] for s in (await api.client.get("/subscriptions", headers=api.bob)).json()] == [
+        bobs
+    ]
+    assert (await api.client.get(path, headers=api.bob)).status_code == 404
+    assert (
+        await api.client.patch(path, json={"active": False}, headers=api.bob)
+    ).status_code == 404
+    assert (await api.client.post(f"{path}/test", headers=api.bob)).status_code == 404
+    assert (await api.client.delete(path, headers=api.bob)).status_code == 404
+    # Not found looks the same as an id that never existed.
+    assert (await api.client.get(f"/subscriptions/{'0' * 32}", headers=api.bob)).json() == (
+        await api.client.get(path, headers=api.bob)
+    ).json()
+
+    still = await api.client.get(path, headers=api.alice)
+    assert still.status_code == 200
+    assert still.json()["active"] is True
+    everyone = await api.client.get("/subscriptions", headers=api.operator)
+    assert {s["id"] for s in everyone.json()} == {alices, bobs}
+    assert (await api.client.delete(path, headers=api.operator)).status_code == 204
+    assert (await api.client.get(path, headers=api.alice)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ({"employers": ["Ross"]}, "notify", "Field required"),
+        ({"employers": ["Ross"], "notify": []}, "notify", "at least 1 item"),
+        ({"employers": ["Ross"], "notify": ["nope://x"]}, "notify.0", "unknown scheme 'nope'"),
+        ({"notify": [MAIL]}, "body", "set at least one of employers, titles or cities"),
+        ({"employers": ["!!!"], "notify": [MAIL]}, "employers.0", "no letters or digits"),
+        ({"titles": ["  "], "notify": [MAIL]}, "titles.0", "at least 1 character"),
+        ({"cities": ["x" * 201], "notify": [MAIL]}, "cities.0", "at most 200 characters"),
+        ({"employers": ["a", "b", "c", "d", "e"], "notify": [MAIL]}, "employers", "at most 4"),
+        ({"employers": ["Ross"], "notify": [MAIL] * 3}, "notify", "at most 2 targets"),
+        ({"employer": ["Ross"], "notify": [MAIL]}, "employer", "Extra inputs"),
+        ({"employers": ["Ross"], "kinds": ["tweet"], "notify": [MAIL]}, "kinds.0", "posting"),
+        ({"employers": ["Ross"], "kinds": [], "notify": [MAIL]}, "kinds", "at least 1"),
+        ({"employers": ["Ross\x00"], "notify": [MAIL]}, "employers.0", "control characters"),
+        ({"employers": "Ross", "notify": [MAIL]}, "employers", "valid list"),
+    ],
+)
+async def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(
+    api: Api, body: dict[str, Any], field: str, says: str
+) -> None:
+    response = await api.create(api.alice, **body)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == [field], errors
+    assert says in errors[0]["message"]
+    assert PASSWORD not in response.text
+    assert (await api.client.get("/subscriptions", headers=api.alice)).json() == []
+
+
+async def test_a_body_that_is_not_json_is_refused(api: Api) -> None:
+    response = await api.client.post(
+        "/subscriptions",
+        content=b"{nope",
+        headers={**api.alice, "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"].startswith("body")
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("json://127.0.0.1:5432/x", "loopback"),
+        ("json://localhost:6379/", "internal name"),
+        ("jsons://169.254.169.254/latest/meta-data", "link-local or cloud metadata"),
+        ("json://metadata.google.internal/computeMetadata/v1", "internal name"),
+        ("form://10.0.0.8/hook", "private"),
+        ("json://[::1]:8080/x", "loopback"),
+        ("json://[fd00::1]/x", "private"),
+        ("json://intranet.example.com/x", "private"),
+        ("json://rebind.example.com/x", "loopback"),
+        ("json://nowhere.example.com/x", "does not resolve"),
+        ("mailto://ana:pw@example.com?smtp=192.168.1.10&to=ana@example.com", "private"),
+        ("ntfy://192.168.1.20/alerts", "private"),
+        ("discord://1234/token", "scheme 'discord' is not allowed"),
+    ],
+)
+async def test_targets_that_reach_internal_services_are_refused(
+    api: Api, target: str, reason: str
+) -> None:
+    response = await api.create(api.alice, employers=["Ross"], notify=[MAIL, target])
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["field"] == "notify.1"
+    assert reason in error["message"]
+    assert PASSWORD not in response.text
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["jsons://hooks.example.com/alerts", "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnl", "ntfy://jobs"],
+)
+async def test_public_targets_are_accepted(api: Api, target: str) -> None:
+    response = await api.create(api.alice, employers=["Ross"], notify=[target])
+    assert response.status_code == 201, response.text
+
+
+async def test_a_user_stops_at_the_subscription_limit(api: Api) -> None:
+    for n in range(3):
+        assert (await api.create(api.alice, employers=[f"Shop {n}"], notify=[MAIL])).is_success
+    over = await api.create(api.alice, employers=["One more"], notify=[MAIL])
+    assert over.status_code == 409
+    assert "3 subscriptions, the most allowed" in over.json()["detail"]
+    # Another user's count is their own.
+    assert (await api.create(api.bob, employers=["Ross"], notify=[MAIL])).status_code == 201
+
+
+async def test_patch_pauses_resumes_and_changes_only_what_is_sent(api: Api) -> None:
+    sub = (await api.create(api.alice, employers=["Ross"], notify=[MAIL])).json()
+    path = f"/subscriptions/{sub['id']}"
+
+    paused = await api.client.patch(path, json={"active": False}, headers=api.alice)
+    assert paused.status_code == 200
+    assert paused.json()["active"] is False
+    assert paused.json()["employers"] == ["Ross"]
+    changed = await api.client.patch(path, json={"titles": ["cashier"]}, headers=api.alice)
+    assert changed.json()["titles"] == ["cashier"]
+    assert changed.json()["active"] is False
+
+    refused = await api.client.patch(
+        path, json={"notify": ["json://127.0.0.1/x"]}, headers=api.alice
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "notify.0"
+    unchanged = await api.store.get_subscription(sub["id"])
+    assert unchanged is not None
+    assert unchanged.notify == [MAIL]
+
+
+async def test_an_unsubscribe_link_pauses_its_subscription_and_forgeries_do_nothing(
+    api: Api,
+) -> None:
+    mine = (await api.create(api.alice, name="Ross jobs", employers=["Ross"], notify=[MAIL])).json()
+    other = (await api.create(api.bob, employers=["Target"], notify=[MAIL])).json()
+    token = api.links.token(mine["id"])
+    _, mac = token.split(".")
+    forgeries = [
+        f"{other['id']}.{mac}",  # someone else's subscription with my signature
+        f"{mine['id']}.{mac[:-1]}{'A' if mac[-1] != 'A' else 'B'}",
+        mine["id"],
+        f"{mine['id']}.",
+        UnsubscribeLinks(b"another-secret", "http://x").token(mine["id"]),
+    ]
+    for forged in forgeries:
+        response = await api.client.get(f"/unsubscribe/{forged}")
+        assert response.status_code == 404
+        assert "not valid" in response.text
+    for sub, who in ((mine, api.alice), (other, api.bob)):
+        assert (await api.client.get(f"/subscriptions/{sub['id']}", headers=who)).json()["active"]
+
+    response = await api.client.get(f"/unsubscribe/{token}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "no more alerts for “Ross jobs”" in response.text
+    state = await api.client.get(f"/subscriptions/{mine['id']}", headers=api.alice)
+    assert state.json()["active"] is False
+    assert api.links.url(mine["id"]) == f"http://jobwire.test/unsubscribe/{token}"
+
+
+async def test_a_test_alert_reports_each_target_on_its_own(api: Api) -> None:
+    with HttpSink() as good, HttpSink() as bad:
+        bad.fail_with(500)
+        alice = await api.store.user_by_key_hash(
+            key_hash(api.alice["Authorization"].removeprefix("Bearer "))
+        )
+        assert alice is not None
+        # Loopback sinks: stored directly, as an operator who allows private hosts would.
+        sub = await api.store.add_subscription(
+            SubscriptionIn(
+                name="Ross jobs",
+                employers=["Ross"],
+                notify=[
+                    good.url.replace("http://", "json://") + "/ok",
+                    f"json://user:{PASSWORD}@127.0.0.1:{bad.port}/broken",
+                ],
+            ),
+            owner=alice.id,
+        )
+        response = await api.client.post(f"/subscriptions/{sub.id}/test", headers=api.alice)
+        assert response.status_code == 200
+        report = response.json()
+        assert report["ok"] is False
+        assert [r["ok"] for r in report["results"]] == [True, False]
+        assert report["results"][1]["target"].startswith("json://user:****@127.0.0.1")
+        assert "500" in report["results"][1]["error"]
+        assert PASSWORD not in response.text
+        (received,) = good.wait_for(1, timeout=10)
+        assert "test alert" in received.json["title"]
+        assert api.links.url(sub.id) in received.json["message"]
+
+
+async def test_health_and_readiness(api: Api) -> None:
+    assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"kafka": "ok", "store": "ok"}
+    api.kafka_up[0] = False
+    not_ready = await api.client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.json()["kafka"] == "not connected"
+
+
+async def test_the_openapi_document_describes_every_route(api: Api) -> None:
+    schema = (await api.client.get("/openapi.json")).json()
+    assert set(schema["paths"]) == {
+        "/subscriptions",
+        "/subscriptions/{subscription_id}",
+        "/subscriptions/{subscription_id}/test",
+        "/unsubscribe/{token}",
+        "/healthz",
+        "/readyz",
+    }
+    assert (await api.client.get("/docs")).status_code == 200
