@@ -85,6 +85,7 @@ class Service:
         self.ready = asyncio.Event()
         # Where the API listens once started (the port may have been chosen by the system).
         self.api_url: str | None = None
+        self.live: LiveSubscriptions | None = None
         # How often each part was restarted after a failure; operators see it in the logs too.
         self.restarts: Counter[str] = Counter()
 
@@ -96,7 +97,7 @@ class Service:
         notifier = self._notifier or AppriseNotifier(
             settings.delivery.concurrency, settings.delivery.timeout_s
         )
-        live = LiveSubscriptions(store)
+        live = self.live = LiveSubscriptions(store)
         await live.refresh()
         port = sock.getsockname()[1] if sock else None
         links = await load_links(settings.api, store, port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
+from urllib.parse import unquote
 
 import apprise
 import structlog
@@ -74,13 +76,22 @@ def _send_blocking(target: str, message: Message) -> None:
 
 
 def scrub(text: str, target: str) -> str:
-    """Remove any credential of the target URL that a library's message may have quoted."""
+    """Remove every secret of the target URL that a library's message may have quoted.
+
+    What the URL has and its privacy form lacks is secret: passwords, and the tokens of chat
+    webhooks that sit in the path (slack://T/B/C).
+    """
+    shown = set(_URL_PARTS.split(unquote(safe_target(target))))
+    secrets = {part for part in _URL_PARTS.split(target) if len(part) >= 4 and part not in shown}
     if "@" in target and "://" in target:
         userinfo = target.split("://", 1)[1].split("@", 1)[0]
-        for secret in userinfo.split(":")[1:]:
-            if secret:
-                text = text.replace(secret, "****")
+        secrets.update(part for part in userinfo.split(":")[1:] if part)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "****")
     return text[:1000]
+
+
+_URL_PARTS = re.compile(r"[/:@?&=#,\s]+")
 
 
 @lru_cache(maxsize=4096)

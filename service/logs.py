@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import orjson
 import structlog
@@ -22,10 +22,13 @@ def _orjson_dumps(obj: object, default: object = None) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
-def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
+def configure_logging(
+    fmt: LogFormat = "auto", level: str = "INFO", stream: TextIO | None = None
+) -> None:
     """Route structlog and stdlib logging to stdout as JSON lines or a readable console view."""
+    stream = stream or sys.stdout
     if fmt == "auto":
-        fmt = "console" if sys.stdout.isatty() else "json"
+        fmt = "console" if stream.isatty() else "json"
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -46,7 +49,7 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
@@ -56,8 +59,12 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Libraries are chatty at INFO; their warnings still reach the operator. Apprise logs the
-    # full URL of a failing target in its warnings, so it is silenced and jobwire reports
-    # delivery failures itself, with masked targets.
-    for name, lib_level in (("aiokafka", "WARNING"), ("apprise", "CRITICAL"), ("kafka", "WARNING")):
+    # Libraries are chatty at INFO; their warnings still reach the operator.
+    for name, lib_level in (("aiokafka", "WARNING"), ("kafka", "WARNING")):
         logging.getLogger(name).setLevel(max(logging.getLevelName(lib_level), root.level))
+    # Apprise logs the full URL of a failing target, password included, so its lines never
+    # reach the output. It keeps WARNING, though: its per-send capture reads them from there,
+    # and jobwire reports the reason itself, with the target's secrets removed.
+    apprise_log = logging.getLogger("apprise")
+    apprise_log.setLevel(logging.WARNING)
+    apprise_log.propagate = False

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -17,6 +19,9 @@ from service.app import Service
 from service.delivery import Notifier
 
 pytestmark = pytest.mark.integration
+
+# The installed command, for tests that run jobwire as operators do: a process of its own.
+JOBWIRE = Path(sys.executable).with_name("jobwire")
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +80,23 @@ async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 60.
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached within {within_s} s")
         await asyncio.sleep(0.1)
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    k = settings.kafka
+    return {
+        **os.environ,
+        "JOBWIRE_KAFKA__BOOTSTRAP_SERVERS": k.bootstrap_servers,
+        "JOBWIRE_KAFKA__POSTINGS_TOPIC": k.postings_topic,
+        "JOBWIRE_KAFKA__ARTICLES_TOPIC": k.articles_topic,
+        "JOBWIRE_KAFKA__DEAD_LETTER_TOPIC": k.dead_letter_topic,
+        "JOBWIRE_KAFKA__GROUP_ID": k.group_id,
+        "JOBWIRE_KAFKA__BATCH_TIMEOUT_MS": "100",
+        "JOBWIRE_KAFKA__BATCH_MAX_RECORDS": "50",
+        "JOBWIRE_STORE__URL": settings.store.url,
+        "JOBWIRE_API__PORT": "0",
+        "JOBWIRE_LOG__FORMAT": "json",
+        "JOBWIRE_DELIVERY__LEASE_S": "2",
+        "JOBWIRE_DELIVERY__BACKOFF_BASE_S": "0.2",
+        "JOBWIRE_DELIVERY__POLL_INTERVAL_S": "0.1",
+    }

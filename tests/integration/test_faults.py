@@ -7,11 +7,9 @@ shows how jobwire fared, not only that it passed.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,11 +25,16 @@ from devstack.sinks import HttpSink, SmtpSink
 from service.store import Store
 from service.subscriptions import SubscriptionIn
 from tests.conftest import make_settings
-from tests.integration.conftest import chat_target, eventually, mail_target, running
+from tests.integration.conftest import (
+    JOBWIRE,
+    chat_target,
+    eventually,
+    mail_target,
+    running,
+    service_env,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-JOBWIRE = Path(sys.executable).with_name("jobwire")
 
 
 def report(capsys: pytest.CaptureFixture[str], name: str, **figures: object) -> None:
@@ -77,26 +80,6 @@ async def subscribe(settings: Settings, **fields: object) -> str:
         return (await store.add_subscription(SubscriptionIn.model_validate(fields))).id
     finally:
         await store.close()
-
-
-def service_env(settings: Settings) -> dict[str, str]:
-    k = settings.kafka
-    return {
-        **os.environ,
-        "JOBWIRE_KAFKA__BOOTSTRAP_SERVERS": k.bootstrap_servers,
-        "JOBWIRE_KAFKA__POSTINGS_TOPIC": k.postings_topic,
-        "JOBWIRE_KAFKA__ARTICLES_TOPIC": k.articles_topic,
-        "JOBWIRE_KAFKA__DEAD_LETTER_TOPIC": k.dead_letter_topic,
-        "JOBWIRE_KAFKA__GROUP_ID": k.group_id,
-        "JOBWIRE_KAFKA__BATCH_TIMEOUT_MS": "100",
-        "JOBWIRE_KAFKA__BATCH_MAX_RECORDS": "50",
-        "JOBWIRE_STORE__URL": settings.store.url,
-        "JOBWIRE_API__PORT": "0",
-        "JOBWIRE_LOG__FORMAT": "json",
-        "JOBWIRE_DELIVERY__LEASE_S": "2",
-        "JOBWIRE_DELIVERY__BACKOFF_BASE_S": "0.2",
-        "JOBWIRE_DELIVERY__POLL_INTERVAL_S": "0.1",
-    }
 
 
 async def test_sigkill_at_random_moments_loses_no_alert(
