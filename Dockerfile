@@ -6,5 +6,7 @@ COPY consumers ./consumers
 COPY service ./service
 COPY devstack ./devstack
 RUN pip install --no-cache-dir .
+# The subscriptions API (JOBWIRE_API__HOST=0.0.0.0 to reach it from outside the container).
+EXPOSE 8080
 ENTRYPOINT ["jobwire"]
 CMD ["run"]

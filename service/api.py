@@ -230,13 +230,15 @@ def create_api(ctx: ApiContext) -> FastAPI:
     async def unsubscribe(token: str) -> HTMLResponse:
         """Pause the subscription an alert's signed link names; no login needed."""
         subscription_id = ctx.links.verify(token)
-        found = await ctx.store.set_active(subscription_id, False) if subscription_id else None
-        if found is None:
+        if subscription_id is None:
             return _page(
                 "Link not valid",
                 "This unsubscribe link is not valid. Use the link from an alert as it is.",
                 status_code=404,
             )
+        found = await ctx.store.set_active(subscription_id, False)
+        if found is None:
+            return _page("Already gone", "This subscription was deleted; it sends no more alerts.")
         log.info("subscription.unsubscribed", subscription_id=found.id)
         what = f"“{found.name}”" if found.name else "this subscription"
         return _page("Unsubscribed", f"You will get no more alerts for {what}.")

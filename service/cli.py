@@ -146,7 +146,7 @@ def subscriptions(
 ) -> None:
     """List subscriptions. Targets are shown with their passwords and tokens masked."""
     settings = _settings()
-    found = _run(_with_store(settings, lambda store: store.list_subscriptions()))
+    found = _run(_with_store(settings, lambda store: _registry(settings, store).list_for(OPERATOR)))
     for sub in found:
         public = sub.public().model_dump(mode="json")
         if as_json:

@@ -303,6 +303,10 @@ async def test_an_unsubscribe_link_pauses_its_subscription_and_forgeries_do_noth
     assert "no more alerts for “Ross jobs”" in response.text
     state = await api.client.get(f"/subscriptions/{mine['id']}", headers=api.alice)
     assert state.json()["active"] is False
+    await api.client.delete(f"/subscriptions/{mine['id']}", headers=api.alice)
+    gone = await api.client.get(f"/unsubscribe/{token}")
+    assert gone.status_code == 200
+    assert "was deleted" in gone.text
     assert api.links.url(mine["id"]) == f"http://jobwire.test/unsubscribe/{token}"
 
 

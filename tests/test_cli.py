@@ -170,3 +170,23 @@ def test_an_unreachable_store_says_what_to_check_without_the_password(
     )
     assert "check JOBWIRE_STORE__URL" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_users_add_shows_the_key_once_and_list_and_remove_never_show_it() -> None:
+    added = runner.invoke(app, ["users", "add", "ana@example.com"])
+    assert added.exit_code == 0
+    key = added.stdout.strip()
+    assert key.startswith("jw_")
+    assert "shown only now" in added.stderr
+    again = runner.invoke(app, ["users", "add", "ana@example.com"])
+    assert again.exit_code == 2
+    assert "already a user" in again.stderr
+
+    listed = runner.invoke(app, ["users", "list"])
+    assert "ana@example.com" in listed.stdout
+    assert key not in listed.stdout + listed.stderr
+
+    removed = runner.invoke(app, ["users", "remove", "ana@example.com"])
+    assert removed.exit_code == 0
+    assert "removed 'ana@example.com' and 0 subscription(s)" in removed.stdout
+    assert runner.invoke(app, ["users", "remove", "ana@example.com"]).exit_code == 1

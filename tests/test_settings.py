@@ -31,3 +31,18 @@ def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert "JOBWIRE_DELIVERY__MAX_ATTEMPTS" in str(caught.value)
+
+
+def test_schemes_are_a_comma_separated_list_and_secrets_print_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBWIRE_TARGETS__ALLOWED_SCHEMES", "mailtos, Slack,json")
+    monkeypatch.setenv("JOBWIRE_API__OPERATOR_KEY", "op-secret-value")
+    monkeypatch.setenv("JOBWIRE_API__SIGNING_SECRET", "signing-secret-value")
+    settings = load_settings()
+    assert settings.targets.allowed_schemes == ["mailtos", "slack", "json"]
+    assert settings.api.operator_key is not None
+    assert settings.api.operator_key.get_secret_value() == "op-secret-value"
+    printed = repr(settings) + str(settings.model_dump())
+    assert "op-secret-value" not in printed
+    assert "signing-secret-value" not in printed

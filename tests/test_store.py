@@ -119,3 +119,28 @@ async def test_subscription_changes_include_deletes_and_pauses(store: Store) -> 
     assert {(s.id, wanted) for s, wanted in changes} == {(a.id, False), (b.id, False)}
     assert [s.id for s in await store.list_subscriptions()] == [b.id]
     assert await store.get_subscription(a.id) is None
+
+
+async def test_users_are_unique_found_by_key_hash_and_take_their_subscriptions_with_them(
+    store: Store,
+) -> None:
+    ana = await store.add_user("ana", "a" * 64)
+    assert ana is not None
+    assert await store.add_user("ana", "b" * 64) is None  # the name is taken
+    assert await store.user_by_key_hash("a" * 64) == ana
+    assert await store.user_by_key_hash("c" * 64) is None
+    mine = await store.add_subscription(spec(employers=["Ross"]), owner=ana.id)
+    others = await store.add_subscription(spec(employers=["Ross"]))
+    assert await store.count_subscriptions(ana.id) == 1
+
+    assert await store.remove_user("ana") == 1
+    assert await store.remove_user("ana") is None
+    assert await store.user_by_key_hash("a" * 64) is None
+    assert await store.get_subscription(mine.id) is None
+    assert await store.get_subscription(others.id) is not None
+
+
+async def test_a_service_secret_is_made_once_and_shared(store: Store) -> None:
+    first = await store.service_secret("signing", "made-by-instance-one")
+    second = await store.service_secret("signing", "made-by-instance-two")
+    assert first == second == "made-by-instance-one"
