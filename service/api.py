@@ -72,6 +72,8 @@ class TestReport(BaseModel):
     results: list[TargetResultOut]
 
 
+MAX_BODY_BYTES = 256 * 1024
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Error, "description": "No API key, or one nobody holds."},
     404: {"model": Error, "description": "No such subscription for this key."},
@@ -147,6 +149,19 @@ def create_api(ctx: ApiContext) -> FastAPI:
     @api.exception_handler(LimitReached)
     async def _limit(_: Request, exc: LimitReached) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @api.middleware("http")
+    async def _limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # A subscription is a few kilobytes; anything far larger is a mistake or an attack.
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            return JSONResponse(
+                {"detail": f"the body must be at most {MAX_BODY_BYTES // 1024} KiB"},
+                status_code=413,
+            )
+        return await call_next(request)
 
     @api.middleware("http")
     async def _log_request(

@@ -206,6 +206,13 @@ async def test_a_body_that_is_not_json_is_refused(api: Api) -> None:
     assert response.json()["errors"][0]["field"].startswith("body")
 
 
+async def test_an_oversized_body_is_refused_before_it_is_read(api: Api) -> None:
+    huge = {"employers": ["Ross"], "notify": [MAIL], "name": "x" * 300_000}
+    response = await api.create(api.alice, **huge)
+    assert response.status_code == 413
+    assert "at most 256 KiB" in response.json()["detail"]
+
+
 @pytest.mark.parametrize(
     ("target", "reason"),
     [
