@@ -18,8 +18,9 @@ run: install  ## Kafka, a mail catcher, a chat sink and jobwire on this machine,
 test: install  ## Lint, type-check, the compose file, and every test against real servers.
 	bash devstack/test.sh $(VENV)
 
-bench: install  ## The matching benchmark (10k, 100k and 1M subscriptions).
+bench: install  ## The benchmarks: matching (10k, 100k, 1M subscriptions), then the API.
 	$(VENV)/bin/python bench/bench_matching.py
+	$(VENV)/bin/python bench/bench_api.py
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,150 @@
+"""API throughput over real HTTP: uvicorn, the registry and the store, against a bare route.
+
+    python bench/bench_api.py [--seconds 3] [--clients 8] [--store URL]
+
+The server runs in a process of its own (one core), logging JSON at INFO to /dev/null as
+`jobwire run` would to its log collector; the clients run in this process. The baseline is
+`GET /healthz` on the same server in the same run: the cost of HTTP, uvicorn and FastAPI alone.
+The other rows add authentication (a key lookup in the store), validation, the target policy
+and a store write or read, so their ratio to the baseline says what jobwire's own work costs.
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from config.settings import LimitSettings
+from service.accounts import add_user
+from service.api import ApiContext, bind, create_api, serve
+from service.delivery import AppriseNotifier
+from service.logs import configure_logging
+from service.registry import SubscriptionRegistry
+from service.store import Store
+from service.targets import TargetPolicy
+from service.unsubscribe import UnsubscribeLinks
+
+Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+
+
+async def measure(
+    client: httpx.AsyncClient, request: Request, seconds: float, clients: int
+) -> tuple[float, float]:
+    """Requests per second and median latency (ms) with `clients` concurrent callers."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+
+    async def caller() -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            response = await request(client, next(counter))
+            if response.status_code >= 400:
+                raise SystemExit(f"unexpected {response.status_code}: {response.text}")
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, statistics.median(latencies) * 1000
+
+
+def run_server(store_url: str, key_queue: multiprocessing.Queue[tuple[str, str]]) -> None:
+    """The API as `jobwire run` serves it, in this (child) process until terminated."""
+    with open(os.devnull, "w") as sink:
+        configure_logging("json", "INFO", stream=sink)
+        asyncio.run(_serve(store_url, key_queue))
+
+
+async def _serve(store_url: str, key_queue: multiprocessing.Queue[tuple[str, str]]) -> None:
+    store = await Store.open(store_url)
+    created = await add_user(store, f"bench-{time.time_ns()}")
+    assert created is not None
+    api = create_api(
+        ApiContext(
+            store=store,
+            registry=SubscriptionRegistry(
+                store,
+                TargetPolicy(["slack", "mailtos"]),
+                LimitSettings(subscriptions_per_user=10**9),
+            ),
+            links=UnsubscribeLinks(b"bench", "http://127.0.0.1"),
+            notifier=AppriseNotifier(concurrency=2, timeout_s=5),
+            operator_key=None,
+            kafka_connected=lambda: True,
+        )
+    )
+    sock = bind("127.0.0.1", 0)
+    key_queue.put((f"http://127.0.0.1:{sock.getsockname()[1]}", created[1]))
+    await serve(api, sock, asyncio.Event())
+
+
+async def main(seconds: float, clients: int, store_url: str | None) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="jobwire-bench-api-"))
+    store_url = store_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    key_queue: multiprocessing.Queue[tuple[str, str]] = multiprocessing.Queue()
+    server = multiprocessing.Process(target=run_server, args=(store_url, key_queue), daemon=True)
+    server.start()
+    url, key = key_queue.get(timeout=60)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def healthz(client: httpx.AsyncClient, _: int) -> httpx.Response:
+        return await client.get("/healthz")
+
+    async def create(client: httpx.AsyncClient, n: int) -> httpx.Response:
+        body = {
+            "name": f"bench {n}",
+            "employers": [f"Employer {n % 3000}"],
+            "cities": ["Portland"],
+            "notify": ["slack://TokenA/TokenB/TokenC/#jobs"],
+        }
+        return await client.post("/subscriptions", json=body, headers=headers)
+
+    ids: list[str] = []
+
+    async def read_one(client: httpx.AsyncClient, n: int) -> httpx.Response:
+        return await client.get(f"/subscriptions/{ids[n % len(ids)]}", headers=headers)
+
+    async def pause(client: httpx.AsyncClient, n: int) -> httpx.Response:
+        body = {"active": n % 2 == 0}
+        return await client.patch(f"/subscriptions/{ids[n % len(ids)]}", json=body, headers=headers)
+
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits) as client:
+        rows = [("GET /healthz (baseline)", *await measure(client, healthz, seconds, clients))]
+        rows.append(("POST /subscriptions", *await measure(client, create, seconds, clients)))
+        listed = await client.get("/subscriptions", headers=headers)
+        ids.extend(sub["id"] for sub in listed.json())
+        rows.append(("GET /subscriptions/{id}", *await measure(client, read_one, seconds, clients)))
+        rows.append(("PATCH /subscriptions/{id}", *await measure(client, pause, seconds, clients)))
+    server.terminate()
+    server.join()
+
+    baseline = rows[0][1]
+    dialect = store_url.split("+", 1)[0].split(":", 1)[0]
+    print(f"store: {dialect}; {clients} concurrent clients; {seconds:g} s each")
+    print(f"{'request':<28} {'req/s':>8} {'median ms':>10} {'vs baseline':>12}")
+    for name, rate, median in rows:
+        print(f"{name:<28} {rate:>8.0f} {median:>10.1f} {rate / baseline:>11.2f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="How long each row runs.")
+    parser.add_argument("--clients", type=int, default=8, help="Concurrent callers.")
+    parser.add_argument("--store", default=None, help="Store URL (default: a fresh SQLite file).")
+    args = parser.parse_args()
+    asyncio.run(main(args.seconds, args.clients, args.store))
