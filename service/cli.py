@@ -69,7 +69,11 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 @app.command()
 def run() -> None:
-    """Run the service: consume events, match subscriptions, deliver alerts. Ctrl-C stops it."""
+    """Run the service: consume events, match, deliver alerts, serve the API. Ctrl-C stops it.
+
+    The subscriptions API listens on JOBWIRE_API__HOST:JOBWIRE_API__PORT (127.0.0.1:8080),
+    with its docs at /docs; JOBWIRE_API__ENABLED=false runs without it.
+    """
     from service.api import ApiUnavailable
     from service.app import run_service
 
