@@ -104,7 +104,10 @@ class Service:
         log.info(
             "service.starting", subscriptions=len(live.targets), store=store.engine.dialect.name
         )
-        worker = DeliveryWorker(store, notifier, settings.delivery, links.url)
+        # A link is only worth sending if something serves it: this instance, or another one
+        # behind the configured public address.
+        served = settings.api.enabled or bool(settings.api.public_url)
+        worker = DeliveryWorker(store, notifier, settings.delivery, links.url if served else None)
 
         async def record(events: Sequence[Event]) -> None:
             matches = live.matches(events)
