@@ -9,19 +9,31 @@ value matches when all its words are in the posting's title (an article's headli
 exclude phrase whose words are all in the title (headline) vetoes the match.
 
 The index files each subscription under keys built from its most selective fields (employer
-and city together, else one of them with a title word, else one field). An event computes the
-few keys it could satisfy, gathers those subscriptions and checks the full rule on each.
+with city, else one of them with a title word, else one field; a title alone by its word or
+its pair of longest words). An event computes the few keys it could satisfy and looks them up.
+Most keys settle the rule on their own, so their subscriptions are taken as a whole, in C; the
+rest are checked one by one. Exclude phrases are indexed apart, by word, and veto at the end.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterable
+from functools import lru_cache
 from itertools import product
+from typing import NamedTuple
 
 from consumers.events import Event, JobPosting
-from service.normalize import Words, city_form, city_words, employer_words, phrase, words
+from service.normalize import (
+    CITY_WORDS,
+    Words,
+    city_form,
+    city_words,
+    employer_words,
+    phrase,
+    words,
+)
 from service.subscriptions import Criteria
 
 POSTING, ARTICLE = 1, 2
@@ -29,74 +41,127 @@ _KIND_BITS = {"posting": POSTING, "article": ARTICLE}
 # Beyond this many value combinations a subscription is filed under one field instead.
 _MAX_COMBINATIONS = 64
 
-Key = tuple[str, ...]
+# An index key's place: its shape, its first value and its second (None for one-value shapes),
+# and whether an event that has the key is sure to match, excludes aside (they veto apart).
+# Shapes: "e" employer, "c" city, "t" a title word, "p" two title words (in sorted order), and
+# the pairs "ec", "et", "ct". Employer and city values are their words joined by spaces.
+Place = tuple[str, str, str | None, bool]
+_SINGLE_SHAPES = ("e", "c", "t")
+_NESTED_SHAPES = ("p", "ec", "et", "ct")
 
 
-@dataclass(frozen=True, slots=True)
-class Compiled:
+class Compiled(NamedTuple):
     """A subscription's criteria, normalized once: what matching needs and nothing else."""
 
     kinds: int
     employers: tuple[Words, ...]
     cities: tuple[Words, ...]
-    # Title and exclude values are sets of words: order does not matter, and a subset test
-    # runs in C.
-    titles: tuple[frozenset[str], ...]
-    exclude: tuple[frozenset[str], ...]
+    # Title and exclude values are their distinct words: order does not matter, and a subset
+    # test against the event's set of words runs in C.
+    titles: tuple[Words, ...]
+    exclude: tuple[Words, ...]
+    # Where the index files it (none: it can never match).
+    places: tuple[Place, ...]
 
     @classmethod
     def of(cls, criteria: Criteria) -> Compiled:
-        def values(raw: Iterable[str], normalize: Callable[[str], Words]) -> tuple[Words, ...]:
-            return tuple(dict.fromkeys(v for v in map(normalize, raw) if v))
-
-        kinds = 0
-        for kind in criteria.kinds:
-            kinds |= _KIND_BITS[kind]
-        return cls(
-            kinds=kinds,
-            employers=values(criteria.employers, employer_words),
-            cities=values(criteria.cities, city_words),
-            titles=tuple(frozenset(v) for v in values(criteria.titles, words)),
-            exclude=tuple(frozenset(v) for v in values(criteria.exclude, words)),
+        return _compiled(
+            (
+                tuple(criteria.employers),
+                tuple(criteria.cities),
+                tuple(criteria.titles),
+                tuple(criteria.exclude),
+                tuple(criteria.kinds),
+            )
         )
 
-    def index_keys(self) -> list[tuple[Key, bool]]:
-        """The index keys this subscription is filed under (none: it can never match), each
-        with whether a posting that has the key is sure to match, with nothing to check."""
-        employers = {" ".join(v): True for v in self.employers}
-        cities = {" ".join(v): True for v in self.cities}
-        # All words of a title value must be present, so its longest word is a fair key; the
-        # key alone decides only for a one-word value.
-        title_words: dict[str, bool] = {}
-        for value in self.titles:
-            word = max(sorted(value), key=len)
-            title_words[word] = title_words.get(word, False) or len(value) == 1
-        wanted = [(f, v) for f, v in (("e", employers), ("c", cities), ("t", title_words)) if v]
-        if not wanted:
-            return []
-        fields = len(wanted)
-        # Employer with city is selective enough; a title word only helps a single field.
-        if len(wanted) == 3:
-            wanted = wanted[:2]
-        while len(wanted) > 1 and _combinations(wanted) > _MAX_COMBINATIONS:
-            wanted.remove(max(wanted, key=lambda item: len(item[1])))
-        shape = "".join(field for field, _ in wanted)
-        settled = len(wanted) == fields and not self.exclude and bool(self.kinds & POSTING)
-        return [
-            ((shape, *(value for value, _ in combo)), settled and all(sure for _, sure in combo))
-            for combo in product(*(values.items() for _, values in wanted))
-        ]
+
+@lru_cache(maxsize=1 << 16)
+def _compiled(criteria: tuple[tuple[str, ...], ...]) -> Compiled:
+    """Compiled criteria, kept for a while: many people ask for the same thing, and they then
+    share one."""
+    employers, cities, titles, exclude, kinds = criteria
+    bits = 0
+    for kind in kinds:
+        bits |= _KIND_BITS[kind]
+    found = Compiled(
+        bits,
+        _values(employers, employer_words),
+        _values(cities, city_words),
+        _word_sets(titles),
+        _word_sets(exclude),
+        (),
+    )
+    return found._replace(places=_places(found))
 
 
-def _combinations(wanted: list[tuple[str, dict[str, bool]]]) -> int:
-    total = 1
-    for _, values in wanted:
-        total *= len(values)
-    return total
+def _values(raw: tuple[str, ...], normalize: Callable[[str], Words]) -> tuple[Words, ...]:
+    # Most fields hold no value or one: they skip the general case.
+    if len(raw) == 1:
+        value = normalize(raw[0])
+        return (value,) if value else ()
+    return tuple(dict.fromkeys(filter(None, map(normalize, raw))))
 
 
-@dataclass(frozen=True, slots=True)
-class Features:
+def _word_sets(raw: tuple[str, ...]) -> tuple[Words, ...]:
+    found = _values(raw, words)
+    if len(found) == 1:
+        return (_distinct(found[0]),)
+    return tuple(dict.fromkeys(map(_distinct, found)))
+
+
+def _distinct(value: Words) -> Words:
+    return value if len(value) == 1 else tuple(sorted(set(value)))
+
+
+def _places(compiled: Compiled) -> tuple[Place, ...]:
+    """Each subscription is filed under its most selective fields: employer with city, else
+    one of them with a word of each title value, else one field; a title alone by its word,
+    or its two longest words. One place per combination of values."""
+    # Equal values share one string: a million subscriptions name a few thousand employers.
+    employers = [sys.intern(" ".join(v)) for v in compiled.employers]
+    cities = [sys.intern(" ".join(v)) for v in compiled.cities]
+    titles = compiled.titles
+    # All words of a title value must be present, so its longest words make a fair key; the
+    # key alone decides when it holds every word of the value.
+    if not (employers or cities):
+        return tuple(dict.fromkeys(_title_place(value) for value in titles))
+    if employers and cities:
+        if len(employers) * len(cities) <= _MAX_COMBINATIONS:
+            # Employer with city is selective enough; a title is left to the check.
+            return tuple(("ec", e, c, not titles) for e, c in product(employers, cities))
+    elif titles:
+        field, values = ("e", employers) if employers else ("c", cities)
+        if len(values) * len(titles) <= _MAX_COMBINATIONS:
+            return tuple(
+                dict.fromkeys(
+                    (field + "t", v, _longest(title), len(title) == 1)
+                    for v, title in product(values, titles)
+                )
+            )
+    # Too many combinations, or one field alone: the field with fewer values.
+    fields = [(f, v) for f, v in (("e", employers), ("c", cities)) if v]
+    field, values = min(fields, key=lambda item: len(item[1]))
+    sure = len(fields) == 1 and not titles
+    return tuple((field, v, None, sure) for v in values)
+
+
+def _by_length(word: str) -> tuple[int, str]:
+    return -len(word), word
+
+
+def _longest(value: Words) -> str:
+    return min(value, key=_by_length)
+
+
+def _title_place(value: Words) -> Place:
+    if len(value) == 1:
+        return ("t", value[0], None, True)
+    first, second = sorted(sorted(value, key=_by_length)[:2])
+    return ("p", first, second, len(value) == 2)
+
+
+class Features(NamedTuple):
     """An event, normalized once, in the form the rules compare against."""
 
     kind: int
@@ -107,6 +172,9 @@ class Features:
     city_text: str  # the same with city abbreviations spelled out
     companies: tuple[Words, ...]
     cities: tuple[Words, ...]
+    # Articles: the distinct words of `text` and of `city_text`.
+    vocabulary: frozenset[str] = frozenset()
+    city_vocabulary: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, event: Event) -> Features:
@@ -122,21 +190,37 @@ class Features:
                 cities=(),
             )
         headline, body = words(event.headline), words(event.body)
+        # A newline between the parts keeps a run from spanning headline and body.
+        text = phrase(headline) + "\n" + phrase(body)
+        vocabulary = frozenset((*headline, *body))
+        if CITY_WORDS.keys().isdisjoint(vocabulary):
+            city_text, city_vocabulary = text, vocabulary
+        else:
+            city_headline, city_body = city_form(headline), city_form(body)
+            city_text = phrase(city_headline) + "\n" + phrase(city_body)
+            city_vocabulary = frozenset((*city_headline, *city_body))
         return cls(
             kind=ARTICLE,
             employer=(),
             city=(),
             title=frozenset(headline),
-            # A newline between the parts keeps a run from spanning headline and body.
-            text=phrase(headline) + "\n" + phrase(body),
-            city_text=phrase(city_form(headline)) + "\n" + phrase(city_form(body)),
+            text=text,
+            city_text=city_text,
             companies=tuple(employer_words(c) for c in event.companies),
             cities=tuple(city_words(c) for c in event.cities),
+            vocabulary=vocabulary,
+            city_vocabulary=city_vocabulary,
         )
 
 
 def _leads(value: Words, name: Words) -> bool:
     return name[: len(value)] == value
+
+
+@lru_cache(maxsize=65536)
+def _leading_runs(name: Words) -> tuple[str, ...]:
+    """Every value that leads a name: `ross store` -> `ross`, `ross store`."""
+    return tuple(" ".join(name[:n]) for n in range(1, len(name) + 1))
 
 
 def matches(compiled: Compiled, event: Features) -> bool:
@@ -145,9 +229,9 @@ def matches(compiled: Compiled, event: Features) -> bool:
     if not compiled.kinds & event.kind:
         return False
     title = event.title
-    if compiled.exclude and any(ex <= title for ex in compiled.exclude):
+    if compiled.exclude and any(title.issuperset(ex) for ex in compiled.exclude):
         return False
-    if compiled.titles and not any(v <= title for v in compiled.titles):
+    if compiled.titles and not any(title.issuperset(v) for v in compiled.titles):
         return False
     if event.kind == POSTING:
         if compiled.employers and not any(_leads(v, event.employer) for v in compiled.employers):
@@ -164,20 +248,131 @@ def matches(compiled: Compiled, event: Features) -> bool:
     )
 
 
+# A bucket holds the ids filed under one key: [sure to match, to be checked]. Few ids are
+# kept in a tuple, more in a set: merging a set into the result copies its stored hashes
+# without visiting each id, and at a million subscriptions visiting them is the cost.
+Ids = tuple[str, ...] | set[str]
+Bucket = list[Ids]
+_SURE, _CHECK = 0, 1
+_SMALL = 8
+
+
+def _with(ids: Ids, subscription_id: str) -> Ids:
+    if isinstance(ids, set):
+        ids.add(subscription_id)
+        return ids
+    if subscription_id in ids:
+        return ids
+    if len(ids) < _SMALL:
+        return (*ids, subscription_id)
+    return {*ids, subscription_id}
+
+
+def _without(ids: Ids, subscription_id: str) -> Ids:
+    if isinstance(ids, set):
+        ids.discard(subscription_id)
+        return ids or ()
+    return tuple(other for other in ids if other != subscription_id)
+
+
+class _Index:
+    """Buckets by key, for subscriptions that want the same kinds of event."""
+
+    def __init__(self) -> None:
+        self.single: dict[str, dict[str, Bucket]] = {shape: {} for shape in _SINGLE_SHAPES}
+        self.nested: dict[str, dict[str, dict[str, Bucket]]] = {
+            shape: {} for shape in _NESTED_SHAPES
+        }
+
+    def file(self, place: Place, subscription_id: str) -> None:
+        shape, first, second, sure = place
+        if second is None:
+            buckets = self.single[shape]
+        else:
+            by_first = self.nested[shape]
+            buckets = by_first.get(first) or by_first.setdefault(first, {})
+            first = second
+        bucket = buckets.get(first)
+        if bucket is None:
+            bucket = buckets[first] = [(), ()]
+        slot = _SURE if sure else _CHECK
+        bucket[slot] = _with(bucket[slot], subscription_id)
+
+    def unfile(self, place: Place, subscription_id: str) -> None:
+        shape, first, second, sure = place
+        if second is None:
+            by_first = None
+            buckets = self.single[shape]
+            name = first
+        else:
+            by_first = self.nested[shape]
+            buckets = by_first[first]
+            name = second
+        bucket = buckets[name]
+        slot = _SURE if sure else _CHECK
+        bucket[slot] = _without(bucket[slot], subscription_id)
+        if not (bucket[_SURE] or bucket[_CHECK]):
+            del buckets[name]
+            if by_first is not None and not buckets:
+                del by_first[first]
+
+    def collect(
+        self,
+        employers: Iterable[str],
+        cities: Iterable[str],
+        title: frozenset[str],
+        found: set[str],
+        check: set[str],
+    ) -> None:
+        """Add to `found` the ids whose key the event has and that are sure to match, and
+        to `check` the ones whose full rule must still be checked."""
+        # This runs for every event. Which keys the event has is a set intersection, in C,
+        # and so is the work per id (set.update); what is left in Python is one step per
+        # key found.
+        take, recheck = found.update, check.update
+        single, nested = self.single, self.nested
+        for shape, options in (("e", employers), ("c", cities), ("t", title)):
+            buckets = single[shape]
+            for value in buckets.keys() & options:
+                bucket = buckets[value]
+                take(bucket[_SURE])
+                if bucket[_CHECK]:
+                    recheck(bucket[_CHECK])
+        # Pairs of title words are filed in sorted order, so a second word found under a
+        # first is always the later one.
+        for shape, firsts, seconds in (
+            ("ec", employers, cities),
+            ("et", employers, title),
+            ("ct", cities, title),
+            ("p", title, title),
+        ):
+            by_first = nested[shape]
+            for first in by_first.keys() & firsts:
+                by_second = by_first[first]
+                for second in by_second.keys() & seconds:
+                    bucket = by_second[second]
+                    take(bucket[_SURE])
+                    if bucket[_CHECK]:
+                        recheck(bucket[_CHECK])
+
+
 class Matcher:
     """All active subscriptions, indexed; `match(event)` returns the ids that want it."""
 
     def __init__(self) -> None:
         self._subscriptions: dict[str, Compiled] = {}
-        # Per key: the subscriptions a posting with that key surely matches, and the ones
-        # whose full rule must still be checked.
-        self._index: dict[Key, tuple[list[str], list[str]]] = {}
-        self._shapes: dict[str, int] = {}
-        # For articles: the first word of every employer/city value in the index, so an
-        # article only tests the values whose first word it contains.
+        # One index per set of kinds wanted: a posting reads the indexes of subscriptions
+        # that want postings, and so needs no check of kinds.
+        self._indexes: dict[int, _Index] = {}
+        # Exclude phrases by their longest word (all must be in the title to veto).
+        self._vetoes: dict[str, dict[Words, set[str]]] = {}
+        # For articles: the employer and city values in the index (with how many places hold
+        # each), how many of them start with each word, so an article only reads runs that
+        # start with one, and the longest, in words and in characters.
+        self._values: dict[str, dict[str, int]] = {"e": {}, "c": {}}
         self._first_words: dict[str, dict[str, int]] = {"e": {}, "c": {}}
-        # The longest employer/city value ever indexed, in words: the longest run to offer.
-        self._longest = 1
+        self._longest = {"e": 1, "c": 1}
+        self._longest_chars = {"e": 1, "c": 1}
 
     def __len__(self) -> int:
         return len(self._subscriptions)
@@ -187,12 +382,19 @@ class Matcher:
 
     def add(self, subscription_id: str, criteria: Criteria) -> None:
         """Index a subscription, replacing one with the same id."""
-        self.remove(subscription_id)
+        if subscription_id in self._subscriptions:
+            self.remove(subscription_id)
         compiled = Compiled.of(criteria)
         self._subscriptions[subscription_id] = compiled
-        for key, sure in compiled.index_keys():
-            self._index.setdefault(key, ([], []))[0 if sure else 1].append(subscription_id)
-            self._count(key, +1)
+        index = self._indexes.get(compiled.kinds) or self._indexes.setdefault(
+            compiled.kinds, _Index()
+        )
+        for place in compiled.places:
+            index.file(place, subscription_id)
+            self._count_values(place, +1)
+        for phrase_ in compiled.exclude:
+            by_phrase = self._vetoes.setdefault(_longest(phrase_), {})
+            by_phrase.setdefault(phrase_, set()).add(subscription_id)
 
     def add_many(self, subscriptions: Iterable[tuple[str, Criteria]]) -> None:
         """Index many subscriptions at once, e.g. all of them at start-up.
@@ -213,45 +415,77 @@ class Matcher:
         compiled = self._subscriptions.pop(subscription_id, None)
         if compiled is None:
             return
-        for key, sure in compiled.index_keys():
-            bucket = self._index[key]
-            bucket[0 if sure else 1].remove(subscription_id)
-            if not bucket[0] and not bucket[1]:
-                del self._index[key]
-            self._count(key, -1)
+        index = self._indexes[compiled.kinds]
+        for place in compiled.places:
+            index.unfile(place, subscription_id)
+            self._count_values(place, -1)
+        for phrase_ in compiled.exclude:
+            word = _longest(phrase_)
+            ids = self._vetoes[word][phrase_]
+            ids.discard(subscription_id)
+            if not ids:
+                del self._vetoes[word][phrase_]
+                if not self._vetoes[word]:
+                    del self._vetoes[word]
 
-    def _count(self, key: Key, step: int) -> None:
-        shape = key[0]
-        self._shapes[shape] = self._shapes.get(shape, 0) + step
-        if not self._shapes[shape]:
-            del self._shapes[shape]
-        for field, value in zip(shape, key[1:], strict=True):
-            if field in self._first_words:
-                firsts = self._first_words[field]
-                first, *rest = value.split(" ")
-                self._longest = max(self._longest, len(rest) + 1)
-                firsts[first] = firsts.get(first, 0) + step
-                if not firsts[first]:
-                    del firsts[first]
+    def _count_values(self, place: Place, step: int) -> None:
+        shape, first, second, _ = place
+        if shape != "p":
+            self._count_value(shape[0], first, step)
+            if shape == "ec" and second is not None:
+                self._count_value("c", second, step)
+
+    def _count_value(self, field: str, value: str, step: int) -> None:
+        if field == "t":
+            return
+        counts = self._values[field]
+        count = counts.get(value, 0) + step
+        if count and (step < 0 or count > 1):
+            counts[value] = count
+            return
+        # The value enters or leaves the index.
+        first, *more = value.split(" ")
+        firsts = self._first_words[field]
+        if count:
+            counts[value] = count
+            firsts[first] = firsts.get(first, 0) + 1
+            self._longest[field] = max(self._longest[field], len(more) + 1)
+            self._longest_chars[field] = max(self._longest_chars[field], len(value))
+        else:
+            del counts[value]
+            firsts[first] -= 1
+            if not firsts[first]:
+                del firsts[first]
 
     def match(self, event: Event) -> set[str]:
         """The ids of the subscriptions that want this event."""
         features = Features.of(event)
+        kind = features.kind
+        if kind == POSTING:
+            employers: Iterable[str] = _leading_runs(features.employer)
+            cities: Iterable[str] = _leading_runs(features.city)
+        else:
+            employers = self._present("e", features.text, features.vocabulary, features.companies)
+            cities = self._present(
+                "c", features.city_text, features.city_vocabulary, features.cities
+            )
+        title = features.title
         found: set[str] = set()
-        check: list[str] = []
-        for key in self._keys(features):
-            bucket = self._index.get(key)
-            if bucket is not None:
-                sure, unsure = bucket
-                if features.kind == POSTING:
-                    found.update(sure)
-                else:
-                    check.extend(sure)
-                check.extend(unsure)
+        check: set[str] = set()
+        for kinds, index in self._indexes.items():
+            if kinds & kind:
+                index.collect(employers, cities, title, found, check)
         subscriptions = self._subscriptions
-        for subscription_id in check:
-            if subscription_id not in found and matches(subscriptions[subscription_id], features):
+        for subscription_id in check - found:
+            if matches(subscriptions[subscription_id], features):
                 found.add(subscription_id)
+        if found and self._vetoes:
+            for word in title:
+                by_phrase = self._vetoes.get(word)
+                if by_phrase is not None:
+                    for phrase_, ids in by_phrase.items():
+                        if title.issuperset(phrase_):
+                            found -= ids
         return found
 
     def scan(self, event: Event) -> set[str]:
@@ -264,30 +498,28 @@ class Matcher:
             if matches(compiled, features)
         }
 
-    def _keys(self, features: Features) -> Iterator[Key]:
-        """The keys an event could satisfy, for the shapes that exist in the index."""
-        if features.kind == POSTING:
-            employers = [
-                " ".join(features.employer[:n]) for n in range(1, len(features.employer) + 1)
-            ]
-            cities = [" ".join(features.city[:n]) for n in range(1, len(features.city) + 1)]
-        else:
-            employers = self._present("e", features.text, features.companies)
-            cities = self._present("c", features.city_text, features.cities)
-        options = {"e": employers, "c": cities, "t": list(features.title)}
-        for shape in self._shapes:
-            for combo in product(*(options[field] for field in shape)):
-                yield (shape, *combo)
-
-    def _present(self, field: str, text: str, entries: tuple[Words, ...]) -> list[str]:
-        """Employer or city values an article could match: runs of its text that start with
-        an indexed first word, and the leading words of its companies or cities entries."""
-        firsts = self._first_words[field]
+    def _present(
+        self, field: str, text: str, text_words: frozenset[str], entries: tuple[Words, ...]
+    ) -> set[str]:
+        """The indexed employer or city values an article has: runs of its text (each part
+        a phrase, parts on their own lines) and leading words of its companies or cities
+        entries."""
         found: set[str] = set()
         for entry in entries:
-            found.update(" ".join(entry[:n]) for n in range(1, len(entry) + 1))
-        tokens = text.split()
-        for i, token in enumerate(tokens):
-            if token in firsts:
-                found.update(" ".join(tokens[i : i + n]) for n in range(1, self._longest + 1))
-        return list(found)
+            found.update(_leading_runs(entry))
+        values = self._values[field]
+        firsts = self._first_words[field]
+        longest, chars = self._longest[field], self._longest_chars[field]
+        # Which indexed first words the text has at all is a set operation, in C; only
+        # those few are looked for, with str.find, and only as far as the longest value
+        # reaches (a run cut short there is longer than any value, so it finds nothing).
+        for first in firsts.keys() & text_words:
+            needle = f" {first} "
+            at = text.find(needle)
+            while at >= 0:
+                start = at + 1
+                run = text[start : start + chars + 1].split("\n", 1)[0].split()
+                found.update(" ".join(run[:n]) for n in range(1, min(longest, len(run)) + 1))
+                at = text.find(needle, start)
+        # Runs that are no one's value would only be looked up in vain.
+        return found & values.keys()

@@ -39,25 +39,45 @@ LEGAL_FORMS = frozenset(
 CITY_WORDS = {"st": "saint", "ft": "fort", "mt": "mount"}
 
 
+@lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
         word = word[:-1]
     return sys.intern(word)
 
 
-@lru_cache(maxsize=65536)
+# Plain ASCII, the usual case, takes one translate: NFKC leaves it as it is and casefold is
+# lower(). The table does what the general path does with the regular expression.
+_ASCII = str.maketrans(
+    {
+        **{chr(c): " " for c in range(128) if not chr(c).isalnum()},
+        "'": None,
+        "`": None,
+        "&": " and ",
+    }
+)
+
+
+@lru_cache(maxsize=1 << 17)
 def words(text: str) -> Words:
     """The normalized words of a piece of text."""
+    if text.isascii():
+        return tuple(map(_stem, text.lower().translate(_ASCII).split()))
+    return general_words(text)
+
+
+def general_words(text: str) -> Words:
+    """`words` for any text: the rules as written, and the reference for the ASCII path."""
     text = unicodedata.normalize("NFKC", text).casefold()
     if not text.isascii():
         text = "".join(
             c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
         )
     text = text.translate(_APOSTROPHES).replace("&", " and ")
-    return tuple(_stem(word) for word in _NOT_ALNUM.sub(" ", text).split())
+    return tuple(map(_stem, _NOT_ALNUM.sub(" ", text).split()))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1 << 16)
 def employer_words(name: str) -> Words:
     """An employer's words without trailing legal forms (never stripped to nothing)."""
     found = words(name)
@@ -66,13 +86,16 @@ def employer_words(name: str) -> Words:
     return found
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1 << 16)
 def city_words(name: str) -> Words:
     """A city's words with `st`, `ft` and `mt` spelled out."""
     return city_form(words(name))
 
 
 def city_form(found: Words) -> Words:
+    # Most text has no abbreviation at all: a set test in C says so, and the words stay.
+    if CITY_WORDS.keys().isdisjoint(found):
+        return found
     return tuple(CITY_WORDS.get(word, word) for word in found)
 
 

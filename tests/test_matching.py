@@ -171,15 +171,31 @@ events = st.one_of(
 @given(
     subscriptions=st.lists(criteria(), min_size=1, max_size=12),
     event_list=st.lists(events, min_size=1, max_size=4),
+    removed=st.sets(st.integers(min_value=0, max_value=11)),
 )
 def test_the_index_finds_exactly_what_a_plain_scan_finds(
-    subscriptions: list[Criteria], event_list: list[Event]
+    subscriptions: list[Criteria], event_list: list[Event], removed: set[int]
 ) -> None:
     matcher = Matcher()
-    for n, c in enumerate(subscriptions):
-        matcher.add(f"s{n}", c)
+    matcher.add_many((f"s{n}", c) for n, c in enumerate(subscriptions))
     for event in event_list:
         features = Features.of(event)
         scan = {f"s{n}" for n, c in enumerate(subscriptions) if matches(Compiled.of(c), features)}
         assert matcher.match(event) == scan
         assert matcher.scan(event) == scan
+    # Removing subscriptions updates the index in place: it still agrees with the scan, and
+    # once everything is gone nothing matches.
+    for n in removed:
+        matcher.remove(f"s{n}")
+    for event in event_list:
+        assert matcher.match(event) == matcher.scan(event)
+    for n in range(len(subscriptions)):
+        matcher.remove(f"s{n}")
+    assert all(matcher.match(event) == set() for event in event_list)
+    assert len(matcher) == 0
+    # ...and leaves nothing behind (a long-running service adds and removes all day).
+    for index in matcher._indexes.values():
+        assert not any(index.single.values())
+        assert not any(index.nested.values())
+    assert not matcher._vetoes
+    assert not any(matcher._first_words.values())

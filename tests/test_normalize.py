@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from service.normalize import city_words, employer_words, words
+from service.normalize import city_words, employer_words, general_words, words
 
 
 @pytest.mark.parametrize(
@@ -42,3 +44,8 @@ def test_city_abbreviations_are_spelled_out() -> None:
     assert city_words("St. Louis") == city_words("Saint Louis")
     assert city_words("Ft Worth") == ("fort", "worth")
     assert city_words("Mt. Shasta") == ("mount", "shasta")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_the_ascii_shortcut_gives_what_the_rules_give(text: str) -> None:
+    assert words(text) == general_words(text)
