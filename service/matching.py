@@ -180,14 +180,14 @@ class Features(NamedTuple):
     def of(cls, event: Event) -> Features:
         if isinstance(event, JobPosting):
             return cls(
-                kind=POSTING,
-                employer=employer_words(event.employer),
-                city=city_words(event.city),
-                title=frozenset(words(event.title)),
-                text="",
-                city_text="",
-                companies=(),
-                cities=(),
+                POSTING,
+                employer_words(event.employer),
+                city_words(event.city),
+                frozenset(words(event.title)),
+                "",
+                "",
+                (),
+                (),
             )
         headline, body = words(event.headline), words(event.body)
         # A newline between the parts keeps a run from spanning headline and body.
@@ -326,34 +326,48 @@ class _Index:
     ) -> None:
         """Add to `found` the ids whose key the event has and that are sure to match, and
         to `check` the ones whose full rule must still be checked."""
-        # This runs for every event. Which keys the event has is a set intersection, in C,
-        # and so is the work per id (set.update); what is left in Python is one step per
-        # key found.
+        # This runs for every event: the loops stay flat, one step per key the event could
+        # have, and leave the work per id to set.update, in C.
         take, recheck = found.update, check.update
         single, nested = self.single, self.nested
         for shape, options in (("e", employers), ("c", cities), ("t", title)):
             buckets = single[shape]
-            for value in buckets.keys() & options:
-                bucket = buckets[value]
-                take(bucket[_SURE])
-                if bucket[_CHECK]:
-                    recheck(bucket[_CHECK])
-        # Pairs of title words are filed in sorted order, so a second word found under a
-        # first is always the later one.
+            if buckets:
+                for value in options:
+                    bucket = buckets.get(value)
+                    if bucket is not None:
+                        take(bucket[_SURE])
+                        if bucket[_CHECK]:
+                            recheck(bucket[_CHECK])
         for shape, firsts, seconds in (
             ("ec", employers, cities),
             ("et", employers, title),
             ("ct", cities, title),
-            ("p", title, title),
         ):
             by_first = nested[shape]
-            for first in by_first.keys() & firsts:
-                by_second = by_first[first]
-                for second in by_second.keys() & seconds:
-                    bucket = by_second[second]
-                    take(bucket[_SURE])
-                    if bucket[_CHECK]:
-                        recheck(bucket[_CHECK])
+            if by_first:
+                for first in firsts:
+                    by_second = by_first.get(first)
+                    if by_second is not None:
+                        for second in seconds:
+                            bucket = by_second.get(second)
+                            if bucket is not None:
+                                take(bucket[_SURE])
+                                if bucket[_CHECK]:
+                                    recheck(bucket[_CHECK])
+        pairs = nested["p"]
+        if pairs and len(title) > 1:
+            # Pairs of title words are filed in sorted order.
+            ordered = sorted(title)
+            for n, first in enumerate(ordered):
+                by_second = pairs.get(first)
+                if by_second is not None:
+                    for second in ordered[n + 1 :]:
+                        bucket = by_second.get(second)
+                        if bucket is not None:
+                            take(bucket[_SURE])
+                            if bucket[_CHECK]:
+                                recheck(bucket[_CHECK])
 
 
 class Matcher:

@@ -199,3 +199,15 @@ def test_the_index_finds_exactly_what_a_plain_scan_finds(
         assert not any(index.nested.values())
     assert not matcher._vetoes
     assert not any(matcher._first_words.values())
+
+
+def test_values_without_words_match_nothing_and_break_nothing() -> None:
+    # Validation refuses them now, but a store may hold some from before it did.
+    matcher = Matcher()
+    matcher.add(
+        "s",
+        Criteria.model_construct(
+            employers=["!!!"], titles=[], cities=[], exclude=[], kinds=["posting"]
+        ),
+    )
+    assert matcher.match(posting("ACME", "Agent", "Portland")) == set()
