@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from itertools import product
 from typing import NamedTuple
@@ -326,48 +326,43 @@ class _Index:
     ) -> None:
         """Add to `found` the ids whose key the event has and that are sure to match, and
         to `check` the ones whose full rule must still be checked."""
-        # This runs for every event: the loops stay flat, one step per key the event could
-        # have, and leave the work per id to set.update, in C.
+        # This runs for every event: one step per key the event could have, and the work
+        # per id left to set.update, in C.
         take, recheck = found.update, check.update
-        single, nested = self.single, self.nested
-        for shape, options in (("e", employers), ("c", cities), ("t", title)):
-            buckets = single[shape]
-            if buckets:
-                for value in options:
-                    bucket = buckets.get(value)
-                    if bucket is not None:
-                        take(bucket[_SURE])
-                        if bucket[_CHECK]:
-                            recheck(bucket[_CHECK])
+        for buckets, options in self._lookups(employers, cities, title):
+            for value in options:
+                bucket = buckets.get(value)
+                if bucket is not None:
+                    take(bucket[_SURE])
+                    if bucket[_CHECK]:
+                        recheck(bucket[_CHECK])
+
+    def _lookups(
+        self, employers: Iterable[str], cities: Iterable[str], title: frozenset[str]
+    ) -> Iterator[tuple[dict[str, Bucket], Iterable[str]]]:
+        """The buckets to look in, each with the values the event could have there."""
+        yield self.single["e"], employers
+        yield self.single["c"], cities
+        yield self.single["t"], title
         for shape, firsts, seconds in (
             ("ec", employers, cities),
             ("et", employers, title),
             ("ct", cities, title),
         ):
-            by_first = nested[shape]
+            by_first = self.nested[shape]
             if by_first:
                 for first in firsts:
                     by_second = by_first.get(first)
                     if by_second is not None:
-                        for second in seconds:
-                            bucket = by_second.get(second)
-                            if bucket is not None:
-                                take(bucket[_SURE])
-                                if bucket[_CHECK]:
-                                    recheck(bucket[_CHECK])
-        pairs = nested["p"]
+                        yield by_second, seconds
+        pairs = self.nested["p"]
         if pairs and len(title) > 1:
             # Pairs of title words are filed in sorted order.
             ordered = sorted(title)
             for n, first in enumerate(ordered):
                 by_second = pairs.get(first)
                 if by_second is not None:
-                    for second in ordered[n + 1 :]:
-                        bucket = by_second.get(second)
-                        if bucket is not None:
-                            take(bucket[_SURE])
-                            if bucket[_CHECK]:
-                                recheck(bucket[_CHECK])
+                    yield by_second, ordered[n + 1 :]
 
 
 class Matcher:
