@@ -208,11 +208,12 @@ def rate(
     return done / (time.perf_counter() - started), found // max(done, 1)
 
 
-def answer_only(matcher: Matcher, events: list[Event], seconds: float) -> float:
+def answer_only(matcher: Matcher, events: list[Event], count: int, seconds: float) -> float:
     """Events per second if finding the matches cost nothing and only the answer, a set of
     ids, had to be built from its ids. The ids are those `match` returns, held in lists, so
-    each is visited once, as it is when an answer is put together."""
-    sample = events[: max(1, int(rate(matcher.match, events, seconds / 3)[0] * seconds / 3))]
+    each is visited once, as it is when an answer is put together. `count` events are
+    enough: matching them takes about a second."""
+    sample = events[: max(1, count)]
     answers = {event.id: list(matcher.match(event)) for event in sample}
     return rate(lambda event: set(answers[event.id]), sample, seconds)[0]
 
@@ -233,8 +234,8 @@ def measure(size: int, seconds: float) -> dict[str, float]:
     article_rate, article_hits = rate(matcher.match, articles, seconds)
     scan_postings, _ = rate(matcher.scan, postings, seconds)
     scan_articles, _ = rate(matcher.scan, articles, seconds)
-    answer_postings = answer_only(matcher, postings, seconds)
-    answer_articles = answer_only(matcher, articles, seconds)
+    answer_postings = answer_only(matcher, postings, int(posting_rate), seconds)
+    answer_articles = answer_only(matcher, articles, int(article_rate), seconds)
     return {
         "size": size,
         "build_s": build_s,

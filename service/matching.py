@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 from consumers.events import Event, JobPosting
 from service.normalize import (
-    CITY_WORDS,
     Words,
     city_form,
     city_words,
@@ -84,15 +83,17 @@ def _compiled(criteria: tuple[tuple[str, ...], ...]) -> Compiled:
     bits = 0
     for kind in kinds:
         bits |= _KIND_BITS[kind]
-    found = Compiled(
+    employer_values = _values(employers, employer_words)
+    city_values = _values(cities, city_words)
+    title_values = _word_sets(titles)
+    return Compiled(
         bits,
-        _values(employers, employer_words),
-        _values(cities, city_words),
-        _word_sets(titles),
+        employer_values,
+        city_values,
+        title_values,
         _word_sets(exclude),
-        (),
+        _places(employer_values, city_values, title_values),
     )
-    return found._replace(places=_places(found))
 
 
 def _values(raw: tuple[str, ...], normalize: Callable[[str], Words]) -> tuple[Words, ...]:
@@ -114,14 +115,17 @@ def _distinct(value: Words) -> Words:
     return value if len(value) == 1 else tuple(sorted(set(value)))
 
 
-def _places(compiled: Compiled) -> tuple[Place, ...]:
+def _places(
+    employer_values: tuple[Words, ...],
+    city_values: tuple[Words, ...],
+    titles: tuple[Words, ...],
+) -> tuple[Place, ...]:
     """Each subscription is filed under its most selective fields: employer with city, else
     one of them with a word of each title value, else one field; a title alone by its word,
     or its two longest words. One place per combination of values."""
     # Equal values share one string: a million subscriptions name a few thousand employers.
-    employers = [sys.intern(" ".join(v)) for v in compiled.employers]
-    cities = [sys.intern(" ".join(v)) for v in compiled.cities]
-    titles = compiled.titles
+    employers = [sys.intern(" ".join(v)) for v in employer_values]
+    cities = [sys.intern(" ".join(v)) for v in city_values]
     # All words of a title value must be present, so its longest words make a fair key; the
     # key alone decides when it holds every word of the value.
     if not (employers or cities):
@@ -193,10 +197,10 @@ class Features(NamedTuple):
         # A newline between the parts keeps a run from spanning headline and body.
         text = phrase(headline) + "\n" + phrase(body)
         vocabulary = frozenset((*headline, *body))
-        if CITY_WORDS.keys().isdisjoint(vocabulary):
+        city_headline, city_body = city_form(headline), city_form(body)
+        if city_headline is headline and city_body is body:  # no abbreviation to spell out
             city_text, city_vocabulary = text, vocabulary
         else:
-            city_headline, city_body = city_form(headline), city_form(body)
             city_text = phrase(city_headline) + "\n" + phrase(city_body)
             city_vocabulary = frozenset((*city_headline, *city_body))
         return cls(
@@ -439,14 +443,11 @@ class Matcher:
 
     def _count_values(self, place: Place, step: int) -> None:
         shape, first, second, _ = place
-        if shape != "p":
-            self._count_value(shape[0], first, step)
-            if shape == "ec" and second is not None:
-                self._count_value("c", second, step)
+        for field, value in zip(shape, (first, second), strict=False):
+            if value is not None and field in self._values:
+                self._count_value(field, value, step)
 
     def _count_value(self, field: str, value: str, step: int) -> None:
-        if field == "t":
-            return
         counts = self._values[field]
         count = counts.get(value, 0) + step
         if count and (step < 0 or count > 1):
@@ -489,13 +490,15 @@ class Matcher:
             if matches(subscriptions[subscription_id], features):
                 found.add(subscription_id)
         if found and self._vetoes:
-            for word in title:
-                by_phrase = self._vetoes.get(word)
-                if by_phrase is not None:
-                    for phrase_, ids in by_phrase.items():
-                        if title.issuperset(phrase_):
-                            found -= ids
+            self._veto(found, title)
         return found
+
+    def _veto(self, found: set[str], title: frozenset[str]) -> None:
+        """Drop from `found` the subscriptions with an exclude phrase the title holds."""
+        for word in title:
+            for phrase_, ids in self._vetoes.get(word, {}).items():
+                if title.issuperset(phrase_):
+                    found -= ids
 
     def scan(self, event: Event) -> set[str]:
         """The same answer as `match`, by checking every subscription: the baseline the

@@ -93,7 +93,8 @@ def city_words(name: str) -> Words:
 
 
 def city_form(found: Words) -> Words:
-    # Most text has no abbreviation at all: a set test in C says so, and the words stay.
+    """`found` with `st`, `ft` and `mt` spelled out; the same tuple when it has none, as most
+    text does (a set test in C says so)."""
     if CITY_WORDS.keys().isdisjoint(found):
         return found
     return tuple(CITY_WORDS.get(word, word) for word in found)
