@@ -6,7 +6,10 @@ PYTHON ?= python3
 
 .PHONY: install run test lint bench compose-check clean
 
-$(VENV)/.installed: pyproject.toml devstack/install.sh
+NATIVE := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/jobwire_native.pyi \
+	$(wildcard native/src/*.rs)
+
+$(VENV)/.installed: pyproject.toml devstack/install.sh $(NATIVE)
 	bash devstack/install.sh $(VENV) $(PYTHON)
 	touch $@
 

@@ -9,6 +9,9 @@ echo "== ruff"
 "$bin/ruff" format --check .
 echo "== mypy --strict"
 "$bin/mypy"
+echo "== cargo fmt, clippy (native/)"
+cargo fmt --manifest-path native/Cargo.toml --check
+cargo clippy --quiet --manifest-path native/Cargo.toml --release -- -D warnings
 echo "== docker compose config"
 bash devstack/compose_check.sh
 echo "== pytest"
