@@ -14,20 +14,21 @@ pub const POSTING: u8 = 1;
 pub const ARTICLE: u8 = 2;
 // A bucket entry is a slot and what the event needs to know about it, so that deciding
 // costs no trip to the subscription's data (at a million subscriptions, a cache miss each):
-// the kinds it wants, whether having the key settles the rule, whether it is filed under
-// other keys too (so may be found twice), and whether it has exclude phrases (so may be
-// vetoed) and, when they are one word, which. Most entries are sure, filed once and without
-// excludes: they go to the answer as they are. Layout: slot (29 bits, on top, so that sorting
-// entries groups a slot's), the exclude word (29 bits), flags (6 bits).
+// the kinds it wants, whether having the key settles the rule, whether an article (a
+// posting) may have two of its keys and so find it twice, and whether it has exclude phrases
+// (so may be vetoed) and, when they are one word, which. Most entries are sure, found once
+// and without excludes: they go to the answer as they are. Layout: slot (29 bits, on top, so
+// that sorting entries groups a slot's), the exclude word (28 bits), flags (7 bits).
 type Entry = u64;
 const KINDS: Entry = 0b11;
 const SURE: Entry = 1 << 2;
 const MULTI: Entry = 1 << 3;
-const EXCLUDE: Entry = 1 << 4;
-const EXCLUDE_WORD: Entry = 1 << 5;
-const WORD_SHIFT: u32 = 6;
+const MULTI_POSTING: Entry = 1 << 4;
+const EXCLUDE: Entry = 1 << 5;
+const EXCLUDE_WORD: Entry = 1 << 6;
+const WORD_SHIFT: u32 = 7;
 const SLOT_SHIFT: u32 = 35;
-const MAX_WORD: u32 = (1 << 29) - 1;
+const MAX_WORD: u32 = (1 << 28) - 1;
 pub const MAX_SLOT: u32 = (1 << 29) - 1;
 /// Beyond this many value combinations a subscription is filed under one field instead.
 const MAX_COMBINATIONS: usize = 64;
@@ -368,6 +369,9 @@ impl Index {
         if places.len() > 1 {
             entry |= MULTI;
         }
+        if self.meet_in_a_posting(&places) {
+            entry |= MULTI_POSTING;
+        }
         let exclude: Vec<&[u32]> = phrases(view(&data).exclude).collect();
         if !exclude.is_empty() {
             entry |= EXCLUDE;
@@ -471,6 +475,32 @@ impl Index {
         out.sort_unstable_by_key(|&(k, sure)| (k, !sure));
         out.dedup_by_key(|&mut (k, _)| k);
         out
+    }
+
+    /// Whether one posting may have two of these keys. An article may have any two, but a
+    /// posting has one employer and one city, so two employer (city) values meet only when
+    /// one leads the other; title words always may.
+    fn meet_in_a_posting(&self, places: &[(u64, bool)]) -> bool {
+        let parts = |k: u64| (k >> 60, (k >> 30) as u32 & MAX_ID, k as u32 & MAX_ID);
+        let related = |a: u32, b: u32| {
+            let (a, b) = (
+                &self.values.words[a as usize],
+                &self.values.words[b as usize],
+            );
+            a.starts_with(b) || b.starts_with(a)
+        };
+        places.iter().enumerate().any(|(n, &(p, _))| {
+            places[n + 1..].iter().any(|&(q, _)| {
+                let ((shape, p1, p2), (other, q1, q2)) = (parts(p), parts(q));
+                shape != other
+                    || match shape {
+                        E | C => related(p1, q1),
+                        EC => related(p1, q1) && related(p2, q2),
+                        ET | CT => related(p1, q1),
+                        _ => true,
+                    }
+            })
+        })
     }
 
     fn title_place(&self, title: &[u32]) -> (u64, bool) {
@@ -577,10 +607,15 @@ impl Index {
         for bucket in &buckets {
             prefetch(bucket.as_ptr());
         }
+        let twice = if kind == POSTING {
+            MULTI_POSTING
+        } else {
+            MULTI
+        };
         let kind = Entry::from(kind);
         for entry in buckets.into_iter().flatten() {
             if entry & kind != 0 {
-                if entry & (SURE | MULTI | EXCLUDE) == SURE {
+                if entry & (SURE | twice | EXCLUDE) == SURE {
                     s.found.push(slot_of(*entry));
                 } else {
                     s.other.push(*entry);
