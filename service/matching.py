@@ -73,7 +73,7 @@ class Matcher:
         """Index a subscription, replacing one with the same id."""
         if subscription_id in self._slots:
             self.remove(subscription_id)
-        slot = self._free.pop() if self._free else len(self._ids)
+        slot = self._free[-1] if self._free else len(self._ids)
         self._index.add(
             slot,
             _kind_bits(criteria.kinds),
@@ -82,6 +82,8 @@ class Matcher:
             criteria.titles,
             criteria.exclude,
         )
+        if self._free:  # taken only once the index has it
+            self._free.pop()
         if slot == len(self._ids):
             self._ids.append(subscription_id)
         else:
