@@ -3,7 +3,12 @@ from collections.abc import Callable, Sequence
 class Index:
     """Subscriptions by slot, indexed; answers are the matching slots as native uint32."""
 
-    def __init__(self, general_words: Callable[[str], tuple[str, ...]]) -> None: ...
+    def __init__(
+        self,
+        general_words: Callable[[str], tuple[str, ...]],
+        legal_forms: Sequence[str],
+        city_words: Sequence[tuple[str, str]],
+    ) -> None: ...
     def __len__(self) -> int: ...
     def add(
         self,

@@ -30,6 +30,8 @@ from jobwire_native import Index
 
 from consumers.events import Event, JobPosting
 from service.normalize import (
+    CITY_WORDS,
+    LEGAL_FORMS,
     Words,
     city_form,
     city_words,
@@ -51,11 +53,16 @@ def _kind_bits(kinds: Iterable[str]) -> int:
     return bits
 
 
+def new_index() -> Index:
+    """The Rust index, given the normalization rules it does not keep itself."""
+    return Index(general_words, sorted(LEGAL_FORMS), list(CITY_WORDS.items()))
+
+
 class Matcher:
     """All active subscriptions, indexed; `match(event)` returns the ids that want it."""
 
     def __init__(self) -> None:
-        self._index = Index(general_words)
+        self._index = new_index()
         # The index knows subscriptions by slot; these map slots to ids and back.
         self._slots: dict[str, int] = {}
         self._ids: list[str] = []

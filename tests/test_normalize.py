@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jobwire_native import Index
 
+from service.matching import new_index
 from service.normalize import city_words, employer_words, general_words, words
 
 
@@ -55,11 +55,11 @@ def test_the_ascii_shortcut_gives_what_the_rules_give(text: str) -> None:
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
 def test_the_index_normalizes_ascii_as_the_rules_do(text: str) -> None:
     # The index (Rust) normalizes ASCII itself and hands any other text to general_words.
-    assert tuple(Index(general_words).words(text)) == general_words(text)
+    assert tuple(new_index().words(text)) == general_words(text)
 
 
 def test_the_index_leaves_other_text_to_the_rules() -> None:
-    assert Index(general_words).words("Café Zürich & ＮＯＲＤＳＴＲＯＭ") == [
+    assert new_index().words("Café Zürich & ＮＯＲＤＳＴＲＯＭ") == [
         "cafe",
         "zurich",
         "and",

@@ -320,9 +320,9 @@ pub struct Index {
 }
 
 impl Index {
-    pub fn new() -> Self {
+    pub fn new(vocabulary: Vocabulary) -> Self {
         Index {
-            vocabulary: Vocabulary::new(),
+            vocabulary,
             values: Values::default(),
             buckets: FxHashMap::default(),
             filter: KeyFilter::with_room_for(0),

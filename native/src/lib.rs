@@ -79,21 +79,17 @@ impl Index {
         Ok(())
     }
 
-    fn values(&mut self, py: Python<'_>, raw: &[String], form: Form) -> PyResult<Vec<Vec<u32>>> {
+    fn all_ids(
+        &mut self,
+        py: Python<'_>,
+        raw: &[String],
+        form: Form,
+        intern: bool,
+    ) -> PyResult<Vec<Vec<u32>>> {
         raw.iter()
             .map(|text| {
                 let mut out = Vec::new();
-                self.ids(py, text, form, true, &mut out)?;
-                Ok(out)
-            })
-            .collect()
-    }
-
-    fn lookups(&mut self, py: Python<'_>, raw: &[String], form: Form) -> PyResult<Vec<Vec<u32>>> {
-        raw.iter()
-            .map(|text| {
-                let mut out = Vec::new();
-                self.ids(py, text, form, false, &mut out)?;
+                self.ids(py, text, form, intern, &mut out)?;
                 Ok(out)
             })
             .collect()
@@ -111,10 +107,17 @@ fn slots<'py>(py: Python<'py>, found: &[u32]) -> PyResult<Bound<'py, PyBytes>> {
 
 #[pymethods]
 impl Index {
+    /// `general_words`, `legal_forms` and `city_words` are `service.normalize`'s: the rules
+    /// for text that is not ASCII, the legal forms trailing employer names drop, and the city
+    /// abbreviations spelled out.
     #[new]
-    fn new(general_words: PyObject) -> Self {
+    fn new(
+        general_words: PyObject,
+        legal_forms: Vec<String>,
+        city_words: Vec<(String, String)>,
+    ) -> Self {
         Index {
-            core: index::Index::new(),
+            core: index::Index::new(words::Vocabulary::new(&legal_forms, &city_words)),
             general: general_words,
             buf: Vec::new(),
             employer: Vec::new(),
@@ -142,10 +145,10 @@ impl Index {
     ) -> PyResult<()> {
         let criteria = Criteria {
             kinds,
-            employers: self.values(py, &employers, Form::Employer)?,
-            cities: self.values(py, &cities, Form::City)?,
-            titles: self.values(py, &titles, Form::Plain)?,
-            exclude: self.values(py, &exclude, Form::Plain)?,
+            employers: self.all_ids(py, &employers, Form::Employer, true)?,
+            cities: self.all_ids(py, &cities, Form::City, true)?,
+            titles: self.all_ids(py, &titles, Form::Plain, true)?,
+            exclude: self.all_ids(py, &exclude, Form::Plain, true)?,
         };
         self.core.add(slot, criteria).map_err(PyValueError::new_err)
     }
@@ -189,8 +192,8 @@ impl Index {
         );
         self.ids(py, headline, Form::Plain, false, &mut h)?;
         self.ids(py, body, Form::Plain, false, &mut b)?;
-        let companies = self.lookups(py, &companies, Form::Employer)?;
-        let cities = self.lookups(py, &cities, Form::City)?;
+        let companies = self.all_ids(py, &companies, Form::Employer, false)?;
+        let cities = self.all_ids(py, &cities, Form::City, false)?;
         let answer = slots(py, self.core.article(&h, &b, &companies, &cities));
         (self.title, self.employer) = (h, b);
         answer

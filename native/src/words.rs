@@ -12,24 +12,6 @@ pub const UNKNOWN: u32 = u32::MAX;
 /// Ids are packed two to an index key, so they must fit in 30 bits.
 pub const MAX_ID: u32 = (1 << 30) - 1;
 
-const LEGAL_FORMS: [&str; 14] = [
-    "inc",
-    "llc",
-    "ltd",
-    "limited",
-    "corp",
-    "corporation",
-    "co",
-    "company",
-    "plc",
-    "gmbh",
-    "sa",
-    "ag",
-    "nv",
-    "bv",
-];
-const CITY_WORDS: [(&str, &str); 3] = [("st", "saint"), ("ft", "fort"), ("mt", "mount")];
-
 /// Lowercase ASCII with every separator a space, ready to split.
 pub fn clean_ascii(text: &[u8], buf: &mut Vec<u8>) {
     buf.clear();
@@ -75,7 +57,8 @@ pub struct Vocabulary {
 }
 
 impl Vocabulary {
-    pub fn new() -> Self {
+    /// `legal_forms` and `city_words` are `service/normalize.py`'s, the one list of each.
+    pub fn new(legal_forms: &[String], city_words: &[(String, String)]) -> Self {
         let mut vocabulary = Vocabulary {
             short: FxHashMap::default(),
             long: FxHashMap::default(),
@@ -83,8 +66,8 @@ impl Vocabulary {
             legal_forms: Vec::new(),
             city_words: Vec::new(),
         };
-        vocabulary.legal_forms = LEGAL_FORMS.iter().map(|w| vocabulary.intern(w)).collect();
-        vocabulary.city_words = CITY_WORDS
+        vocabulary.legal_forms = legal_forms.iter().map(|w| vocabulary.intern(w)).collect();
+        vocabulary.city_words = city_words
             .iter()
             .map(|(short, long)| (vocabulary.intern(short), vocabulary.intern(long)))
             .collect();
