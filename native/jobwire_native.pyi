@@ -9,7 +9,6 @@ class Index:
         legal_forms: Sequence[str],
         city_words: Sequence[tuple[str, str]],
     ) -> None: ...
-    def __len__(self) -> int: ...
     def add(
         self,
         slot: int,

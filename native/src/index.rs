@@ -297,7 +297,7 @@ fn encode_phrases(out: &mut Vec<u32>, raw: Vec<Vec<u32>>) {
 }
 
 #[derive(Default)]
-pub struct Scratch {
+struct Scratch {
     employers: Vec<u32>,
     cities: Vec<u32>,
     title: Vec<u32>,
@@ -305,7 +305,7 @@ pub struct Scratch {
     // Entries that need more than a copy: to check, to deduplicate or to veto.
     keys: Vec<u64>,
     other: Vec<Entry>,
-    pub found: Vec<u32>,
+    found: Vec<u32>,
 }
 
 pub struct Index {
@@ -316,7 +316,7 @@ pub struct Index {
     subscriptions: Vec<Option<Box<[u32]>>>,
     with_exclude: usize,
     live: usize,
-    pub scratch: Scratch,
+    scratch: Scratch,
 }
 
 impl Index {
@@ -331,10 +331,6 @@ impl Index {
             live: 0,
             scratch: Scratch::default(),
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.live
     }
 
     pub fn add(&mut self, slot: u32, criteria: Criteria) -> Result<(), String> {

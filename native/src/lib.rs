@@ -126,10 +126,6 @@ impl Index {
         }
     }
 
-    fn __len__(&self) -> usize {
-        self.core.len()
-    }
-
     /// File a subscription under `slot` (free, below 2**29). `kinds`: 1 postings, 2
     /// articles, 3 both.
     #[allow(clippy::too_many_arguments)]
