@@ -286,3 +286,38 @@ class Scan:
             for subscription_id, compiled in self._subscriptions.items()
             if matches(compiled, features)
         }
+
+
+def search_text(event: Event) -> str:
+    """The distinct normalized words the rules can read in an event, as `" w1 w2 … "`.
+
+    Stored with each recent event: every word of a value that matches must be among them, so
+    `" word " in search_text` (a LIKE in SQL) narrows stored events to the few that could match
+    a subscription before the matcher decides (see `candidate_words`).
+    """
+    found: set[str]
+    if isinstance(event, JobPosting):
+        found = {*employer_words(event.employer), *words(event.title), *city_words(event.city)}
+    else:
+        # Bodies are long and each is seen once: normalize them without filling the cache.
+        headline, body = words(event.headline), words.__wrapped__(event.body)
+        found = {*headline, *body, *city_form(headline), *city_form(body)}
+        for company in event.companies:
+            found.update(employer_words(company))
+        for city in event.cities:
+            found.update(city_words(city))
+    return f" {' '.join(sorted(found))} "
+
+
+def candidate_words(criteria: Criteria) -> list[str]:
+    """Words of which a matching event's `search_text` has at least one: the longest word of
+    each value of the first field set (employers, then cities, then titles)."""
+    for values, normalize in (
+        (criteria.employers, employer_words),
+        (criteria.cities, city_words),
+        (criteria.titles, words),
+    ):
+        if values:
+            found = (normalize(value) for value in values)
+            return sorted({max(w, key=len) for w in found if w})
+    return []

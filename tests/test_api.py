@@ -132,7 +132,7 @@ async def test_a_subscription_round_trips_with_its_password_masked(api: Api) -> 
     assert listed.json() == [body]
     for response in (created, fetched, listed):
         assert PASSWORD not in response.text
-    stored = await api.store.get_subscription(body["id"])
+    stored = await api.store.subscriptions.get(body["id"])
     assert stored is not None
     assert stored.notify == [MAIL]
 
@@ -278,7 +278,7 @@ async def test_patch_pauses_resumes_and_changes_only_what_is_sent(api: Api) -> N
     )
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"] == "notify.0"
-    unchanged = await api.store.get_subscription(sub["id"])
+    unchanged = await api.store.subscriptions.get(sub["id"])
     assert unchanged is not None
     assert unchanged.notify == [MAIL]
 
@@ -320,12 +320,12 @@ async def test_an_unsubscribe_link_pauses_its_subscription_and_forgeries_do_noth
 async def test_a_test_alert_reports_each_target_on_its_own(api: Api) -> None:
     with HttpSink() as good, HttpSink() as bad:
         bad.fail_with(500)
-        alice = await api.store.user_by_key_hash(
+        alice = await api.store.accounts.by_key_hash(
             key_hash(api.alice["Authorization"].removeprefix("Bearer "))
         )
         assert alice is not None
         # Loopback sinks: stored directly, as an operator who allows private hosts would.
-        sub = await api.store.add_subscription(
+        sub = await api.store.subscriptions.add(
             SubscriptionIn(
                 name="Ross jobs",
                 employers=["Ross"],
@@ -367,6 +367,8 @@ async def test_the_openapi_document_describes_every_route(api: Api) -> None:
         "/subscriptions/{subscription_id}",
         "/subscriptions/{subscription_id}/test",
         "/unsubscribe/{token}",
+        "/me",
+        "/me/export",
         "/healthz",
         "/readyz",
     }

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 
 from config.settings import Settings
@@ -100,3 +102,24 @@ def service_env(settings: Settings) -> dict[str, str]:
         "JOBWIRE_DELIVERY__BACKOFF_BASE_S": "0.2",
         "JOBWIRE_DELIVERY__POLL_INTERVAL_S": "0.1",
     }
+
+
+def start_jobwire(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`jobwire run` as operators run it, a process of its own, its output in `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen([str(JOBWIRE), "run"], env=env, stdout=log, stderr=log)
+
+
+async def listening_url(log_path: Path) -> str:
+    """The API's address, from the service's own `api.listening` log line."""
+    found: list[str] = []
+
+    async def listening() -> bool:
+        for line in (await asyncio.to_thread(log_path.read_text)).splitlines():
+            if '"api.listening"' in line:
+                found.append(str(orjson.loads(line)["url"]))
+                return True
+        return False
+
+    await eventually(listening)
+    return found[0]
