@@ -309,15 +309,16 @@ def search_text(event: Event) -> str:
     return f" {' '.join(sorted(found))} "
 
 
-def candidate_words(criteria: Criteria) -> list[str]:
-    """Words of which a matching event's `search_text` has at least one: the longest word of
-    each value of the first field set (employers, then cities, then titles)."""
+def candidate_words(criteria: Criteria) -> list[list[str]]:
+    """For each field the subscription sets, words of which a matching event's `search_text`
+    has at least one: the longest word of each of the field's values."""
+    groups = []
     for values, normalize in (
         (criteria.employers, employer_words),
         (criteria.cities, city_words),
         (criteria.titles, words),
     ):
-        if values:
-            found = (normalize(value) for value in values)
-            return sorted({max(w, key=len) for w in found if w})
-    return []
+        found = (normalize(value) for value in values)
+        if group := sorted({max(w, key=len) for w in found if w}):
+            groups.append(group)
+    return groups

@@ -373,3 +373,35 @@ async def test_the_openapi_document_describes_every_route(api: Api) -> None:
         "/readyz",
     }
     assert (await api.client.get("/docs")).status_code == 200
+
+
+async def test_a_user_exports_their_own_data_masked_unless_they_ask_for_it_whole(
+    api: Api,
+) -> None:
+    mine = (await api.create(api.alice, employers=["Nordstrom"], notify=[MAIL])).json()
+    await api.create(api.bob, employers=["Ross"], notify=[MAIL])
+
+    masked = await api.client.get("/me/export", headers=api.alice)
+    assert masked.status_code == 200
+    assert [s["id"] for s in masked.json()["subscriptions"]] == [mine["id"]]
+    assert PASSWORD not in masked.text
+    whole = await api.client.get("/me/export?targets=full", headers=api.alice)
+    assert whole.json()["subscriptions"][0]["notify"] == [MAIL]
+    operator = await api.client.get("/me/export", headers=api.operator)
+    assert operator.status_code == 400
+    assert "jobwire users export NAME" in operator.json()["detail"]
+    bad = await api.client.get("/me/export?targets=everything", headers=api.alice)
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "targets"
+
+
+async def test_a_user_erases_their_account_and_their_key_stops_working(api: Api) -> None:
+    mine = (await api.create(api.alice, employers=["Nordstrom"], notify=[MAIL])).json()
+    theirs = (await api.create(api.bob, employers=["Ross"], notify=[MAIL])).json()
+
+    erased = await api.client.delete("/me", headers=api.alice)
+    assert erased.status_code == 204
+    assert (await api.client.get("/subscriptions", headers=api.alice)).status_code == 401
+    everyone = await api.client.get("/subscriptions", headers=api.operator)
+    assert [s["id"] for s in everyone.json()] == [theirs["id"]]
+    assert await api.store.subscriptions.get(mine["id"]) is None

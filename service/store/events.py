@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.events import AnyEvent, Event
@@ -24,21 +24,29 @@ class RecentEvents:
         self.engine = engine
 
     async def candidates(
-        self, since: datetime, kinds: Sequence[str], any_of: Sequence[str], limit: int = 50_000
+        self,
+        since: datetime,
+        kinds: Sequence[str],
+        words: Sequence[Sequence[str]],
+        limit: int = 50_000,
     ) -> list[Event]:
-        """Events received since `since`, of these kinds, whose words include one of `any_of`
-        (all of them when `any_of` is empty), newest first."""
+        """Events received since `since`, of these kinds, whose words include one word of each
+        group in `words`, newest first."""
         query = (
             select(events.c.payload)
             .where(events.c.received_at >= since, events.c.kind.in_(list(kinds)))
             .order_by(events.c.received_at.desc(), events.c.id)
             .limit(limit)
         )
-        if any_of:
+        if words:
+            has_them = and_(
+                *(
+                    or_(*(events.c.search.contains(f" {word} ", autoescape=True) for word in group))
+                    for group in words
+                )
+            )
             # NULL: stored before the search words existed, so it is checked in full.
-            tests: list[ColumnElement[bool]] = [events.c.search.is_(None)]
-            tests.extend(events.c.search.contains(f" {word} ", autoescape=True) for word in any_of)
-            query = query.where(or_(*tests))
+            query = query.where(or_(events.c.search.is_(None), has_them))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).scalars().all()
         return [AnyEvent.validate_python(payload) for payload in rows]
