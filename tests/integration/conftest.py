@@ -1,4 +1,4 @@
-"""Real servers for the integration tests: one Kafka broker per session, sinks per test."""
+"""Real servers for the tests: Kafka and Prometheus per session, sinks per test."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from config.settings import Settings
 from devstack.kafka import KafkaBroker, start_kafka
+from devstack.prometheus import PrometheusServer, ScrapeJob, running_prometheus
 from devstack.sinks import HttpSink, SmtpSink
 from service.app import Service
 from service.delivery import Notifier
@@ -100,3 +101,33 @@ def service_env(settings: Settings) -> dict[str, str]:
         "JOBWIRE_DELIVERY__BACKOFF_BASE_S": "0.2",
         "JOBWIRE_DELIVERY__POLL_INTERVAL_S": "0.1",
     }
+
+
+# -- Prometheus: one per session, shared by the tests ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """One real Prometheus for the session; each test adds its own targets with `scrape`."""
+    with running_prometheus(workdir=tmp_path_factory.mktemp("prometheus")) as server:
+        yield server
+
+
+@pytest.fixture
+def scrape(
+    prometheus: PrometheusServer, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., ScrapeJob]]:
+    """`scrape("127.0.0.1:PORT", metrics_path="/metrics")`: the session's Prometheus scrapes
+    those targets until the test ends. Their series carry `job="<test name>-N"` (the returned
+    job's `selector`), so a query sees this test's series only. The first scrape comes within
+    ~6 s; `await prometheus.api.wait_for_targets(job.name)` waits for it."""
+    jobs: list[ScrapeJob] = []
+
+    def add(*targets: str, metrics_path: str = "/metrics") -> ScrapeJob:
+        job = prometheus.scrape(targets, metrics_path, job=f"{request.node.name}-{len(jobs)}")
+        jobs.append(job)
+        return job
+
+    yield add
+    for job in jobs:
+        job.remove()
