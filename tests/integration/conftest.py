@@ -1,4 +1,4 @@
-"""Real servers for the tests: Kafka and Prometheus per session, sinks per test."""
+"""Real servers for the tests: Kafka, Prometheus and Chromium per session, sinks per test."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, Page
 
 from config.settings import Settings
+from devstack.browser import launch_browser, save_screenshot
 from devstack.kafka import KafkaBroker, start_kafka
 from devstack.prometheus import PrometheusServer, ScrapeJob, running_prometheus
 from devstack.sinks import HttpSink, SmtpSink
@@ -103,7 +105,7 @@ def service_env(settings: Settings) -> dict[str, str]:
     }
 
 
-# -- Prometheus: one per session, shared by the tests ----------------------------------------
+# -- Prometheus and Chromium: one of each per session, shared by the tests ------------------
 
 
 @pytest.fixture(scope="session")
@@ -131,3 +133,38 @@ def scrape(
     yield add
     for job in jobs:
         job.remove()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the session (on the session's event loop)."""
+    async with launch_browser() as chromium:
+        yield chromium
+
+
+_call_failed = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    # Remembered for `page`, which saves a screenshot of a page a failed test leaves behind.
+    report = yield
+    if call.when == "call" and call.excinfo is not None:
+        item.stash[_call_failed] = True
+    return report
+
+
+@pytest.fixture
+async def page(
+    browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Page]:
+    """A page in a fresh browser context (no cookies or storage from other tests). When the
+    test fails, the page as it was is saved as `failure.png` in the test's tmp_path."""
+    context = await browser.new_context()
+    try:
+        tab = await context.new_page()
+        yield tab
+        if request.node.stash.get(_call_failed, False) and not tab.is_closed():
+            print(f"screenshot of the page: {await save_screenshot(tab, tmp_path / 'failure.png')}")
+    finally:
+        await context.close()
