@@ -19,10 +19,12 @@ test's queries see its own series only, whatever else the shared server scrapes.
 How soon a new target is scraped: within about 6 s, whatever ``refresh_interval`` says.
 Prometheus notices the targets file at once (inotify), but its discovery manager passes target
 updates on at most every 5 s, and the scrape manager applies them at most every 5 s
-(``scrape/manager.go``: ``reloader``; 2.42 has no flag to shorten it). Measured here: 5.9 s from
-writing the file to the first sample; the first scrape of a target known at start-up takes as
-long (5.0 s). A test can hide that wait by registering its target before the exporter is up
-(pick the port first), since a target that is down is simply retried every second.
+(``scrape/manager.go``: ``reloader``; 2.42 has no flag to shorten it). Both tick every 5 s
+from the server's start, so a new target waits 0-5 s for the next tick, then up to 1 s for its
+first scrape. Measured here: 5.8 s just after start (the worst case), 3-6 s in the tests; a
+target known at start-up waits as long (5.0 s), so a server of one's own saves nothing. A test
+can hide the wait by registering its target before the exporter is up (pick the port first):
+a target that is down is simply scraped again every second.
 
 The client (``PrometheusClient``, ``server.api``) is async: a test that runs jobwire in its
 own event loop must keep that loop running while it waits, or the scrapes it waits for would
