@@ -1,4 +1,4 @@
-"""Real servers for the integration tests: one Kafka broker per session, sinks per test."""
+"""Real servers for the tests: Kafka, Prometheus and Chromium per session, sinks per test."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from playwright.async_api import Browser, Page
 
 from config.settings import Settings
+from devstack.browser import launch_browser, save_screenshot
 from devstack.kafka import KafkaBroker, start_kafka
+from devstack.prometheus import PrometheusServer, ScrapeJob, running_prometheus
 from devstack.sinks import HttpSink, SmtpSink
 from service.app import Service
 from service.delivery import Notifier
@@ -123,3 +126,68 @@ async def listening_url(log_path: Path) -> str:
 
     await eventually(listening)
     return found[0]
+
+
+# -- Prometheus and Chromium: one of each per session, shared by the tests ------------------
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """One real Prometheus for the session; each test adds its own targets with `scrape`."""
+    with running_prometheus(workdir=tmp_path_factory.mktemp("prometheus")) as server:
+        yield server
+
+
+@pytest.fixture
+def scrape(
+    prometheus: PrometheusServer, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., ScrapeJob]]:
+    """`scrape("127.0.0.1:PORT", metrics_path="/metrics")`: the session's Prometheus scrapes
+    those targets until the test ends. Their series carry `job="<test name>-N"` (the returned
+    job's `selector`), so a query sees this test's series only. The first scrape comes within
+    ~6 s; `await prometheus.api.wait_for_targets(job.name)` waits for it."""
+    jobs: list[ScrapeJob] = []
+
+    def add(*targets: str, metrics_path: str = "/metrics") -> ScrapeJob:
+        job = prometheus.scrape(targets, metrics_path, job=f"{request.node.name}-{len(jobs)}")
+        jobs.append(job)
+        return job
+
+    yield add
+    for job in jobs:
+        job.remove()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the session (on the session's event loop)."""
+    async with launch_browser() as chromium:
+        yield chromium
+
+
+_call_failed = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    # Remembered for `page`, which saves a screenshot of a page a failed test leaves behind.
+    report = yield
+    if call.when == "call" and call.excinfo is not None:
+        item.stash[_call_failed] = True
+    return report
+
+
+@pytest.fixture
+async def page(
+    browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Page]:
+    """A page in a fresh browser context (no cookies or storage from other tests). When the
+    test fails, the page as it was is saved as `failure.png` in the test's tmp_path."""
+    context = await browser.new_context()
+    try:
+        tab = await context.new_page()
+        yield tab
+        if request.node.stash.get(_call_failed, False) and not tab.is_closed():
+            print(f"screenshot of the page: {await save_screenshot(tab, tmp_path / 'failure.png')}")
+    finally:
+        await context.close()
