@@ -31,7 +31,7 @@ log = structlog.get_logger("jobwire.retention")
 # Long enough that every running instance has polled the delete (they poll every second).
 TOMBSTONE_AGE = timedelta(days=1)
 # Between two batches: room for the pipeline's own write on SQLite's single writer.
-PAUSE_S = 0.02
+PAUSE_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
