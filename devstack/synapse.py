@@ -20,13 +20,26 @@ Apprise 2.2.0's Matrix plugin, as measured against this server (see the tests):
 * ``matrix://`` is plain HTTP and needs the port; ``matrixs://`` is HTTPS. Server discovery
   (``.well-known``) and end-to-end encryption only ever happen with ``matrixs://``.
 * ``user:password@`` logs in on every new Apprise object and logs out again when the object is
-  garbage-collected (a new device each time). Synapse's default ``rc_login.account`` allows 5
-  logins in a burst, then about one per 5.5 minutes: keep ``lift_rate_limits=True`` for tests,
-  and prefer the token form ``matrix://TOKEN@host:port/…`` for a busy bot.
+  garbage-collected (a new device each time). Synapse's default ``rc_login`` (per account and
+  per address) allows 5 logins in a burst, then about one per 5.5 minutes, and Apprise sleeps
+  through the ``retry_after_ms`` of the 429 in its thread: keep ``lift_rate_limits=True`` for
+  tests, and prefer the token form ``matrix://TOKEN@host:port/…`` for a busy bot.
 * A room id target needs ``?hsreq=no`` here: Synapse's default room version (12) makes ids
   without a ``:server`` part, and Apprise would otherwise append ``:localhost`` to it. A target
   without ``!``/``#`` (or with ``%23``) is a room alias on the bot's own server.
-* Apprise joins the room itself (``POST /join``), which accepts a pending invite.
+* Apprise joins the room itself (``POST /join``), which accepts a pending invite; a room the
+  bot was not invited to fails with 403 (which Apprise words "Invalid Token"). An alias that does not exist is created by the bot
+  (private, only the bot in it) and the send is reported as a success.
+* TEXT arrives as ``body = "# {title}\\r\\n{body}"``, no HTML. MARKDOWN and HTML add
+  ``format = org.matrix.custom.html`` and ``formatted_body = "<h1>{title}</h1>…"`` (Markdown
+  rendered without extensions, HTML passed as is); ``body`` is then the markup stripped,
+  link addresses included.
+* One event holds 64 KiB: a TEXT body of about 64,900 ASCII characters, a MARKDOWN one about
+  32,400 (it travels twice). Apprise's default ``overflow=upstream`` sends a longer body whole
+  and Synapse refuses it (413); ``?overflow=split`` posts it in parts titled ``[1/2]``… but
+  loses every part after the first with a token URL (one transaction id for all of them).
+* Each send takes 1-1.5 s, nearly all of it Apprise's own pause of 0.5 s between two requests
+  (login, join, send, and logout when the object is collected).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import apprise
 import pytest
 
-from devstack.synapse import MatrixError, MatrixRoom, running_synapse
+from devstack.synapse import MatrixError, MatrixRoom, apprise_url, running_synapse
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +97,29 @@ def test_notice_messages_are_marked_as_from_a_bot(matrix_room: MatrixRoom) -> No
 
     [message] = matrix_room.wait_for_messages(1, timeout=10)
     assert message.msgtype == "m.notice"
+
+
+def test_a_room_the_bot_was_not_invited_to_refuses_the_alert(matrix_room: MatrixRoom) -> None:
+    private = matrix_room.reader.create_room()  # no invite for the bot
+
+    sent = send(apprise_url(matrix_room.server, matrix_room.bot, private), "Digest", "3 new jobs")
+
+    assert not sent
+    assert matrix_room.reader.messages(private) == []
+
+
+def test_a_misspelt_alias_is_reported_sent_into_a_room_only_the_bot_is_in(
+    matrix_room: MatrixRoom,
+) -> None:
+    # Apprise creates a room for an alias that does not exist: nobody else will ever see it.
+    typo = matrix_room.alias.replace("alerts-", "alrets-")
+
+    sent = send(apprise_url(matrix_room.server, matrix_room.bot, typo), "Digest", "3 new jobs")
+
+    assert sent
+    bot = matrix_room.server.client(matrix_room.bot)
+    assert bot.joined_members(bot.resolve_alias(typo)) == [matrix_room.bot.user_id]
+    assert matrix_room.messages() == []
 
 
 def digest(lines: int) -> str:
