@@ -28,8 +28,9 @@ Apprise 2.2.0's Matrix plugin, as measured against this server (see the tests):
   without a ``:server`` part, and Apprise would otherwise append ``:localhost`` to it. A target
   without ``!``/``#`` (or with ``%23``) is a room alias on the bot's own server.
 * Apprise joins the room itself (``POST /join``), which accepts a pending invite; a room the
-  bot was not invited to fails with 403 (which Apprise words "Invalid Token"). An alias that does not exist is created by the bot
-  (private, only the bot in it) and the send is reported as a success.
+  bot was not invited to fails with 403 (which Apprise words "Invalid Token"). An alias that
+  does not exist is created by the bot (private, only the bot in it) and the send is reported
+  as a success.
 * TEXT arrives as ``body = "# {title}\\r\\n{body}"``, no HTML. MARKDOWN and HTML add
   ``format = org.matrix.custom.html`` and ``formatted_body = "<h1>{title}</h1>…"`` (Markdown
   rendered without extensions, HTML passed as is); ``body`` is then the markup stripped,
