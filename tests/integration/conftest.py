@@ -1,12 +1,15 @@
-"""Real servers for the tests: Kafka, Prometheus and Chromium per session, sinks per test."""
+"""Real servers for the integration tests: Kafka, Prometheus, Chromium and a Matrix homeserver
+once per session; sinks, scrape jobs, browser pages and Matrix rooms per test."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +23,14 @@ from devstack.browser import launch_browser, save_screenshot
 from devstack.kafka import KafkaBroker, start_kafka
 from devstack.prometheus import PrometheusServer, ScrapeJob, running_prometheus
 from devstack.sinks import HttpSink, SmtpSink
+from devstack.synapse import (
+    MatrixAccount,
+    MatrixClient,
+    MatrixRoom,
+    SynapseServer,
+    open_room,
+    start_synapse,
+)
 from service.app import Service
 from service.delivery import Notifier
 
@@ -34,6 +45,31 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     broker = start_kafka(tmp_path_factory.mktemp("kafka"))
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    """One Matrix homeserver for the session (about 1.3 s to start; 20 s to install, once)."""
+    server = start_synapse(tmp_path_factory.mktemp("synapse"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def matrix_people(synapse: SynapseServer) -> tuple[MatrixAccount, MatrixClient]:
+    """jobwire's bot account (what a matrix:// URL logs in as) and a person who reads."""
+    bot = synapse.register("jobwire-bot", secrets.token_urlsafe(16))
+    reader = synapse.client(synapse.register("reader", secrets.token_urlsafe(16)))
+    return bot, reader
+
+
+@pytest.fixture
+def matrix_room(
+    synapse: SynapseServer, matrix_people: tuple[MatrixAccount, MatrixClient]
+) -> MatrixRoom:
+    """A fresh room per test: the reader in it, the bot invited; `matrix_room.url()` for Apprise."""
+    bot, reader = matrix_people
+    return open_room(synapse, bot, reader, f"alerts-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
