@@ -126,9 +126,7 @@ async def ingest(store: Store, world: World, seconds: float, tag: str) -> float:
     round_ = 0
     while time.perf_counter() - started < seconds:
         batch = [e.model_copy(update={"id": f"{tag}-{round_}-{e.id}"}) for e in batch_events]
-        await store.ledger.record(
-            batch, [Match("s" * 32, e, ["json://x.example/a"]) for e in batch]
-        )
+        await store.ledger.record(batch, [Match("s" * 32, e, [1]) for e in batch])
         recorded += len(batch)
         round_ += 1
     return recorded / (time.perf_counter() - started)
@@ -139,9 +137,7 @@ async def old_alerts(store: Store, world: World, count: int) -> None:
     made = world.postings(count, seed=9)
     for start in range(0, count, 2000):
         chunk = [e.model_copy(update={"id": f"old-{e.id}"}) for e in made[start : start + 2000]]
-        await store.ledger.record(
-            chunk, [Match("o" * 32, e, ["json://x.example/a"]) for e in chunk]
-        )
+        await store.ledger.record(chunk, [Match("o" * 32, e, [2]) for e in chunk])
     old = utcnow() - timedelta(days=40)
     async with store.engine.begin() as conn:
         await conn.execute(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from cryptography.fernet import Fernet
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -57,11 +58,36 @@ class StoreSettings(BaseModel):
     refresh_interval_s: float = Field(
         1.0, gt=0, description="How often a running service picks up subscription changes."
     )
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Fernet keys that encrypt targets and secrets in the store; "
+        "the first encrypts, all decrypt (`jobwire keys new` makes one; unset: stored plain).",
+    )
     auto_migrate: bool | None = Field(
         None,
         description="Upgrade the store's schema when `jobwire run` starts (unset: on for "
         "SQLite, off for PostgreSQL, where `jobwire db upgrade` does it).",
     )
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for key in value:
+                raw = key.get_secret_value() if isinstance(key, SecretStr) else str(key)
+                try:
+                    Fernet(raw.encode())
+                except (ValueError, TypeError):
+                    raise ValueError(
+                        "each key must be a Fernet key (44 characters of URL-safe base64): "
+                        "make one with `jobwire keys new`"
+                    ) from None
+        return value
+
+    def keys(self) -> list[str]:
+        return [key.get_secret_value() for key in self.encryption_keys]
 
 
 class RetentionSettings(BaseModel):
@@ -90,7 +116,10 @@ class DeliverySettings(BaseModel):
         0.5, gt=0, description="How often the worker looks for due alerts when idle."
     )
     lease_s: float = Field(
-        60.0, gt=0, description="A claimed alert not finished by then is claimed again."
+        10.0,
+        gt=0,
+        description="A claimed alert's lease, renewed while it is sent; after a crash its "
+        "alert is claimed again within this.",
     )
     timeout_s: float = Field(30.0, gt=0, description="Longest one send may take.")
 

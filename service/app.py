@@ -44,7 +44,9 @@ class Service:
         settings = self.settings
         # Listen first: a taken port should stop start-up before anything else is opened.
         sock = bind(settings.api.host, settings.api.port) if settings.api.enabled else None
-        store = await Store.open(settings.store.url, settings.store.auto_migrate)
+        store = await Store.open(
+            settings.store.url, settings.store.auto_migrate, settings.store.keys()
+        )
         notifier = self._notifier or AppriseNotifier(
             settings.delivery.concurrency, settings.delivery.timeout_s
         )
@@ -55,6 +57,12 @@ class Service:
         log.info(
             "service.starting", subscriptions=len(live.targets), store=store.engine.dialect.name
         )
+        if not store.sealer.enabled and await store.secrets.plain_count():
+            log.warning(
+                "store.unencrypted",
+                hint="targets' passwords and tokens are stored in plain text: set "
+                "JOBWIRE_STORE__ENCRYPTION_KEYS (`jobwire keys new` makes a key)",
+            )
         # A link is only worth sending if something serves it: this instance, or another one
         # behind the configured public address.
         served = settings.api.enabled or bool(settings.api.public_url)

@@ -37,11 +37,24 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
+class _Stderr:
+    """Whatever sys.stderr is when a line is written (a test runner swaps it per command)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 @app.callback()
 def _commands() -> None:
     # A command's output is what it prints on stdout (an id, a key, JSON lines); what jobwire
     # logs meanwhile (a migration, say) goes to stderr. `run` logs to stdout, as services do.
-    configure_logging("auto", "INFO", sys.stderr)
+    configure_logging("auto", "INFO", _Stderr())
 
 
 def _settings() -> Settings:
@@ -67,7 +80,9 @@ def _registry(settings: Settings, store: Store) -> SubscriptionRegistry:
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     """Run `work` on the store; a store that fails says why in one line, without a traceback."""
     try:
-        store = await Store.open(settings.store.url, settings.store.auto_migrate)
+        store = await Store.open(
+            settings.store.url, settings.store.auto_migrate, settings.store.keys()
+        )
     except StoreUnavailable as exc:
         raise _fail(str(exc)) from None
     try:
@@ -426,6 +441,41 @@ def users_export(
     if found is None:
         raise _fail(f"no user {name!r}: see `jobwire users list`", 1)
     typer.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+
+
+keys_app = typer.Typer(
+    help="Encryption at rest: targets (with their passwords) and secrets in the store are "
+    "sealed with the keys in JOBWIRE_STORE__ENCRYPTION_KEYS."
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new() -> None:
+    """Print a new key. Put it first in JOBWIRE_STORE__ENCRYPTION_KEYS (comma-separated)."""
+    from service.store.crypto import new_key
+
+    typer.echo(new_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Seal every secret in the store with the first key (plain ones too). After adding a new
+    key in front, run this; then the older keys can be dropped."""
+    settings = _settings()
+    if not settings.store.encryption_keys:
+        raise _fail("set JOBWIRE_STORE__ENCRYPTION_KEYS first (`jobwire keys new` makes a key)")
+    changed = _run(_with_store(settings, lambda store: store.secrets.reseal()))
+    typer.echo(f"sealed {changed} secret(s) with the first key")
+
+
+@keys_app.command("decrypt")
+def keys_decrypt() -> None:
+    """Store every secret in plain text again, e.g. to stop encrypting or before
+    `jobwire db downgrade` past revision 0003. Needs the keys that sealed them."""
+    settings = _settings()
+    changed = _run(_with_store(settings, lambda store: store.secrets.reseal(plain=True)))
+    typer.echo(f"stored {changed} secret(s) in plain text")
 
 
 db_app = typer.Typer(

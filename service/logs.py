@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from typing import Literal, Protocol
 
 import orjson
 import structlog
@@ -22,8 +22,14 @@ def _orjson_dumps(obj: object, default: object = None) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+class Stream(Protocol):
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+    def isatty(self) -> bool: ...
+
+
 def configure_logging(
-    fmt: LogFormat = "auto", level: str = "INFO", stream: TextIO | None = None
+    fmt: LogFormat = "auto", level: str = "INFO", stream: Stream | None = None
 ) -> None:
     """Route structlog and stdlib logging to stdout as JSON lines or a readable console view."""
     stream = stream or sys.stdout

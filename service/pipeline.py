@@ -31,22 +31,23 @@ class LiveSubscriptions:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.matcher = Matcher()
-        self.targets: dict[str, list[str]] = {}
+        # Each subscription's target ids: what its ledger rows will name.
+        self.targets: dict[str, tuple[int, ...]] = {}
         self._seen: datetime | None = None
 
     async def refresh(self) -> int:
         """Apply what changed since the last refresh; returns how many subscriptions did."""
         before = self._seen
         changes, self._seen = await self.store.subscriptions.changes(before)
-        for subscription, wanted in changes:
-            if not wanted:
-                self.matcher.remove(subscription.id)
-                self.targets.pop(subscription.id, None)
-        wanted_now = [sub for sub, wanted in changes if wanted]
-        self.matcher.add_many((sub.id, sub.criteria()) for sub in wanted_now)
-        self.targets.update((sub.id, list(sub.notify)) for sub in wanted_now)
+        for change in changes:
+            if not change.wanted:
+                self.matcher.remove(change.id)
+                self.targets.pop(change.id, None)
+        wanted_now = [change for change in changes if change.wanted]
+        self.matcher.add_many((change.id, change.criteria) for change in wanted_now)
+        self.targets.update((change.id, change.target_ids) for change in wanted_now)
         # The store returns a small overlap again each time; count only what is new.
-        return sum(1 for sub, _ in changes if before is None or sub.updated_at > before)
+        return sum(1 for change in changes if before is None or change.updated_at > before)
 
     async def keep_fresh(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():

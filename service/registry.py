@@ -15,8 +15,7 @@ from pydantic import ValidationError
 
 from config.settings import LimitSettings
 from service.accounts import Actor
-from service.delivery import DeliveryFailed, Notifier, safe_target, scrub
-from service.render import render_test
+from service.delivery import DeliveryFailed, Notifier, render_test, safe_target, scrub
 from service.store import Store
 from service.subscriptions import Subscription, SubscriptionIn, SubscriptionPatch
 from service.targets import TargetPolicy, TargetRefused

@@ -152,12 +152,13 @@ class SubscriptionOut(BaseModel):
 
 
 class Subscription(SubscriptionIn):
-    """A stored subscription."""
+    """A stored subscription. `target_ids` name its targets in the ledger, in `notify` order."""
 
     id: str
     owner: str | None = None
     created_at: datetime
     updated_at: datetime
+    target_ids: list[int] = Field(default_factory=list)
 
     def criteria(self) -> Criteria:
         return Criteria.model_construct(

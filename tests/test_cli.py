@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from consumers.events import Event
 from service.cli import app
 from service.store import Match, Store
+from service.store.ledger import Outcomes
 from service.subscriptions import SubscriptionIn
 
 runner = CliRunner()
@@ -137,9 +138,11 @@ def test_deliveries_shows_the_ledger_masked_and_retry_requeues_dead_alerts(
         sub = await store.subscriptions.add(
             SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [target]})
         )
-        await store.ledger.record(sample_events[3:4], [Match(sub.id, sample_events[3], [target])])
+        await store.ledger.record(
+            sample_events[3:4], [Match(sub.id, sample_events[3], sub.target_ids)]
+        )
         (claimed,) = await store.ledger.claim(1, lease_s=60)
-        await store.ledger.mark_dead(claimed.delivery.id, "550 mailbox unavailable")
+        await store.ledger.apply(Outcomes(dead=[(claimed.delivery.id, "550 mailbox unavailable")]))
         await store.close()
         return claimed.delivery.id
 
@@ -207,7 +210,9 @@ def test_users_export_prints_their_data_masked_and_remove_erases_it(
             SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [target]}),
             owner=user.id,
         )
-        await store.ledger.record(sample_events[3:4], [Match(sub.id, sample_events[3], [target])])
+        await store.ledger.record(
+            sample_events[3:4], [Match(sub.id, sample_events[3], sub.target_ids)]
+        )
         await store.close()
         return sub.id
 

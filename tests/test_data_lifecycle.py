@@ -17,8 +17,9 @@ from service.accounts import add_user
 from service.offline import match_files
 from service.preview import recent_matches
 from service.store import Match, Store, utcnow
+from service.store.ledger import Outcomes
 from service.store.retention import Retention
-from service.store.schema import deliveries, events, subscriptions
+from service.store.schema import deliveries, events, subscriptions, targets
 from service.subscriptions import Criteria, SubscriptionIn
 from tests.conftest import SAMPLES, empty_database
 
@@ -113,12 +114,16 @@ async def test_retention_deletes_old_sent_and_dead_alerts_and_unneeded_events_on
     unneeded, still_needed = sample_events[4:6]
     await store.ledger.record(
         sample_events[:6],
-        [Match(sub.id, e, [TARGET]) for e in (old_sent, old_dead, old_pending, new_sent)],
+        [Match(sub.id, e, sub.target_ids) for e in (old_sent, old_dead, old_pending, new_sent)],
     )
     rows = {d.event_id: d.id for d in await store.ledger.recent()}
-    await store.ledger.mark_sent(rows[old_sent.id])
-    await store.ledger.mark_dead(rows[old_dead.id], "gone")
-    await store.ledger.mark_sent(rows[new_sent.id])
+    now = utcnow()
+    await store.ledger.apply(
+        Outcomes(
+            sent=[(rows[old_sent.id], now), (rows[new_sent.id], now)],
+            dead=[(rows[old_dead.id], "gone")],
+        )
+    )
     for event in (old_sent, old_dead, old_pending):
         await age(store, deliveries, days=31, event_id=event.id)
     for event in (old_sent, old_dead, old_pending, unneeded, still_needed):
@@ -126,7 +131,7 @@ async def test_retention_deletes_old_sent_and_dead_alerts_and_unneeded_events_on
     gone = await store.subscriptions.add(spec(cities=["Dallas"]))
     await store.subscriptions.delete(gone.id)
     await age(store, subscriptions, days=2, id=gone.id)
-    await store.ledger.record([still_needed], [Match(sub.id, still_needed, [TARGET])])
+    await store.ledger.record([still_needed], [Match(sub.id, still_needed, sub.target_ids)])
     await age(store, events, days=8, id=still_needed.id)
 
     pruned = await Retention(store.engine, RetentionSettings(batch_size=1)).prune()
@@ -149,7 +154,7 @@ async def test_a_user_exports_their_data_and_erasing_it_leaves_nothing_of_theirs
     mine = await store.subscriptions.add(spec(employers=["NORDSTROM"], name="AP"), owner=ana.id)
     theirs = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
     await store.ledger.record(
-        sample_events[:1], [Match(s.id, sample_events[0], [TARGET]) for s in (mine, theirs)]
+        sample_events[:1], [Match(s.id, sample_events[0], s.target_ids) for s in (mine, theirs)]
     )
 
     masked = await personal_data.export(store, ana)
@@ -169,6 +174,9 @@ async def test_a_user_exports_their_data_and_erasing_it_leaves_nothing_of_theirs
     async with store.engine.connect() as conn:
         rows = (await conn.execute(subscriptions.select())).mappings().all()
     tombstone = next(row for row in rows if row["id"] == mine.id)
-    assert (tombstone["notify"], tombstone["employers"], tombstone["owner"]) == ([], [], None)
+    assert (tombstone["name"], tombstone["employers"], tombstone["owner"]) == ("", [], None)
+    async with store.engine.connect() as conn:
+        left = (await conn.execute(targets.select())).mappings().all()
+    assert [row["subscription_id"] for row in left] == [theirs.id]
     changes, _ = await store.subscriptions.changes(None)
-    assert (mine.id, False) in {(s.id, wanted) for s, wanted in changes}
+    assert (mine.id, False) in {(c.id, c.wanted) for c in changes}

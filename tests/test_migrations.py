@@ -118,7 +118,7 @@ async def test_downgrading_one_step_and_upgrading_again_keeps_every_row(
     sub = await store.subscriptions.add(
         SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [TARGET]})
     )
-    await store.ledger.record(sample_events[:3], [Match(sub.id, sample_events[0], [TARGET])])
+    await store.ledger.record(sample_events[:3], [Match(sub.id, sample_events[0], sub.target_ids)])
     await store.close()
 
     before = migrate.head()

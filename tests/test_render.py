@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from consumers.events import Article, JobPosting
-from service.render import render
+from service.delivery import render
 
 
 def test_a_posting_alert_names_employer_title_city_and_link() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from consumers.events import Event
 from service.store import Match, Store, utcnow
+from service.store.ledger import Outcomes
 from service.subscriptions import SubscriptionIn
 from tests.conftest import empty_database
 
@@ -36,10 +37,10 @@ def spec(**fields: object) -> SubscriptionIn:
 async def test_recording_the_same_batch_twice_records_each_alert_once(
     store: Store, sample_events: list[Event]
 ) -> None:
-    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
-    matches = [
-        Match(sub.id, event, [TARGET, "json://127.0.0.1:9/other"]) for event in sample_events[:3]
-    ]
+    sub = await store.subscriptions.add(
+        spec(employers=["NORDSTROM"], notify=[TARGET, "json://127.0.0.1:9/other"])
+    )
+    matches = [Match(sub.id, event, sub.target_ids) for event in sample_events[:3]]
 
     assert await store.ledger.record(sample_events[:3], matches) == 6
     # Kafka re-delivered the batch after a crash
@@ -51,7 +52,7 @@ async def test_a_claimed_alert_is_not_claimed_again_until_its_lease_runs_out(
     store: Store, sample_events: list[Event]
 ) -> None:
     sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
-    await store.ledger.record(sample_events[:1], [Match(sub.id, sample_events[0], [TARGET])])
+    await store.ledger.record(sample_events[:1], [Match(sub.id, sample_events[0], sub.target_ids)])
 
     first = await store.ledger.claim(10, lease_s=60)
     assert [c.event.id for c in first] == [sample_events[0].id]
@@ -66,10 +67,9 @@ async def test_an_abandoned_claim_is_picked_up_again(
     store: Store, sample_events: list[Event]
 ) -> None:
     sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
-    await store.ledger.record(sample_events[:1], [Match(sub.id, sample_events[0], [TARGET])])
-    await store.ledger.claim(
-        10, lease_s=-1
-    )  # a worker claimed it and died; the lease is already over
+    await store.ledger.record(sample_events[:1], [Match(sub.id, sample_events[0], sub.target_ids)])
+    # A worker claimed it and died; the lease is already over.
+    await store.ledger.claim(10, lease_s=-1)
 
     again = await store.ledger.claim(10, lease_s=60)
     assert len(again) == 1
@@ -80,12 +80,16 @@ async def test_retry_dead_and_requeue(store: Store, sample_events: list[Event]) 
     sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
     await store.ledger.record(
         sample_events[:2],
-        [Match(sub.id, sample_events[0], [TARGET]), Match(sub.id, sample_events[1], [TARGET])],
+        [Match(sub.id, e, sub.target_ids) for e in sample_events[:2]],
     )
     a, b = await store.ledger.claim(10, lease_s=60)
 
-    await store.ledger.mark_retry(a.delivery.id, utcnow() + timedelta(hours=1), "refused")
-    await store.ledger.mark_dead(b.delivery.id, "gone")
+    await store.ledger.apply(
+        Outcomes(
+            retry=[(a.delivery.id, utcnow() + timedelta(hours=1), "refused")],
+            dead=[(b.delivery.id, "gone")],
+        )
+    )
     assert await store.ledger.claim(10, lease_s=60) == []  # the retry is not due yet
     dead = await store.ledger.recent(status="dead")
     assert [(d.id, d.last_error) for d in dead] == [(b.delivery.id, "gone")]
@@ -98,28 +102,51 @@ async def test_retry_dead_and_requeue(store: Store, sample_events: list[Event]) 
 async def test_a_failing_target_holds_back_its_own_backlog_only(
     store: Store, sample_events: list[Event]
 ) -> None:
-    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
     other = "json://127.0.0.1:9/other"
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, other]))
     await store.ledger.record(
-        sample_events[:3], [Match(sub.id, e, [TARGET, other]) for e in sample_events[:3]]
+        sample_events[:3], [Match(sub.id, e, sub.target_ids) for e in sample_events[:3]]
     )
+    failing, _ = sub.target_ids
 
-    await store.ledger.postpone_target(TARGET, utcnow() + timedelta(hours=1))
+    await store.ledger.apply(Outcomes(held_targets={failing: utcnow() + timedelta(hours=1)}))
     due = await store.ledger.claim(10, lease_s=60)
     assert {c.delivery.target for c in due} == {other}
     assert len(due) == 3
+    await store.ledger.apply(Outcomes(resumed_targets={failing}))  # it answers again
+    assert {c.delivery.target for c in await store.ledger.claim(10, lease_s=60)} == {TARGET}
+
+
+async def test_a_dead_target_takes_its_waiting_alerts_with_it_and_requeue_spares_removed_ones(
+    store: Store, sample_events: list[Event]
+) -> None:
+    other = "json://127.0.0.1:9/other"
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, other]))
+    await store.ledger.record(
+        sample_events[:3], [Match(sub.id, e, sub.target_ids) for e in sample_events[:3]]
+    )
+    failing, _ = sub.target_ids
+
+    assert await store.ledger.apply(Outcomes(dead_targets={failing: "550 no such user"})) == 3
+    assert await store.ledger.counts() == {"pending": 3, "dead": 3}
+    # The user takes the dead target out of the subscription: its alerts stay dead.
+    await store.subscriptions.update(sub.id, spec(employers=["NORDSTROM"], notify=[other]))
+    assert await store.ledger.requeue() == 0
+    kept = await store.subscriptions.get(sub.id)
+    assert kept is not None
+    assert kept.target_ids == [sub.target_ids[1]]  # the kept target keeps its id
 
 
 async def test_subscription_changes_include_deletes_and_pauses(store: Store) -> None:
     a = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
     b = await store.subscriptions.add(spec(cities=["Portland"]))
     changes, seen = await store.subscriptions.changes(None)
-    assert {(s.id, wanted) for s, wanted in changes} == {(a.id, True), (b.id, True)}
+    assert {(c.id, c.wanted) for c in changes} == {(a.id, True), (b.id, True)}
 
     assert await store.subscriptions.delete(a.id)
     assert await store.subscriptions.update(b.id, spec(cities=["Dallas"], active=False))
     changes, _ = await store.subscriptions.changes(seen)
-    assert {(s.id, wanted) for s, wanted in changes} == {(a.id, False), (b.id, False)}
+    assert {(c.id, c.wanted) for c in changes} == {(a.id, False), (b.id, False)}
     assert [s.id for s in await store.subscriptions.all()] == [b.id]
     assert await store.subscriptions.get(a.id) is None
 

@@ -7,11 +7,15 @@ One schema for SQLite (the embedded default) and PostgreSQL (to scale out), owne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store import migrate
 from service.store.accounts import Accounts, Erased, User
+from service.store.crypto import Sealer
 from service.store.engine import open_engine
 from service.store.errors import StoreUnavailable, describe_failure, explain, shown
 from service.store.events import RecentEvents
@@ -19,6 +23,8 @@ from service.store.ledger import ClaimedDelivery, Delivery, DeliveryStatus, Ledg
 from service.store.schema import metadata, utcnow
 from service.store.secrets import ServiceSecrets
 from service.store.subscriptions import Subscriptions
+
+log = structlog.get_logger("jobwire.store")
 
 __all__ = [
     "ClaimedDelivery",
@@ -39,17 +45,21 @@ __all__ = [
 class Store:
     """Async access to every table, on SQLite or PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, sealer: Sealer | None = None) -> None:
         self.engine = engine
-        self.subscriptions = Subscriptions(engine)
-        self.ledger = Ledger(engine)
+        self.sealer = sealer or Sealer()
+        self.subscriptions = Subscriptions(engine, self.sealer)
+        self.ledger = Ledger(engine, self.sealer)
         self.events = RecentEvents(engine)
         self.accounts = Accounts(engine)
-        self.secrets = ServiceSecrets(engine)
+        self.secrets = ServiceSecrets(engine, self.sealer)
 
     @classmethod
-    async def open(cls, url: str, auto_migrate: bool | None = None) -> Store:
-        """Connect and check the schema is the one this code needs.
+    async def open(
+        cls, url: str, auto_migrate: bool | None = None, keys: Sequence[str] = ()
+    ) -> Store:
+        """Connect, check the schema is the one this code needs, and that `keys` open the
+        secrets it holds (sealing any still in plain text when keys are set).
 
         `auto_migrate` upgrades an outdated schema (None: on SQLite, not on PostgreSQL, where an
         operator upgrades on purpose with `jobwire db upgrade`). Every failure is one
@@ -58,12 +68,17 @@ class Store:
         engine = cls.connect(url)
         if auto_migrate is None:
             auto_migrate = engine.dialect.name == "sqlite"
+        store = cls(engine, Sealer(keys))
         try:
             await migrate.ensure_current(engine, auto_migrate)
+            await store.secrets.check_keys()
+            if store.sealer.enabled and await store.secrets.plain_count():
+                sealed = await store.secrets.reseal()
+                log.info("store.sealed", secrets=sealed, reason="keys are set")
         except Exception as exc:
             await engine.dispose()
             raise StoreUnavailable(explain(exc, url)) from exc
-        return cls(engine)
+        return store
 
     @staticmethod
     def connect(url: str) -> AsyncEngine:

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.engine import insert
-from service.store.schema import deliveries, subscriptions, users, utcnow
+from service.store.schema import deliveries, subscriptions, targets, users, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,7 @@ class Accounts:
             removed = await conn.execute(
                 delete(deliveries).where(deliveries.c.subscription_id.in_(owned))
             )
+            await conn.execute(delete(targets).where(targets.c.subscription_id.in_(owned)))
             await conn.execute(
                 update(subscriptions)
                 .where(subscriptions.c.owner == user_id)
@@ -98,7 +99,6 @@ class Accounts:
                     titles=[],
                     cities=[],
                     exclude=[],
-                    notify=[],
                     active=False,
                     deleted=True,
                     updated_at=utcnow(),

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
+from service.store.crypto import SecretsLocked
+
 
 class StoreUnavailable(Exception):
     """The store cannot be used; the message says what to check (password hidden)."""
@@ -37,7 +39,7 @@ def explain(exc: BaseException, url: str | URL | None = None) -> str:
     """One line naming why the store failed and what to do about it."""
     where = f" at {shown(url)}" if url is not None else ""
     for cause in _causes(exc):
-        if isinstance(cause, StoreUnavailable):
+        if isinstance(cause, StoreUnavailable | SecretsLocked):
             return str(cause)
         if isinstance(cause, sqlite3.Error):
             return _sqlite(str(cause).lower(), where, url)

@@ -1,24 +1,27 @@
-"""The delivery ledger: one row per (subscription, event, target), unique.
+"""The delivery ledger: one row per (event, target), unique.
 
 Recording a batch that Kafka delivers again is a no-op, and a row outlives any crash until it is
-sent or declared dead. Workers claim due rows with a lease (FOR UPDATE SKIP LOCKED on
-PostgreSQL), so instances sharing one store never send the same alert twice.
+sent or declared dead. Workers claim due rows with a short lease that they renew while a send
+is alive (FOR UPDATE SKIP LOCKED on PostgreSQL), so instances sharing one store never send the
+same alert twice, and alerts a crashed worker held are claimed again within one lease. What the
+delivery stages decide is written back in batches (`apply`), one transaction for many alerts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.events import AnyEvent, Event
 from service.matching import search_text
+from service.store.crypto import Sealer
 from service.store.engine import insert
-from service.store.schema import deliveries, events, subscriptions, utcnow
+from service.store.schema import deliveries, events, subscriptions, targets, utcnow
 
 DeliveryStatus = Literal["pending", "sending", "sent", "dead"]
 
@@ -29,18 +32,19 @@ class Match:
 
     subscription_id: str
     event: Event
-    targets: Sequence[str]
+    target_ids: Sequence[int]
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One ledger row: one alert for one target."""
+    """One ledger row: one alert for one target (`target` is its URL, to be shown masked)."""
 
     id: int
     subscription_id: str
+    target_id: int
+    target: str
     event_kind: str
     event_id: str
-    target: str
     status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime
@@ -51,16 +55,48 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
-    """A delivery claimed for sending, with what rendering needs."""
+    """A delivery claimed for sending, with what rendering and sending need."""
 
     delivery: Delivery
     event: Event
     subscription_name: str
+    scheme: str
+
+
+@dataclass
+class Outcomes:
+    """What the delivery stages decided for a batch of claimed alerts, written in one go."""
+
+    sent: list[tuple[int, datetime]] = field(default_factory=list)
+    retry: list[tuple[int, datetime, str]] = field(default_factory=list)
+    dead: list[tuple[int, str]] = field(default_factory=list)
+    # Given back untried (their target is held): the claim's attempt does not count.
+    deferred: list[tuple[int, datetime]] = field(default_factory=list)
+    # A failing target's waiting alerts wait until then, without using attempts.
+    held_targets: dict[int, datetime] = field(default_factory=dict)
+    # A target that failed every attempt: its waiting alerts die with the reason.
+    dead_targets: dict[int, str] = field(default_factory=dict)
+    # A held target that answered again: its waiting alerts are due now.
+    resumed_targets: set[int] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.sent,
+                self.retry,
+                self.dead,
+                self.deferred,
+                self.held_targets,
+                self.dead_targets,
+                self.resumed_targets,
+            )
+        )
 
 
 class Ledger:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, sealer: Sealer) -> None:
         self.engine = engine
+        self.sealer = sealer
         self._insert = insert(engine)
 
     async def record(self, batch: Sequence[Event], matches: Iterable[Match]) -> int:
@@ -84,16 +120,16 @@ class Ledger:
         delivery_rows = [
             {
                 "subscription_id": match.subscription_id,
+                "target_id": target_id,
                 "event_kind": match.event.kind,
                 "event_id": match.event.id,
-                "target": target,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,
             }
             for match in matches
-            for target in match.targets
+            for target_id in match.target_ids
         ]
         if not event_rows:
             return 0
@@ -136,71 +172,124 @@ class Ledger:
                 attempts=deliveries.c.attempts + 1,
                 claimed_until=now + timedelta(seconds=lease_s),
             )
-            .returning(*deliveries.c)
+            .returning(deliveries.c.id)
         )
         async with self.engine.begin() as conn:
-            claimed = [_delivery(row) for row in (await conn.execute(claim)).mappings().all()]
-            if not claimed:
+            ids = list((await conn.execute(claim)).scalars())
+            if not ids:
                 return []
-            return await self._with_context(conn, claimed)
+            return await conn.run_sync(self._claimed, ids)
 
-    async def _with_context(
-        self, conn: AsyncConnection, claimed: list[Delivery]
-    ) -> list[ClaimedDelivery]:
-        keys = {(d.event_kind, d.event_id) for d in claimed}
-        rows = await conn.execute(
-            select(events.c.kind, events.c.id, events.c.payload).where(
-                or_(*((events.c.kind == k) & (events.c.id == i) for k, i in keys))
+    def _claimed(self, conn: Connection, ids: list[int]) -> list[ClaimedDelivery]:
+        rows = conn.execute(
+            select(
+                *deliveries.c,
+                targets.c.url,
+                targets.c.scheme,
+                subscriptions.c.name,
+                events.c.payload,
             )
-        )
-        payloads = {(kind, ev_id): payload for kind, ev_id, payload in rows}
-        names: dict[str, str] = {
-            sub_id: name
-            for sub_id, name in await conn.execute(
-                select(subscriptions.c.id, subscriptions.c.name).where(
-                    subscriptions.c.id.in_({d.subscription_id for d in claimed})
-                )
+            .join(targets, targets.c.id == deliveries.c.target_id)
+            .join(
+                events,
+                (events.c.kind == deliveries.c.event_kind) & (events.c.id == deliveries.c.event_id),
             )
-        }
+            .outerjoin(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+            .where(deliveries.c.id.in_(ids))
+            .order_by(deliveries.c.id)
+        ).mappings()
         return [
             ClaimedDelivery(
-                delivery=d,
-                event=AnyEvent.validate_python(payloads[(d.event_kind, d.event_id)]),
-                subscription_name=names.get(d.subscription_id, ""),
+                delivery=self._delivery(row),
+                event=AnyEvent.validate_python(row["payload"]),
+                subscription_name=row["name"] or "",
+                scheme=row["scheme"],
             )
-            for d in claimed
+            for row in rows
         ]
 
-    async def mark_sent(self, delivery_id: int) -> None:
-        await self._finish(delivery_id, status="sent", sent_at=utcnow(), last_error=None)
-
-    async def mark_retry(self, delivery_id: int, next_attempt_at: datetime, error: str) -> None:
-        await self._finish(
-            delivery_id, status="pending", next_attempt_at=next_attempt_at, last_error=error
-        )
-
-    async def postpone_target(self, target: str, until: datetime) -> None:
-        """Hold back every pending alert to a target that just failed, so a target that is
-        down is not hammered by its backlog; its alerts keep their attempt counts."""
+    async def renew(self, delivery_ids: Sequence[int], lease_s: float) -> None:
+        """Extend the lease of alerts still being sent, so a short lease never runs out under a
+        slow send while a crashed worker's alerts come back quickly."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(deliveries)
-                .where(
-                    deliveries.c.target == target,
-                    deliveries.c.status == "pending",
-                    deliveries.c.next_attempt_at < until,
-                )
-                .values(next_attempt_at=until)
+                .where(deliveries.c.id.in_(delivery_ids), deliveries.c.status == "sending")
+                .values(claimed_until=utcnow() + timedelta(seconds=lease_s))
             )
 
-    async def defer(self, delivery_id: int, until: datetime) -> None:
-        """Put a claimed alert back untried (its target is held), without using an attempt."""
-        await self._finish(
-            delivery_id,
-            status="pending",
-            next_attempt_at=until,
-            attempts=deliveries.c.attempts - 1,
-        )
+    async def apply(self, outcomes: Outcomes) -> int:
+        """Write what the delivery stages decided, in one transaction; returns how many waiting
+        alerts died with their targets."""
+        also_dead = 0
+        async with self.engine.begin() as conn:
+            if outcomes.sent:
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == bindparam("row"))
+                    .values(status="sent", sent_at=bindparam("at"), claimed_until=None),
+                    [{"row": row, "at": at} for row, at in outcomes.sent],
+                )
+            if outcomes.retry:
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == bindparam("row"))
+                    .values(
+                        status="pending",
+                        next_attempt_at=bindparam("at"),
+                        last_error=bindparam("error"),
+                        claimed_until=None,
+                    ),
+                    [{"row": r, "at": at, "error": e} for r, at, e in outcomes.retry],
+                )
+            if outcomes.deferred:
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == bindparam("row"))
+                    .values(
+                        status="pending",
+                        next_attempt_at=bindparam("at"),
+                        attempts=deliveries.c.attempts - 1,
+                        claimed_until=None,
+                    ),
+                    [{"row": row, "at": at} for row, at in outcomes.deferred],
+                )
+            if outcomes.dead:
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == bindparam("row"))
+                    .values(status="dead", last_error=bindparam("error"), claimed_until=None),
+                    [{"row": row, "error": error} for row, error in outcomes.dead],
+                )
+            for target_id, until in outcomes.held_targets.items():
+                await conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.target_id == target_id,
+                        deliveries.c.status == "pending",
+                        deliveries.c.next_attempt_at < until,
+                    )
+                    .values(next_attempt_at=until)
+                )
+            for target_id, error in outcomes.dead_targets.items():
+                result = await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.target_id == target_id, deliveries.c.status == "pending")
+                    .values(status="dead", last_error=error)
+                )
+                also_dead += result.rowcount
+            if outcomes.resumed_targets:
+                now = utcnow()
+                await conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.target_id.in_(outcomes.resumed_targets),
+                        deliveries.c.status == "pending",
+                        deliveries.c.next_attempt_at > now,
+                    )
+                    .values(next_attempt_at=now)
+                )
+        return also_dead
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
         """Give claimed alerts back at shutdown so the next worker sends them at once."""
@@ -216,27 +305,6 @@ class Ledger:
                 )
             )
 
-    async def mark_target_dead(self, target: str, error: str) -> int:
-        """Declare dead every waiting alert to a target that failed all its attempts."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.target == target, deliveries.c.status == "pending")
-                .values(status="dead", last_error=error)
-            )
-        return result.rowcount
-
-    async def mark_dead(self, delivery_id: int, error: str) -> None:
-        await self._finish(delivery_id, status="dead", last_error=error)
-
-    async def _finish(self, delivery_id: int, **values: Any) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(claimed_until=None, **values)
-            )
-
     async def recent(
         self,
         status: DeliveryStatus | None = None,
@@ -246,7 +314,12 @@ class Ledger:
     ) -> list[Delivery]:
         """Ledger rows, newest first: of one subscription, or of every subscription one user
         owns (deleted ones included: they are still that user's data)."""
-        query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+        query = (
+            select(*deliveries.c, targets.c.url)
+            .join(targets, targets.c.id == deliveries.c.target_id)
+            .order_by(deliveries.c.id.desc())
+            .limit(limit)
+        )
         if status is not None:
             query = query.where(deliveries.c.status == status)
         if subscription_id is not None:
@@ -255,7 +328,8 @@ class Ledger:
             owned = select(subscriptions.c.id).where(subscriptions.c.owner == owner)
             query = query.where(deliveries.c.subscription_id.in_(owned))
         async with self.engine.connect() as conn:
-            return [_delivery(row) for row in (await conn.execute(query)).mappings().all()]
+            rows = (await conn.execute(query)).mappings().all()
+        return [self._delivery(row) for row in rows]
 
     async def counts(self) -> dict[str, int]:
         query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
@@ -263,8 +337,12 @@ class Ledger:
             return {status: int(n) for status, n in (await conn.execute(query)).all()}
 
     async def requeue(self, delivery_ids: Sequence[int] | None = None) -> int:
-        """Send dead alerts again: the given ones, or every dead one when None."""
-        query = update(deliveries).where(deliveries.c.status == "dead")
+        """Send dead alerts again: the given ones, or every dead one when None. Alerts whose
+        target was removed from its subscription stay dead."""
+        live = select(targets.c.id).where(targets.c.removed.is_(False))
+        query = update(deliveries).where(
+            deliveries.c.status == "dead", deliveries.c.target_id.in_(live)
+        )
         if delivery_ids is not None:
             query = query.where(deliveries.c.id.in_(delivery_ids))
         async with self.engine.begin() as conn:
@@ -273,6 +351,18 @@ class Ledger:
             )
         return result.rowcount
 
-
-def _delivery(row: Any) -> Delivery:
-    return Delivery(**{f.name: row[f.name] for f in fields(Delivery)})
+    def _delivery(self, row: Any) -> Delivery:
+        return Delivery(
+            id=row["id"],
+            subscription_id=row["subscription_id"],
+            target_id=row["target_id"],
+            target=self.sealer.open(row["url"]),
+            event_kind=row["event_kind"],
+            event_id=row["event_id"],
+            status=row["status"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+            sent_at=row["sent_at"],
+        )

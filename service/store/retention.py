@@ -3,7 +3,8 @@
 - sent and dead deliveries last attempted more than JOBWIRE_RETENTION__DELIVERIES_DAYS ago;
 - events older than JOBWIRE_RETENTION__EVENTS_DAYS that no delivery still refers to (an event
   that a kept delivery needs stays as long as that delivery: it renders the alert);
-- tombstones of deleted subscriptions, a day after the delete, once no delivery refers to them.
+- tombstones of deleted subscriptions, a day after the delete, once no delivery refers to them;
+- targets removed from their subscription (or whose subscription is gone) that no alert names.
 
 Pending and sending rows are never deleted. Each batch is one short transaction, with a pause
 between batches, so on SQLite (one writer at a time) the pipeline's batches interleave with
@@ -19,12 +20,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import Delete, delete, exists, select, tuple_
+from sqlalchemy import Delete, delete, exists, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config.settings import RetentionSettings
 from service.store.errors import explain
-from service.store.schema import deliveries, events, subscriptions, utcnow
+from service.store.schema import deliveries, events, subscriptions, targets, utcnow
 
 log = structlog.get_logger("jobwire.retention")
 
@@ -39,9 +40,10 @@ class Pruned:
     deliveries: int = 0
     events: int = 0
     subscriptions: int = 0
+    targets: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.deliveries or self.events or self.subscriptions)
+        return bool(self.deliveries or self.events or self.subscriptions or self.targets)
 
 
 class Retention:
@@ -80,6 +82,15 @@ class Retention:
             subscriptions.c.updated_at < now - TOMBSTONE_AGE,
             ~referenced,
         )
+        # Targets taken out of their subscription, or of a subscription gone for good, that no
+        # alert names any more.
+        unused_targets = select(targets.c.id).where(
+            or_(
+                targets.c.removed.is_(True),
+                ~exists().where(subscriptions.c.id == targets.c.subscription_id),
+            ),
+            ~exists().where(deliveries.c.target_id == targets.c.id),
+        )
         batches: dict[str, Delete] = {
             "deliveries": delete(deliveries).where(deliveries.c.id.in_(old_deliveries.limit(n))),
             "events": delete(events).where(
@@ -88,6 +99,7 @@ class Retention:
             "subscriptions": delete(subscriptions).where(
                 subscriptions.c.id.in_(old_tombstones.limit(n))
             ),
+            "targets": delete(targets).where(targets.c.id.in_(unused_targets.limit(n))),
         }
         counts = {name: await self._repeat(name, batch, stop) for name, batch in batches.items()}
         pruned = Pruned(**counts)

@@ -37,7 +37,6 @@ subscriptions = Table(
     Column("cities", JSON, nullable=False),
     Column("exclude", JSON, nullable=False),
     Column("kinds", JSON, nullable=False),
-    Column("notify", JSON, nullable=False),
     Column("active", Boolean, nullable=False, default=True),
     # Deleted rows stay as tombstones so a running matcher polling for changes sees the delete.
     Column("deleted", Boolean, nullable=False, default=False),
@@ -59,6 +58,22 @@ events = Table(
     Column("search", Text),
 )
 
+# Where a subscription's alerts go: one row per notify URL, in the subscription's order. A URL
+# holds passwords and tokens, so it is sealed (encrypted) when the operator sets keys
+# (service/store/crypto.py); ledger rows name a target by id and never copy its URL. A target a
+# user took out of their subscription stays, `removed`, while ledger rows still refer to it.
+targets = Table(
+    "targets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", String(32), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("scheme", String(32), nullable=False),
+    Column("removed", Boolean, nullable=False, default=False),
+    Index("ix_targets_subscription", "subscription_id", "position"),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,
@@ -66,7 +81,7 @@ deliveries = Table(
     Column("subscription_id", String(32), nullable=False, index=True),
     Column("event_kind", String(16), nullable=False),
     Column("event_id", String(200), nullable=False),
-    Column("target", Text, nullable=False),
+    Column("target_id", Integer, nullable=False),
     Column("status", String(16), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime, nullable=False),
@@ -74,11 +89,11 @@ deliveries = Table(
     Column("last_error", Text),
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
-    UniqueConstraint("subscription_id", "event_kind", "event_id", "target", name="uq_delivery"),
+    # Recording a batch again is a no-op. Led by the event, so a batch's rows sit together and
+    # retention's "does any alert still need this event?" is a lookup.
+    UniqueConstraint("event_kind", "event_id", "target_id", name="uq_delivery"),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
-    Index("ix_deliveries_target", "target", "status"),
-    # Retention asks "does any delivery still need this event?" for each old event.
-    Index("ix_deliveries_event", "event_kind", "event_id"),
+    Index("ix_deliveries_target", "target_id", "status"),
 )
 
 users = Table(

@@ -1,26 +1,53 @@
-"""Subscriptions as stored: what each person asked for, and the changes a running matcher polls."""
+"""Subscriptions as stored: what each person asked for, where it goes, and what changed.
+
+A subscription's notify URLs live in `targets`, one row each, sealed when keys are set. The
+running matcher polls `changes`, which never opens a URL: it needs the criteria and the target
+ids that ledger rows will name, so a million subscriptions load without a million decryptions.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from service.store.schema import subscriptions, utcnow
-from service.subscriptions import Subscription, SubscriptionIn
+from service.store.crypto import Sealer
+from service.store.schema import deliveries, subscriptions, targets, utcnow
+from service.subscriptions import Criteria, Subscription, SubscriptionIn
+
+REMOVED_TARGET = "its target was removed from the subscription"
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChange:
+    """A subscription as the matcher needs it: what it wants and where its alerts go."""
+
+    id: str
+    criteria: Criteria
+    target_ids: tuple[int, ...]
+    wanted: bool
+    updated_at: datetime
+
+
+def scheme_of(url: str) -> str:
+    return url.split("://", 1)[0].lower()[:32] if "://" in url else ""
 
 
 class Subscriptions:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, sealer: Sealer) -> None:
         self.engine = engine
+        self.sealer = sealer
 
     async def add(self, spec: SubscriptionIn, owner: str | None = None) -> Subscription:
         now = utcnow()
         row = {
-            **spec.model_dump(),
+            **spec.model_dump(exclude={"notify"}),
             "id": uuid.uuid4().hex,
             "owner": owner,
             "deleted": False,
@@ -29,7 +56,28 @@ class Subscriptions:
         }
         async with self.engine.begin() as conn:
             await conn.execute(subscriptions.insert().values(row))
-        return _subscription(row)
+            ids = await self._add_targets(conn, row["id"], enumerate(spec.notify))
+        return _subscription(
+            row, [(target_id, url) for target_id, url in zip(ids, spec.notify, strict=True)]
+        )
+
+    async def _add_targets(
+        self, conn: AsyncConnection, subscription_id: str, urls: Iterable[tuple[int, str]]
+    ) -> list[int]:
+        rows = [
+            {
+                "subscription_id": subscription_id,
+                "position": position,
+                "url": self.sealer.seal(url),
+                "scheme": scheme_of(url),
+                "removed": False,
+            }
+            for position, url in urls
+        ]
+        if not rows:
+            return []
+        inserted = await conn.execute(targets.insert().returning(targets.c.id), rows)
+        return list(inserted.scalars())
 
     async def get(self, subscription_id: str, owner: str | None = None) -> Subscription | None:
         query = select(subscriptions).where(
@@ -37,9 +85,8 @@ class Subscriptions:
         )
         if owner is not None:
             query = query.where(subscriptions.c.owner == owner)
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return _subscription(row) if row else None
+        found = await self._with_targets(query)
+        return found[0] if found else None
 
     async def all(self, owner: str | None = None) -> list[Subscription]:
         query = (
@@ -49,24 +96,74 @@ class Subscriptions:
         )
         if owner is not None:
             query = query.where(subscriptions.c.owner == owner)
+        return await self._with_targets(query)
+
+    async def _with_targets(self, query: Any) -> list[Subscription]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [_subscription(row) for row in rows]
+            urls = await conn.run_sync(_target_urls, [row["id"] for row in rows])
+        return [
+            _subscription(row, [(tid, self.sealer.open(url)) for tid, url in urls[row["id"]]])
+            for row in rows
+        ]
 
     async def update(
         self, subscription_id: str, spec: SubscriptionIn, owner: str | None = None
     ) -> Subscription | None:
-        """Replace what a subscription asks for; None if it does not exist (for this owner)."""
+        """Replace what a subscription asks for; None if it does not exist (for this owner).
+
+        Targets it keeps keep their ids (their pending alerts stay); targets it drops are
+        marked removed, and their pending alerts are recorded dead with the reason.
+        """
         query = update(subscriptions).where(
             subscriptions.c.id == subscription_id, subscriptions.c.deleted.is_(False)
         )
         if owner is not None:
             query = query.where(subscriptions.c.owner == owner)
         async with self.engine.begin() as conn:
-            result = await conn.execute(query.values(**spec.model_dump(), updated_at=utcnow()))
-        if result.rowcount == 0:
-            return None
+            result = await conn.execute(
+                query.values(**spec.model_dump(exclude={"notify"}), updated_at=utcnow())
+            )
+            if result.rowcount == 0:
+                return None
+            await self._replace_targets(conn, subscription_id, spec.notify)
         return await self.get(subscription_id)
+
+    async def _replace_targets(
+        self, conn: AsyncConnection, subscription_id: str, wanted: Sequence[str]
+    ) -> None:
+        current = (
+            await conn.execute(
+                select(targets.c.id, targets.c.url).where(
+                    targets.c.subscription_id == subscription_id, targets.c.removed.is_(False)
+                )
+            )
+        ).all()
+        kept: dict[str, int] = {}
+        dropped: list[int] = []
+        for target_id, stored in current:
+            url = self.sealer.open(stored)
+            if url in wanted and url not in kept:
+                kept[url] = target_id
+            else:
+                dropped.append(target_id)
+        for position, url in enumerate(wanted):
+            if url in kept:
+                await conn.execute(
+                    update(targets).where(targets.c.id == kept[url]).values(position=position)
+                )
+        await self._add_targets(
+            conn, subscription_id, ((p, url) for p, url in enumerate(wanted) if url not in kept)
+        )
+        if dropped:
+            await conn.execute(
+                update(targets).where(targets.c.id.in_(dropped)).values(removed=True, position=-1)
+            )
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.target_id.in_(dropped), deliveries.c.status == "pending")
+                .values(status="dead", last_error=REMOVED_TARGET)
+            )
 
     async def set_active(self, subscription_id: str, active: bool) -> Subscription | None:
         """Pause or resume a subscription whoever owns it (an unsubscribe link)."""
@@ -97,7 +194,7 @@ class Subscriptions:
 
     async def changes(
         self, since: datetime | None
-    ) -> tuple[list[tuple[Subscription, bool]], datetime | None]:
+    ) -> tuple[list[SubscriptionChange], datetime | None]:
         """Subscriptions changed after `since`, each with whether it should be matched.
 
         Returns the changes and the newest change time seen, to pass back next time. Callers
@@ -109,10 +206,59 @@ class Subscriptions:
             query = query.where(subscriptions.c.updated_at > since - timedelta(seconds=2))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        changes = [(_subscription(row), bool(row["active"] and not row["deleted"])) for row in rows]
+            ids = await conn.run_sync(_target_ids, since)
+        changes = [
+            SubscriptionChange(
+                id=row["id"],
+                criteria=Criteria.model_construct(
+                    **{name: row[name] for name in Criteria.model_fields}
+                ),
+                target_ids=tuple(ids.get(row["id"], ())),
+                wanted=bool(row["active"] and not row["deleted"]),
+                updated_at=row["updated_at"],
+            )
+            for row in rows
+        ]
         newest = rows[-1]["updated_at"] if rows else since
         return changes, newest
 
 
-def _subscription(row: Any) -> Subscription:
-    return Subscription.model_construct(**{k: row[k] for k in Subscription.model_fields})
+def _target_urls(conn: Connection, subscription_ids: list[str]) -> dict[str, list[tuple[int, str]]]:
+    found: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for start in range(0, len(subscription_ids), 500):  # bound the IN list
+        chunk = subscription_ids[start : start + 500]
+        rows = conn.execute(
+            select(targets.c.subscription_id, targets.c.id, targets.c.url)
+            .where(targets.c.subscription_id.in_(chunk), targets.c.removed.is_(False))
+            .order_by(targets.c.subscription_id, targets.c.position)
+        )
+        for subscription_id, target_id, url in rows:
+            found[subscription_id].append((target_id, url))
+    return found
+
+
+def _target_ids(conn: Connection, since: datetime | None) -> dict[str, list[int]]:
+    """The live target ids of the subscriptions changed since `since` (all at the first load)."""
+    query = (
+        select(targets.c.subscription_id, targets.c.id)
+        .where(targets.c.removed.is_(False))
+        .order_by(targets.c.subscription_id, targets.c.position)
+    )
+    if since is not None:
+        changed = select(subscriptions.c.id).where(
+            subscriptions.c.updated_at > since - timedelta(seconds=2)
+        )
+        query = query.where(targets.c.subscription_id.in_(changed))
+    found: dict[str, list[int]] = defaultdict(list)
+    for subscription_id, target_id in conn.execute(query):
+        found[subscription_id].append(target_id)
+    return found
+
+
+def _subscription(row: Any, targets_of: list[tuple[int, str]]) -> Subscription:
+    fields = {k: row[k] for k in Subscription.model_fields if k not in {"notify", "target_ids"}}
+    return Subscription.model_construct(
+        **fields,
+        notify=[url for _, url in targets_of],
+        target_ids=[target_id for target_id, _ in targets_of],
+    )

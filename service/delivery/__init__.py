@@ -1,0 +1,31 @@
+"""Delivery: from due ledger rows to messages that arrived, in stages (see worker.py)."""
+
+from __future__ import annotations
+
+from service.delivery.breaker import Admission, TargetBreaker, Verdict
+from service.delivery.notifier import (
+    AppriseNotifier,
+    DeliveryFailed,
+    Notifier,
+    safe_target,
+    scrub,
+)
+from service.delivery.render import Message, render, render_test
+from service.delivery.worker import DeliveryWorker, Recorder, backoff
+
+__all__ = [
+    "Admission",
+    "AppriseNotifier",
+    "DeliveryFailed",
+    "DeliveryWorker",
+    "Message",
+    "Notifier",
+    "Recorder",
+    "TargetBreaker",
+    "Verdict",
+    "backoff",
+    "render",
+    "render_test",
+    "safe_target",
+    "scrub",
+]

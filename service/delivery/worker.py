@@ -1,0 +1,300 @@
+"""Delivery: due ledger rows → hold → render → send → record, read top to bottom.
+
+Like Alertmanager's notification pipeline, each stage does one thing:
+
+    claim    Ledger.claim          due rows, under a short lease renewed while they are in flight
+    hold     TargetBreaker.admit   a failing target's alerts wait while one of them probes it
+    render   render                the event as the message the subscriber reads
+    send     Notifier.send         Apprise, off the event loop
+    record   Recorder              outcomes written back in batches, one transaction for many
+
+A failing target backs off on its own schedule; other targets keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from config.settings import DeliverySettings
+from service.delivery.breaker import Admission, TargetBreaker
+from service.delivery.notifier import DeliveryFailed, Notifier, safe_target, scrub
+from service.delivery.render import render
+from service.store import ClaimedDelivery, Store, explain, utcnow
+from service.store.ledger import Ledger, Outcomes
+
+log = structlog.get_logger("jobwire.delivery")
+
+
+def backoff(
+    attempt: int, settings: DeliverySettings, rand: Callable[[], float] = random.random
+) -> float:
+    """Seconds before the next attempt: exponential, capped, with jitter so targets recover
+    without a thundering herd (delay is between half and all of the exponential step)."""
+    step = min(settings.backoff_cap_s, settings.backoff_base_s * 2.0 ** (attempt - 1))
+    return step / 2 + rand() * step / 2
+
+
+class Recorder:
+    """The record stage: outcomes gather here and are written in one transaction every few
+    milliseconds, instead of one transaction per alert."""
+
+    def __init__(self, ledger: Ledger, interval_s: float = 0.02, most: int = 500) -> None:
+        self.ledger = ledger
+        self.interval_s = interval_s
+        self.most = most
+        self._outcomes = Outcomes()
+        self._ids: set[int] = set()
+        self._due = asyncio.Event()
+
+    @property
+    def unwritten(self) -> set[int]:
+        """Alerts whose outcome is decided but not yet in the ledger: their lease must hold."""
+        return set(self._ids)
+
+    def sent(self, delivery_id: int, at: datetime) -> None:
+        self._outcomes.sent.append((delivery_id, at))
+        self._added(delivery_id)
+
+    def retry(self, delivery_id: int, at: datetime, error: str) -> None:
+        self._outcomes.retry.append((delivery_id, at, error))
+        self._added(delivery_id)
+
+    def dead(self, delivery_id: int, error: str) -> None:
+        self._outcomes.dead.append((delivery_id, error))
+        self._added(delivery_id)
+
+    def defer(self, delivery_id: int, until: datetime) -> None:
+        self._outcomes.deferred.append((delivery_id, until))
+        self._added(delivery_id)
+
+    def hold(self, target_id: int, until: datetime) -> None:
+        held = self._outcomes.held_targets
+        held[target_id] = max(until, held.get(target_id, until))
+
+    def kill(self, target_id: int, error: str) -> None:
+        self._outcomes.dead_targets[target_id] = error
+
+    def resume(self, target_id: int) -> None:
+        self._outcomes.held_targets.pop(target_id, None)
+        self._outcomes.resumed_targets.add(target_id)
+
+    def _added(self, delivery_id: int) -> None:
+        self._ids.add(delivery_id)
+        if len(self._ids) >= self.most:
+            self._due.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write outcomes as they come until `stop`; then whatever is left."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), self.interval_s)
+            self._due.clear()
+            await self.flush()
+        await self.flush()
+
+    async def flush(self) -> None:
+        outcomes, ids = self._outcomes, self._ids
+        if not outcomes:
+            return
+        self._outcomes, self._ids = Outcomes(), set()
+        try:
+            also_dead = await self.ledger.apply(outcomes)
+        except Exception as exc:
+            # The store is away: keep them for the next flush; their leases are renewed
+            # meanwhile, so no other worker sends them again.
+            self._merge(outcomes, ids)
+            log.error("delivery.record_failed", alerts=len(ids), error=explain(exc))
+            return
+        for target_id, error in outcomes.dead_targets.items():
+            log.error("delivery.target_dead", target_id=target_id, also_dead=also_dead, error=error)
+
+    def _merge(self, outcomes: Outcomes, ids: set[int]) -> None:
+        mine = self._outcomes
+        mine.sent[:0] = outcomes.sent
+        mine.retry[:0] = outcomes.retry
+        mine.dead[:0] = outcomes.dead
+        mine.deferred[:0] = outcomes.deferred
+        mine.held_targets = {**outcomes.held_targets, **mine.held_targets}
+        mine.dead_targets = {**outcomes.dead_targets, **mine.dead_targets}
+        mine.resumed_targets |= outcomes.resumed_targets
+        self._ids |= ids
+
+
+class DeliveryWorker:
+    """Claims due alerts from the ledger and takes each through the stages, a bounded number
+    at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        settings: DeliverySettings,
+        unsubscribe_url: Callable[[str], str] | None = None,
+    ) -> None:
+        self.ledger = store.ledger
+        self.notifier = notifier
+        self.settings = settings
+        self.unsubscribe_url = unsubscribe_url
+        self.breaker = TargetBreaker(
+            max_failures=settings.max_attempts,
+            backoff=lambda failures: backoff(failures, settings),
+            probe_timeout_s=settings.timeout_s,
+            dead_hold_s=settings.backoff_cap_s,
+        )
+        self.recorder = Recorder(self.ledger)
+        self._wake = asyncio.Event()
+        self._in_flight: dict[asyncio.Task[None], int] = {}
+
+    def wake(self) -> None:
+        """New alerts were recorded: look for them now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("delivery.started", concurrency=self.settings.concurrency)
+        done = asyncio.Event()  # the stages behind the loop stop after it has drained
+        helpers = [
+            asyncio.create_task(self.recorder.run(done), name="delivery.record"),
+            asyncio.create_task(self._renew_leases(done), name="delivery.leases"),
+        ]
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                free = self.settings.concurrency - len(self._in_flight)
+                claimed = await self._claim(free) if free > 0 else []
+                for item in claimed:
+                    task = asyncio.create_task(self._deliver(item))
+                    self._in_flight[task] = item.delivery.id
+                    task.add_done_callback(self._finished)
+                if claimed and len(claimed) == free:
+                    # Full: wait for a slot rather than polling.
+                    await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                elif not claimed:
+                    await _first_of(stop, self._wake, self.settings.poll_interval_s)
+            await self._drain()
+        finally:
+            done.set()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            log.info("delivery.stopped")
+
+    async def _drain(self) -> None:
+        """Let the alerts in flight finish; give the ones that do not back to the ledger."""
+        if not self._in_flight:
+            return
+        log.info("delivery.draining", in_flight=len(self._in_flight))
+        _, late = await asyncio.wait(self._in_flight, timeout=self.settings.timeout_s)
+        released = [self._in_flight[task] for task in late]
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        await self.recorder.flush()
+        if released:
+            with contextlib.suppress(Exception):
+                await self.ledger.release(released)
+            log.warning("delivery.released", delivery_ids=released)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(task, None)
+        self._wake.set()
+
+    async def _claim(self, limit: int) -> list[ClaimedDelivery]:
+        try:
+            return await self.ledger.claim(limit, self.settings.lease_s)
+        except Exception as exc:  # the store is down: keep the worker alive and try again
+            log.error("delivery.claim_failed", error=explain(exc))
+            return []
+
+    async def _renew_leases(self, done: asyncio.Event) -> None:
+        """Keep the leases of alerts in flight (or awaiting their record) from running out, so
+        the lease can be short and a crashed worker's alerts come back quickly."""
+        every = self.settings.lease_s / 3
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), every)
+            held = set(self._in_flight.values()) | self.recorder.unwritten
+            if held and not done.is_set():
+                try:
+                    await self.ledger.renew(sorted(held), self.settings.lease_s)
+                except Exception as exc:
+                    log.error("delivery.renew_failed", alerts=len(held), error=explain(exc))
+
+    async def _deliver(self, item: ClaimedDelivery) -> None:
+        d = item.delivery
+        alert = log.bind(
+            delivery_id=d.id,
+            subscription_id=d.subscription_id,
+            event_id=d.event_id,
+            target=safe_target(d.target),
+        )
+        admission = self.breaker.admit(d.target_id)
+        if admission.verdict == "wait":
+            assert admission.until is not None
+            self.recorder.defer(d.id, admission.until)
+            self.recorder.hold(d.target_id, admission.until)
+            return
+        unsubscribe = self.unsubscribe_url(d.subscription_id) if self.unsubscribe_url else None
+        message = render(item.event, item.subscription_name, unsubscribe)
+        started = time.perf_counter()
+        try:
+            await self.notifier.send(d.target, message)
+        except asyncio.CancelledError:
+            self.breaker.abandoned(d.target_id, admission)
+            raise
+        except DeliveryFailed as exc:
+            self._failed(item, admission, str(exc), alert)
+        except Exception as exc:  # a bug in a plugin must not stop other alerts
+            self._failed(item, admission, scrub(f"{type(exc).__name__}: {exc}", d.target), alert)
+        else:
+            if self.breaker.succeeded(d.target_id, admission):
+                self.recorder.resume(d.target_id)
+                alert.info("delivery.target_recovered")
+            self.recorder.sent(d.id, utcnow())
+            alert.info(
+                "delivery.sent",
+                attempt=d.attempts,
+                send_ms=round((time.perf_counter() - started) * 1000, 1),
+                latency_ms=_ms_since(d.created_at),
+            )
+
+    def _failed(
+        self,
+        item: ClaimedDelivery,
+        admission: Admission,
+        error: str,
+        alert: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        d = item.delivery
+        verdict = self.breaker.failed(d.target_id, admission)
+        if verdict.dead or d.attempts >= self.settings.max_attempts:
+            # The target failed every attempt allowed: its waiting alerts would only fail too.
+            self.recorder.dead(d.id, error)
+            self.recorder.kill(d.target_id, error)
+            alert.error("delivery.dead", attempt=d.attempts, error=error)
+            return
+        self.recorder.retry(d.id, verdict.retry_at, error)
+        self.recorder.hold(d.target_id, verdict.retry_at)
+        alert.warning(
+            "delivery.retry_scheduled",
+            attempt=d.attempts,
+            next_at=verdict.retry_at.isoformat() + "Z",
+            error=error,
+        )
+
+
+def _ms_since(moment: datetime) -> float:
+    return round((utcnow() - moment).total_seconds() * 1000, 1)
+
+
+async def _first_of(stop: asyncio.Event, wake: asyncio.Event, wait_s: float) -> None:
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()

@@ -1,0 +1,320 @@
+"""The delivery stages on their own: the breaker, and the worker driven by a fake ledger and a
+fake notifier, so each behaviour is checked without a database or a network."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pytest
+
+from config.settings import DeliverySettings
+from consumers.events import JobPosting
+from service.delivery import Admission, DeliveryFailed, DeliveryWorker, Message, TargetBreaker
+from service.store import ClaimedDelivery, Delivery, utcnow
+from service.store.ledger import Outcomes
+
+T0 = datetime(2026, 11, 25, 12, 0, 0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def breaker(clock: Clock, max_failures: int = 3) -> TargetBreaker:
+    return TargetBreaker(
+        max_failures=max_failures,
+        backoff=lambda failures: 10.0 * failures,
+        probe_timeout_s=30,
+        dead_hold_s=300,
+        clock=clock,
+    )
+
+
+def test_a_target_that_fails_is_held_then_probed_by_one_alert_at_a_time() -> None:
+    clock = Clock()
+    held = breaker(clock)
+    first = held.admit(7)
+    assert first.verdict == "send"
+    verdict = held.failed(7, first)
+    assert (verdict.dead, verdict.retry_at) == (False, T0 + timedelta(seconds=10))
+
+    waiting = held.admit(7)
+    assert (waiting.verdict, waiting.until) == ("wait", T0 + timedelta(seconds=10))
+    assert held.admit(8).verdict == "send"  # other targets flow
+
+    clock.now = T0 + timedelta(seconds=11)
+    probe = held.admit(7)
+    assert probe.verdict == "probe"
+    # While the probe is in flight, later alerts wait for its answer, to a time still ahead:
+    # never the hold's end, which is already past and would make them due again at once.
+    second, third = held.admit(7), held.admit(7)
+    assert second.verdict == third.verdict == "wait"
+    assert second.until is not None
+    assert second.until > clock.now
+    assert held.succeeded(7, probe)  # the probe got through: the hold ends
+    assert held.admit(7).verdict == "send"
+
+
+def test_failed_probes_back_off_and_the_last_one_declares_the_target_dead() -> None:
+    clock = Clock()
+    held = breaker(clock, max_failures=3)
+    held.failed(7, held.admit(7))
+    # An alert already in flight when the target first failed does not count the outage twice.
+    assert held.failed(7, Admission("send")).failures == 1
+    clock.now += timedelta(seconds=11)
+    second = held.failed(7, held.admit(7))
+    assert (second.failures, second.dead) == (2, False)
+    assert second.retry_at == clock.now + timedelta(seconds=20)
+    clock.now += timedelta(seconds=21)
+    third = held.failed(7, held.admit(7))
+    assert (third.failures, third.dead) == (3, True)
+    assert held.admit(7).verdict == "wait"  # dead targets are probed once per longest backoff
+
+
+def test_an_abandoned_probe_lets_another_alert_probe() -> None:
+    clock = Clock()
+    held = breaker(clock)
+    held.failed(7, held.admit(7))
+    clock.now += timedelta(seconds=11)
+    probe = held.admit(7)
+    held.abandoned(7, probe)
+    assert held.admit(7).verdict == "probe"
+
+
+# -- the worker, with a fake ledger and notifier ---------------------------------------------
+
+
+@dataclass
+class FakeLedger:
+    """A ledger in memory: rows due now are claimed, outcomes are applied as the real one does."""
+
+    rows: dict[int, dict[str, object]] = field(default_factory=dict)
+    claims: int = 0
+    applied: list[Outcomes] = field(default_factory=list)
+    renewed: list[int] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+
+    def add(self, target_id: int, count: int) -> None:
+        for _ in range(count):
+            row = len(self.rows) + 1
+            self.rows[row] = {"target": target_id, "status": "pending", "due": utcnow(), "n": 0}
+
+    async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
+        self.claims += 1
+        now = utcnow()
+        due = [
+            r
+            for r, row in self.rows.items()
+            if row["status"] == "pending" and row["due"] <= now  # type: ignore[operator]
+        ][:limit]
+        claimed = []
+        for r in due:
+            row = self.rows[r]
+            row["status"] = "sending"
+            row["n"] = int(row["n"]) + 1  # type: ignore[call-overload]
+            claimed.append(self._claimed(r, row))
+        return claimed
+
+    def _claimed(self, r: int, row: dict[str, object]) -> ClaimedDelivery:
+        target = int(row["target"])  # type: ignore[call-overload]
+        event = JobPosting(id=f"e{r}", employer="ACME", title="Clerk", city="Portland")
+        return ClaimedDelivery(
+            delivery=Delivery(
+                id=r,
+                subscription_id="s" * 32,
+                target_id=target,
+                target=f"json://hooks.example.com/{target}",
+                event_kind="posting",
+                event_id=event.id,
+                status="sending",
+                attempts=int(row["n"]),  # type: ignore[call-overload]
+                next_attempt_at=utcnow(),
+                last_error=None,
+                created_at=utcnow(),
+                sent_at=None,
+            ),
+            event=event,
+            subscription_name="",
+            scheme="json",
+        )
+
+    async def apply(self, outcomes: Outcomes) -> int:
+        self.applied.append(outcomes)
+        for r, _ in outcomes.sent:
+            self.rows[r]["status"] = "sent"
+        for r, at, _ in outcomes.retry:
+            self.rows[r].update(status="pending", due=at)
+        for r, at in outcomes.deferred:
+            self.rows[r].update(status="pending", due=at, n=int(self.rows[r]["n"]) - 1)  # type: ignore[call-overload]
+        for r, _ in outcomes.dead:
+            self.rows[r]["status"] = "dead"
+        also = 0
+        for row in self.rows.values():
+            if row["status"] != "pending":
+                continue
+            if row["target"] in outcomes.dead_targets:
+                row["status"] = "dead"
+                also += 1
+            elif row["target"] in outcomes.held_targets:
+                row["due"] = max(row["due"], outcomes.held_targets[row["target"]])  # type: ignore[type-var]
+            elif row["target"] in outcomes.resumed_targets:
+                row["due"] = utcnow()
+        return also
+
+    async def renew(self, delivery_ids: Sequence[int], lease_s: float) -> None:
+        self.renewed.extend(delivery_ids)
+
+    async def release(self, delivery_ids: Sequence[int]) -> None:
+        self.released.extend(delivery_ids)
+
+    def statuses(self) -> Counter[str]:
+        return Counter(str(row["status"]) for row in self.rows.values())
+
+
+@dataclass
+class FakeStore:
+    ledger: FakeLedger
+
+
+class FakeNotifier:
+    """Answers per target: ok, a failure, or waits on a gate; counts sends in flight."""
+
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
+        self.gates: dict[str, asyncio.Event] = {}
+        self.sent: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
+        self.most_in_flight: Counter[str] = Counter()
+
+    async def send(self, target: str, message: Message) -> None:
+        self.in_flight[target] += 1
+        self.most_in_flight[target] = max(self.most_in_flight[target], self.in_flight[target])
+        try:
+            if target in self.gates:
+                await self.gates[target].wait()
+            if target in self.failing:
+                raise DeliveryFailed("HTTP 500")
+            self.sent[target] += 1
+        finally:
+            self.in_flight[target] -= 1
+
+
+def settings(**changes: object) -> DeliverySettings:
+    base = {
+        "concurrency": 8,
+        "max_attempts": 3,
+        "backoff_base_s": 0.05,
+        "backoff_cap_s": 0.2,
+        "poll_interval_s": 0.01,
+        "lease_s": 0.3,
+        "timeout_s": 0.5,
+    }
+    return DeliverySettings.model_validate({**base, **changes})
+
+
+async def until(condition: Callable[[], bool], within_s: float = 5.0) -> None:
+    """Wait for state the fakes offer nothing to await on."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def run_until(worker: DeliveryWorker, done: Callable[[], bool]) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await until(done)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_every_alert_is_sent_once_and_outcomes_are_written_in_batches() -> None:
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    ledger.add(target_id=1, count=200)
+    worker = DeliveryWorker(FakeStore(ledger), notifier, settings())  # type: ignore[arg-type]
+
+    await run_until(worker, lambda: ledger.statuses()["sent"] == 200)
+
+    assert notifier.sent["json://hooks.example.com/1"] == 200
+    assert len(ledger.applied) < 200 / 4  # many alerts per write, not one write per alert
+
+
+async def test_a_held_target_is_probed_by_one_alert_while_the_rest_wait_without_spinning() -> None:
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    down = "json://hooks.example.com/1"
+    ledger.add(target_id=1, count=30)
+    ledger.add(target_id=2, count=30)
+    notifier.failing.add(down)
+    worker = DeliveryWorker(FakeStore(ledger), notifier, settings(max_attempts=50))  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    # The healthy target's alerts all go, while the failing one's wait.
+    await until(lambda: notifier.sent["json://hooks.example.com/2"] == 30)
+    # Now the target answers slowly: one probe is in flight for a while.
+    notifier.failing.discard(down)
+    notifier.gates[down] = asyncio.Event()
+    await until(lambda: notifier.in_flight[down] == 1)
+    claims_before = ledger.claims
+    await asyncio.sleep(0.3)
+    assert notifier.in_flight[down] == 1  # one probe, never two
+    # The alerts waiting for it are not claimed and deferred over and over meanwhile.
+    assert ledger.claims - claims_before < 40
+    notifier.gates[down].set()
+    await until(lambda: ledger.statuses()["sent"] == 60)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert notifier.most_in_flight[down] == 1
+    assert notifier.sent[down] == 30
+
+
+async def test_a_target_that_keeps_failing_dies_with_its_waiting_alerts_and_others_flow() -> None:
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    ledger.add(target_id=1, count=10)
+    ledger.add(target_id=2, count=10)
+    notifier.failing.add("json://hooks.example.com/1")
+    worker = DeliveryWorker(FakeStore(ledger), notifier, settings())  # type: ignore[arg-type]
+
+    await run_until(worker, lambda: ledger.statuses() == Counter({"sent": 10, "dead": 10}))
+    assert notifier.sent["json://hooks.example.com/2"] == 10
+    assert any(o.dead_targets for o in ledger.applied)
+
+
+async def test_a_slow_send_keeps_its_lease_and_a_stop_gives_it_back() -> None:
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    ledger.add(target_id=1, count=1)
+    notifier.gates["json://hooks.example.com/1"] = asyncio.Event()  # never answers
+    worker = DeliveryWorker(FakeStore(ledger), notifier, settings(lease_s=0.15, timeout_s=0.5))  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.4)
+    assert ledger.renewed.count(1) >= 2  # renewed every third of the lease while in flight
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert ledger.released == [1]
+
+
+@pytest.mark.parametrize("failure", [DeliveryFailed("HTTP 500"), RuntimeError("plugin bug")])
+async def test_a_failure_is_retried_with_its_reason(failure: Exception) -> None:
+    ledger = FakeLedger()
+    ledger.add(target_id=1, count=1)
+
+    class Once(FakeNotifier):
+        async def send(self, target: str, message: Message) -> None:
+            if not self.sent:
+                self.sent["failed"] += 1
+                raise failure
+            await super().send(target, message)
+
+    notifier = Once()
+    worker = DeliveryWorker(FakeStore(ledger), notifier, settings())  # type: ignore[arg-type]
+    await run_until(worker, lambda: ledger.statuses()["sent"] == 1)
+    (retry,) = [r for o in ledger.applied for r in o.retry]
+    assert str(failure) in retry[2]
