@@ -142,8 +142,8 @@ def apprise_refuses(scheme: str) -> str | None:
     import apprise  # here, not at the top: the other settings load without Apprise's plugins
     from apprise.manager_plugins import NotificationManager
 
-    plugins = NotificationManager()
-    if scheme not in plugins.schemas():
+    plugins = NotificationManager()  # type: ignore[no-untyped-call]
+    if scheme not in plugins.schemas():  # type: ignore[no-untyped-call]
         return (
             f"Apprise {apprise.__version__} has no scheme {scheme!r} "
             "(`apprise --details` lists those it has)"
