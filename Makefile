@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml devstack/install.sh $(NATIVE)
 install: $(VENV)/.installed
 
 run: install  ## Kafka, a mail catcher, a chat sink and jobwire on this machine, with samples.
-	$(VENV)/bin/jobwire demo
+	$(VENV)/bin/python -m devstack.demo $(DEMO_ARGS)
 
 test: install  ## Lint, type-check, the compose file, and every test against real servers.
 	bash devstack/test.sh $(VENV)

@@ -120,7 +120,6 @@ def test_every_command_explains_itself() -> None:
         ["match"],
         ["deliveries"],
         ["deliveries", "retry"],
-        ["demo"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)
