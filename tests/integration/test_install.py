@@ -85,6 +85,11 @@ def assert_a_runtime_without_the_dev_stack(bin_dir: Path, cwd: Path) -> None:
     for module in ("devstack", "aiosmtpd", "pytest", "hypothesis"):
         tried = _run(bin_dir / "python", "-c", f"import {module}", cwd=cwd)
         assert "ModuleNotFoundError" in tried.stderr, module
+    # The schema's migrations (and alembic's template) are in the wheel, not only in the tree.
+    env = {**os.environ, "JOBWIRE_STORE__URL": f"sqlite+aiosqlite:///{cwd / 'jobwire.db'}"}
+    upgraded = _run(bin_dir / "jobwire", "db", "upgrade", cwd=cwd, env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "upgraded the store from" in upgraded.stdout
 
 
 @pytest.mark.slow
