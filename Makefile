@@ -4,19 +4,19 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: install run test lint bench compose-check clean
+.PHONY: install run test lint bench compose-check clean lock
 
 NATIVE := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/jobwire_native.pyi \
 	$(wildcard native/src/*.rs)
 
-$(VENV)/.installed: pyproject.toml devstack/install.sh $(NATIVE)
+$(VENV)/.installed: pyproject.toml requirements/dev.txt devstack/install.sh devstack/rust.sh $(NATIVE)
 	bash devstack/install.sh $(VENV) $(PYTHON)
 	touch $@
 
 install: $(VENV)/.installed
 
 run: install  ## Kafka, a mail catcher, a chat sink and jobwire on this machine, with samples.
-	$(VENV)/bin/jobwire demo
+	$(VENV)/bin/python -m devstack.demo $(DEMO_ARGS)
 
 test: install  ## Lint, type-check, the compose file, and every test against real servers.
 	bash devstack/test.sh $(VENV)
@@ -24,6 +24,10 @@ test: install  ## Lint, type-check, the compose file, and every test against rea
 bench: install  ## The benchmarks: matching (10k, 100k, 1M subscriptions), then the API.
 	$(VENV)/bin/python bench/bench_matching.py
 	$(VENV)/bin/python bench/bench_api.py
+
+lock:  ## Pin every dependency again after pyproject.toml changed (LOCK_ARGS=--upgrade: all newest).
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python devstack/lock.py $(LOCK_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache

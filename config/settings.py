@@ -145,9 +145,10 @@ class ApiSettings(BaseModel):
     )
 
 
-# The schemes most people alert through; an operator narrows or widens the list.
+# The schemes most people alert through; an operator narrows or widens the list. Each must be
+# one the installed Apprise has (checked at start): Apprise dropped `msteams`, for instance.
 DEFAULT_SCHEMES = (  # noqa: SIM905 - a word list reads better as words
-    "mailto mailtos slack discord tgram matrix matrixs msteams ntfy ntfys gotify gotifys "
+    "mailto mailtos slack discord tgram matrix matrixs ntfy ntfys gotify gotifys "
     "mmost mmosts rocket rockets pover signal signals json jsons form forms xml xmls"
 ).split()
 
@@ -159,6 +160,7 @@ class TargetSettings(BaseModel):
         default_factory=lambda: list(DEFAULT_SCHEMES),
         description="Comma-separated Apprise schemes users may save (default: common email, "
         "chat and webhook schemes).",
+        validate_default=True,
     )
     allow_private_hosts: bool = Field(
         False,
@@ -172,6 +174,34 @@ class TargetSettings(BaseModel):
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("allowed_schemes")
+    @classmethod
+    def _known_to_apprise(cls, schemes: list[str]) -> list[str]:
+        # A scheme Apprise does not have would refuse every target saved with it, at send time
+        # and with a vaguer message; say so at start instead, where the operator is looking.
+        problems = [problem for scheme in schemes if (problem := apprise_refuses(scheme))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return schemes
+
+
+def apprise_refuses(scheme: str) -> str | None:
+    """Why the installed Apprise cannot send to `scheme://` targets, or None if it can."""
+    import apprise  # here, not at the top: the other settings load without Apprise's plugins
+    from apprise.manager_plugins import NotificationManager
+
+    plugins = NotificationManager()  # type: ignore[no-untyped-call]
+    if scheme not in plugins.schemas():  # type: ignore[no-untyped-call]
+        return (
+            f"Apprise {apprise.__version__} has no scheme {scheme!r} "
+            "(`apprise --details` lists those it has)"
+        )
+    plugin = plugins[scheme]
+    if not plugin.enabled:
+        needs = plugin.requirements.get("packages_required") or "a package that is missing"
+        return f"Apprise's {scheme!r} is disabled here: it needs {needs}"
+    return None
 
 
 class LimitSettings(BaseModel):

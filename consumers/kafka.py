@@ -89,7 +89,7 @@ class EventConsumer:
             self.connected = False
             await consumer.stop()
             await producer.stop()
-            log.info("consumer.stopped")
+            log.info("consumer.stopped", topics=list(self.kinds), group_id=self.settings.group_id)
 
     async def _start(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event

@@ -10,6 +10,8 @@ echo "== ruff"
 echo "== mypy --strict"
 "$bin/mypy"
 echo "== cargo fmt, clippy (native/)"
+# The cargo `make install` used (rustup's, in ~/.cargo, if it had to install one), with the two.
+PATH="$(bash devstack/rust.sh --lints):$PATH"
 cargo fmt --manifest-path native/Cargo.toml --check
 cargo clippy --quiet --manifest-path native/Cargo.toml --release -- -D warnings
 echo "== alembic check (the models in service/store/schema.py against the migrations)"

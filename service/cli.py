@@ -302,21 +302,6 @@ async def _recent_pairs(
     return pairs
 
 
-@app.command()
-def demo(
-    workdir: Annotated[
-        Path, typer.Option(help="Where the demo keeps Kafka's data, the store and the mail.")
-    ] = Path(".demo"),
-    keep_running: Annotated[
-        bool, typer.Option(help="Keep the stack running after the sample alerts arrive.")
-    ] = True,
-) -> None:
-    """Run a whole local stack: Kafka, a mail catcher, a chat sink and jobwire, with samples."""
-    from devstack.demo import run_demo
-
-    run_demo(workdir, keep_running=keep_running)
-
-
 deliveries_app = typer.Typer(
     help="The delivery ledger: what was sent, what is waiting, what died and why."
 )

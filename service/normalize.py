@@ -1,10 +1,10 @@
 """How text is compared: the same normalization for events and for subscriptions.
 
-NFKC, casefold, accents stripped, apostrophes dropped without a gap (`MACY'S` -> `macys`),
-`&` -> `and`, anything else that is not a letter or digit -> a space, then words. A word of
-more than three letters ending in a single `s` loses it (`Stores` -> `store`). Employer names
-drop trailing legal forms (`Tencent Holdings Ltd` -> `tencent holding`); city names spell out
-`st`, `ft` and `mt` (`St. Louis` -> `saint loui`).
+Apostrophe-like marks dropped without a gap (`MACY'S` -> `macys`, `Oʻahu` -> `oahu`), NFKC,
+casefold, accents stripped, `&` -> `and`, anything else that is not a letter or digit -> a
+space, then words. A word of more than three letters ending in a single `s` loses it
+(`Stores` -> `store`). Employer names drop trailing legal forms (`Tencent Holdings Ltd` ->
+`tencent holding`); city names spell out `st`, `ft` and `mt` (`St. Louis` -> `saint loui`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ from functools import lru_cache
 
 Words = tuple[str, ...]
 
-_APOSTROPHES = str.maketrans("", "", "'’‘ʼ`´")
+# What people and gazetteers write for an apostrophe: ASCII ' and `, the right and left single
+# quotes (U+2019, U+2018), the modifier apostrophe (U+02BC), the Hawaiian ʻokina (U+02BB) and the
+# acute accent (U+00B4). They go before NFKC, which would split a word at the acute accent (it
+# becomes a space and a combining accent), and again after it, for the compatibility forms it
+# folds into ' and ` (the full-width apostrophe, say).
+APOSTROPHES = "'`\u2019\u2018\u02bc\u02bb\u00b4"
+_APOSTROPHES = str.maketrans("", "", APOSTROPHES)
 _NOT_ALNUM = re.compile(r"[\W_]+")
 LEGAL_FORMS = frozenset(
     [
@@ -68,7 +74,7 @@ def words(text: str) -> Words:
 
 def general_words(text: str) -> Words:
     """`words` for any text: the rules as written, and the reference for the ASCII path."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    text = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).casefold()
     if not text.isascii():
         text = "".join(
             c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from consumers.events import Event
+from consumers.publish import read_lines
 from service.cli import app
 from service.store import Match, Store
 from service.store.ledger import Outcomes
@@ -110,6 +111,23 @@ def test_publish_refuses_a_file_with_a_bad_line_before_sending_anything(tmp_path
     assert f"{events}:2: posting.employer: Field required" in result.stderr
 
 
+def test_publish_no_validate_sends_events_as_written_but_each_needs_its_kind(
+    tmp_path: Path,
+) -> None:
+    # What the README promises: an event missing a field goes as written (to exercise the
+    # dead-letter topic), while a line with no kind is refused, since the kind picks the topic.
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text('{"kind": "posting", "id": "2", "title": "B", "city": "C"}\n')
+    assert read_lines(missing, validate=False) == [
+        ("posting", b"2", b'{"id":"2","title":"B","city":"C"}')
+    ]
+    no_kind = tmp_path / "no-kind.jsonl"
+    no_kind.write_text('["not", "an", "object"]\n')
+    result = runner.invoke(app, ["publish", "--no-validate", str(no_kind)])
+    assert result.exit_code == 2
+    assert f'{no_kind}:1: each line needs "kind": "posting" or "article"' in result.stderr
+
+
 def test_every_command_explains_itself() -> None:
     for command in (
         [],
@@ -121,7 +139,6 @@ def test_every_command_explains_itself() -> None:
         ["match"],
         ["deliveries"],
         ["deliveries", "retry"],
-        ["demo"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, (command, result.output)

@@ -45,6 +45,9 @@ def test_city_matches_like_employer() -> None:
     assert wants(posting("MACY'S", "Detective", "Woodbridge Township"), cities=["Woodbridge"])
     assert not wants(posting("MACY'S", "Detective", "Woodbridge Township"), cities=["Township"])
     assert wants(posting("A", "B", "St. Louis"), cities=["Saint Louis"])
+    # Typed without the ʻokina, or with an acute accent for it: the same place.
+    assert wants(posting("A", "B", "Oʻahu"), cities=["Oahu"])
+    assert wants(posting("A", "B", "Hawaii Kai"), cities=["Hawai´i"])
 
 
 def test_title_needs_every_word_in_any_order() -> None:
@@ -134,6 +137,10 @@ VOCABULARY = [
     "kong",
     "&",
     "détective",
+    "oahu",
+    "oʻahu",
+    "o´ahu",
+    "o’ahu",
 ]
 phrase_ = st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=3).map(" ".join)
 # Now and then many values, past the 64 combinations the index files one by one.

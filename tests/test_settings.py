@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import apprise
 import pytest
 
-from config.settings import SettingsError, load_settings
+from config.settings import DEFAULT_SCHEMES, SettingsError, apprise_refuses, load_settings
 
 
 def test_defaults_work_with_no_configuration(
@@ -46,3 +47,30 @@ def test_schemes_are_a_comma_separated_list_and_secrets_print_masked(
     printed = repr(settings) + str(settings.model_dump())
     assert "op-secret-value" not in printed
     assert "signing-secret-value" not in printed
+
+
+def test_a_scheme_apprise_does_not_have_stops_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Apprise dropped msteams; a list that still names it would refuse every Teams target later.
+    monkeypatch.setenv("JOBWIRE_TARGETS__ALLOWED_SCHEMES", "mailto,msteams,json")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "JOBWIRE_TARGETS__ALLOWED_SCHEMES" in message
+    assert f"Apprise {apprise.__version__} has no scheme 'msteams'" in message
+    assert "'mailto'" not in message.split("(got")[0]  # only the unknown one is named
+
+
+def test_a_scheme_whose_apprise_plugin_is_disabled_says_what_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Apprise's MQTT plugin needs paho-mqtt, which jobwire does not install.
+    monkeypatch.setenv("JOBWIRE_TARGETS__ALLOWED_SCHEMES", "mqtt")
+    with pytest.raises(SettingsError, match="'mqtt' is disabled here: it needs paho-mqtt"):
+        load_settings()
+
+
+def test_every_default_scheme_is_one_apprise_has() -> None:
+    assert [s for s in DEFAULT_SCHEMES if apprise_refuses(s)] == []
+    assert "msteams" not in DEFAULT_SCHEMES

@@ -336,8 +336,15 @@ async def test_sigterm_stops_cleanly_after_committing(
     await asyncio.to_thread(http_sink.wait_for, 10, 60.0)
     process.send_signal(signal.SIGTERM)
     out, _ = await asyncio.wait_for(process.communicate(), 30)
-    events = [orjson.loads(line)["event"] for line in out.splitlines() if line.startswith(b"{")]
+    lines = [orjson.loads(line) for line in out.splitlines() if line.startswith(b"{")]
+    events = [line["event"] for line in lines]
     assert process.returncode == 0
     assert "consumer.committed" in events
     assert events.index("service.stopping") < events.index("consumer.stopped")
     assert events[-1] == "service.stopped"
+    # Leaving says which group and topics, as joining did (the README's logs table).
+    started, stopped = (
+        next(x for x in lines if x["event"] == e) for e in ("consumer.started", "consumer.stopped")
+    )
+    assert (stopped["topics"], stopped["group_id"]) == (started["topics"], started["group_id"])
+    assert stopped["group_id"] == settings.kafka.group_id
