@@ -164,7 +164,7 @@ class FakeLedger:
                 row["status"] = "dead"
                 also += 1
             elif row["target"] in outcomes.held_targets:
-                row["due"] = max(row["due"], outcomes.held_targets[row["target"]])  # type: ignore[type-var]
+                row["due"] = outcomes.held_targets[row["target"]]  # type: ignore[index]
             elif row["target"] in outcomes.resumed_targets:
                 row["due"] = utcnow()
         return also

@@ -176,3 +176,26 @@ async def test_a_service_secret_is_made_once_and_shared(store: Store) -> None:
     first = await store.secrets.get_or_create("signing", "made-by-instance-one")
     second = await store.secrets.get_or_create("signing", "made-by-instance-two")
     assert first == second == "made-by-instance-one"
+
+
+async def test_when_a_probe_fails_every_waiting_alert_follows_the_targets_backoff(
+    store: Store, sample_events: list[Event]
+) -> None:
+    """Alerts claimed while a probe was in flight were put back to wait for its answer (up
+    to the send timeout); the probe's failure sets when the target is tried next, for all."""
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
+    await store.ledger.record(
+        sample_events[:3], [Match(sub.id, e, sub.target_ids) for e in sample_events[:3]]
+    )
+    (target,) = sub.target_ids
+    probe, waiting, _ = await store.ledger.claim(10, lease_s=60)
+    now = utcnow()
+    await store.ledger.apply(
+        Outcomes(deferred=[(waiting.delivery.id, now + timedelta(seconds=30))])
+    )
+    soon = now + timedelta(seconds=1)
+    await store.ledger.apply(
+        Outcomes(retry=[(probe.delivery.id, soon, "HTTP 500")], held_targets={target: soon})
+    )
+    rows = await store.ledger.recent()
+    assert {row.next_attempt_at for row in rows if row.status == "pending"} == {soon}

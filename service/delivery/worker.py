@@ -75,8 +75,10 @@ class Recorder:
         self._added(delivery_id)
 
     def hold(self, target_id: int, until: datetime) -> None:
-        held = self._outcomes.held_targets
-        held[target_id] = max(until, held.get(target_id, until))
+        """Every waiting alert of the target is due when its hold ends (the breaker's latest
+        word on it wins), then one of them probes it."""
+        self._outcomes.resumed_targets.discard(target_id)
+        self._outcomes.held_targets[target_id] = until
 
     def kill(self, target_id: int, error: str) -> None:
         self._outcomes.dead_targets[target_id] = error
@@ -236,7 +238,6 @@ class DeliveryWorker:
         if admission.verdict == "wait":
             assert admission.until is not None
             self.recorder.defer(d.id, admission.until)
-            self.recorder.hold(d.target_id, admission.until)
             return
         unsubscribe = self.unsubscribe_url(d.subscription_id) if self.unsubscribe_url else None
         message = render(item.event, item.subscription_name, unsubscribe)

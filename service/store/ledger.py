@@ -72,7 +72,8 @@ class Outcomes:
     dead: list[tuple[int, str]] = field(default_factory=list)
     # Given back untried (their target is held): the claim's attempt does not count.
     deferred: list[tuple[int, datetime]] = field(default_factory=list)
-    # A failing target's waiting alerts wait until then, without using attempts.
+    # A failing target's waiting alerts are due when its hold ends (no sooner, no later), when
+    # one of them probes it; waiting uses no attempts.
     held_targets: dict[int, datetime] = field(default_factory=dict)
     # A target that failed every attempt: its waiting alerts die with the reason.
     dead_targets: dict[int, str] = field(default_factory=dict)
@@ -264,11 +265,7 @@ class Ledger:
             for target_id, until in outcomes.held_targets.items():
                 await conn.execute(
                     update(deliveries)
-                    .where(
-                        deliveries.c.target_id == target_id,
-                        deliveries.c.status == "pending",
-                        deliveries.c.next_attempt_at < until,
-                    )
+                    .where(deliveries.c.target_id == target_id, deliveries.c.status == "pending")
                     .values(next_attempt_at=until)
                 )
             for target_id, error in outcomes.dead_targets.items():
