@@ -60,7 +60,7 @@ class KafkaSettings(BaseModel):
     security_protocol: SecurityProtocol = Field(
         "PLAINTEXT",
         description="PLAINTEXT, SSL (TLS), SASL_PLAINTEXT (a username and password) or SASL_SSL "
-        "(both, as Confluent Cloud, MSK and Aiven ask).",
+        "(both, as managed Kafka services ask).",
     )
     sasl_mechanism: SaslMechanism = Field(
         "PLAIN",
@@ -85,7 +85,7 @@ class KafkaSettings(BaseModel):
     ssl_certfile: Path | None = Field(
         None,
         description="PEM file of jobwire's client certificate, for brokers that ask for one "
-        "(mutual TLS, as Aiven's SSL).",
+        "(mutual TLS, as Aiven does by default).",
     )
     ssl_keyfile: Path | None = Field(
         None,
