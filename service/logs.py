@@ -114,10 +114,14 @@ class RepeatLimiter(logging.Filter):
 
 
 def quiet_library_logs() -> None:
-    """For one-shot commands, which report a failure in their own words: without this, a
-    library's log line (aiokafka's 'Unable connect to …') reaches stderr through logging's
-    last-resort handler, as a second, rawer line for the same failure."""
-    for name in ("aiokafka", "kafka"):
+    """For one-shot commands, which report a failure in their own words.
+
+    Without this, logging's last-resort handler prints library lines to stderr beside that
+    report: aiokafka's 'Unable connect to …' for the same failure, and, at exit, asyncio's
+    'Future exception was never retrieved' with a traceback, for a TLS connection aiokafka
+    gave up on (seen about one run in three when the broker refuses the client certificate).
+    """
+    for name in ("aiokafka", "kafka", "asyncio"):
         library = logging.getLogger(name)
         library.addHandler(logging.NullHandler())
         library.propagate = False
