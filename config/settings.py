@@ -177,6 +177,26 @@ class StoreSettings(BaseModel):
     refresh_interval_s: float = Field(
         1.0, gt=0, description="How often a running service picks up subscription changes."
     )
+    auto_migrate: bool | None = Field(
+        None,
+        description="Upgrade the store's schema when `jobwire run` starts (unset: on for "
+        "SQLite, off for PostgreSQL, where `jobwire db upgrade` does it).",
+    )
+
+
+class RetentionSettings(BaseModel):
+    """How long the store keeps what it no longer needs; pending alerts are always kept."""
+
+    events_days: float = Field(
+        7, gt=0, description="Days every consumed event is kept (previews look this far back)."
+    )
+    deliveries_days: float = Field(
+        30, gt=0, description="Days sent and dead alerts stay in the ledger after their last try."
+    )
+    interval_s: float = Field(300, gt=0, description="How often old rows are looked for.")
+    batch_size: int = Field(
+        500, ge=1, description="Rows deleted per transaction, so pruning never blocks ingest."
+    )
 
 
 class DeliverySettings(BaseModel):
@@ -280,6 +300,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     store: StoreSettings = StoreSettings()
+    retention: RetentionSettings = RetentionSettings()
     delivery: DeliverySettings = DeliverySettings()
     api: ApiSettings = ApiSettings()
     targets: TargetSettings = TargetSettings()

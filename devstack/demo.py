@@ -115,7 +115,7 @@ async def _demo(
             if channel == "mail"
             else f"{http.url.replace('http://', 'json://')}/{address}"
         )
-        sub = await store.add_subscription(
+        sub = await store.subscriptions.add(
             SubscriptionIn.model_validate({**criteria, "name": name, "notify": [target]}),
             owner=user.id,
         )

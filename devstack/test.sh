@@ -12,6 +12,13 @@ echo "== mypy --strict"
 echo "== cargo fmt, clippy (native/)"
 cargo fmt --manifest-path native/Cargo.toml --check
 cargo clippy --quiet --manifest-path native/Cargo.toml --release -- -D warnings
+echo "== alembic check (the models in service/store/schema.py against the migrations)"
+check_db=$(mktemp -d)
+export JOBWIRE_STORE__URL="sqlite+aiosqlite:///$check_db/check.db"
+"$bin/jobwire" db upgrade >"$check_db/upgrade.log" 2>&1 || { cat "$check_db/upgrade.log"; exit 1; }
+"$bin/alembic" check
+unset JOBWIRE_STORE__URL
+rm -rf "$check_db"
 echo "== docker compose config"
 bash devstack/compose_check.sh
 echo "== pytest"

@@ -48,7 +48,7 @@ def key_hash(key: str) -> str:
 async def add_user(store: Store, name: str) -> tuple[User, str] | None:
     """Create a user and their key (returned once); None if the name is taken."""
     key = new_api_key()
-    user = await store.add_user(name, key_hash(key))
+    user = await store.accounts.add(name, key_hash(key))
     return (user, key) if user else None
 
 
@@ -58,5 +58,5 @@ async def authenticate(store: Store, key: str, operator_key: str | None) -> Acto
         return OPERATOR
     if not key.startswith(KEY_PREFIX):
         return None
-    user = await store.user_by_key_hash(key_hash(key))
+    user = await store.accounts.by_key_hash(key_hash(key))
     return Actor(name=user.name, user_id=user.id) if user else None

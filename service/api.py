@@ -13,16 +13,17 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 import uvicorn
-from fastapi import Depends, FastAPI, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from service import personal_data
 from service.accounts import Actor, authenticate
 from service.delivery import Notifier
 from service.registry import (
@@ -33,7 +34,7 @@ from service.registry import (
     SubscriptionRegistry,
     problem_of,
 )
-from service.store import Store
+from service.store import Store, User
 from service.subscriptions import SubscriptionIn, SubscriptionOut, SubscriptionPatch
 from service.unsubscribe import UnsubscribeLinks
 
@@ -241,6 +242,25 @@ def create_api(ctx: ApiContext) -> FastAPI:
             results=[TargetResultOut.model_validate(asdict(r)) for r in results],
         )
 
+    @api.get("/me/export", responses=ERRORS, tags=["your data"])
+    async def export_me(
+        actor: Caller,
+        targets: Annotated[
+            Literal["masked", "full"],
+            Query(description="`full` shows your targets with their passwords and tokens."),
+        ] = "masked",
+    ) -> JSONResponse:
+        """Everything jobwire keeps of you: your subscriptions and the alerts sent for them."""
+        user = await _own_account(ctx, actor)
+        return JSONResponse(await personal_data.export(ctx.store, user, targets == "full"))
+
+    @api.delete("/me", status_code=204, responses=ERRORS, tags=["your data"])
+    async def erase_me(actor: Caller) -> Response:
+        """Erase your account: your key, your subscriptions and their targets, your alerts."""
+        user = await _own_account(ctx, actor)
+        await personal_data.erase(ctx.store, user.id)
+        return Response(status_code=204)
+
     @api.get("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
     async def unsubscribe(token: str) -> HTMLResponse:
         """Pause the subscription an alert's signed link names; no login needed."""
@@ -251,7 +271,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
                 "This unsubscribe link is not valid. Use the link from an alert as it is.",
                 status_code=404,
             )
-        found = await ctx.store.set_active(subscription_id, False)
+        found = await ctx.store.subscriptions.set_active(subscription_id, False)
         if found is None:
             return _page("Already gone", "This subscription was deleted; it sends no more alerts.")
         log.info("subscription.unsubscribed", subscription_id=found.id)
@@ -274,6 +294,18 @@ def create_api(ctx: ApiContext) -> FastAPI:
         return JSONResponse(checks, status_code=200 if ready else 503)
 
     return api
+
+
+async def _own_account(ctx: ApiContext, actor: Actor) -> User:
+    """The caller's own account; the operator's key has none."""
+    user = await ctx.store.accounts.by_id(actor.user_id) if actor.user_id else None
+    if user is None:
+        raise HTTPException(
+            400,
+            "the operator's key has no account of its own: export a user's data with "
+            "`jobwire users export NAME`, erase it with `jobwire users remove NAME`",
+        )
+    return user
 
 
 async def _store_reachable(store: Store) -> bool:

@@ -9,71 +9,22 @@ import asyncio
 import contextlib
 import signal
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 
 import structlog
 
 from config.settings import Settings
-from consumers.events import Event
 from consumers.kafka import EventConsumer
 from service.api import ApiContext, bind, create_api, serve
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
-from service.matching import Matcher
+from service.pipeline import LiveSubscriptions, Pipeline
 from service.registry import SubscriptionRegistry
-from service.store import Match, Store
+from service.store import Store, describe_failure
+from service.store.retention import Retention
 from service.targets import TargetPolicy
 from service.unsubscribe import load_links
 
 log = structlog.get_logger("jobwire.app")
-
-
-class LiveSubscriptions:
-    """The matcher and each subscription's targets, kept in step with the store.
-
-    The CLI writes subscriptions to the store; a running service polls for what
-    changed, so a change takes effect within one refresh interval, without a restart.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.matcher = Matcher()
-        self.targets: dict[str, list[str]] = {}
-        self._seen: datetime | None = None
-
-    async def refresh(self) -> int:
-        """Apply what changed since the last refresh; returns how many subscriptions did."""
-        before = self._seen
-        changes, self._seen = await self.store.subscription_changes(before)
-        for subscription, wanted in changes:
-            if not wanted:
-                self.matcher.remove(subscription.id)
-                self.targets.pop(subscription.id, None)
-        wanted_now = [sub for sub, wanted in changes if wanted]
-        self.matcher.add_many((sub.id, sub.criteria()) for sub in wanted_now)
-        self.targets.update((sub.id, list(sub.notify)) for sub in wanted_now)
-        # The store returns a small overlap again each time; count only what is new.
-        return sum(1 for sub, _ in changes if before is None or sub.updated_at > before)
-
-    async def keep_fresh(self, stop: asyncio.Event, interval_s: float) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
-            try:
-                changed = await self.refresh()
-            except Exception as exc:  # store unreachable: keep matching with what we have
-                log.error("subscriptions.refresh_failed", error=str(exc))
-                continue
-            if changed:
-                log.info("subscriptions.refreshed", changed=changed, active=len(self.targets))
-
-    def matches(self, events: Sequence[Event]) -> list[Match]:
-        return [
-            Match(subscription_id, event, self.targets[subscription_id])
-            for event in events
-            for subscription_id in self.matcher.match(event)
-            if subscription_id in self.targets
-        ]
 
 
 class Service:
@@ -93,7 +44,7 @@ class Service:
         settings = self.settings
         # Listen first: a taken port should stop start-up before anything else is opened.
         sock = bind(settings.api.host, settings.api.port) if settings.api.enabled else None
-        store = await Store.open(settings.store.url)
+        store = await Store.open(settings.store.url, settings.store.auto_migrate)
         notifier = self._notifier or AppriseNotifier(
             settings.delivery.concurrency, settings.delivery.timeout_s
         )
@@ -109,14 +60,7 @@ class Service:
         served = settings.api.enabled or bool(settings.api.public_url)
         worker = DeliveryWorker(store, notifier, settings.delivery, links.url if served else None)
 
-        async def record(events: Sequence[Event]) -> None:
-            matches = live.matches(events)
-            recorded = await store.record(matches)
-            log.info("match.recorded", events=len(events), matches=len(matches), new=recorded)
-            if recorded:
-                worker.wake()
-
-        consumer = EventConsumer(settings.kafka, record)
+        consumer = EventConsumer(settings.kafka, Pipeline(live, store, worker.wake))
         tasks = [
             asyncio.create_task(
                 _supervised("consumer", consumer.run, stop, self.restarts), name="consumer"
@@ -124,6 +68,9 @@ class Service:
             asyncio.create_task(worker.run(stop), name="delivery"),
             asyncio.create_task(
                 live.keep_fresh(stop, settings.store.refresh_interval_s), name="subscriptions"
+            ),
+            asyncio.create_task(
+                Retention(store.engine, settings.retention).run(stop), name="retention"
             ),
         ]
         if sock is not None:
@@ -174,7 +121,7 @@ async def _supervised(
             return
         except Exception as exc:
             restarts[name] += 1
-            log.error(f"{name}.failed", error=f"{type(exc).__name__}: {exc}", restart_in_s=delay)
+            log.error(f"{name}.failed", error=describe_failure(exc), restart_in_s=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, 30.0)

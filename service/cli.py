@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import orjson
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config.settings import Settings, SettingsError, load_settings
 from consumers.events import describe_errors
 from service.accounts import OPERATOR
 from service.logs import configure_logging, quiet_library_logs
 from service.registry import LimitReached, NotFound, SubscriptionRefused, SubscriptionRegistry
-from service.store import Store, StoreUnavailable
+from service.store import Store, StoreUnavailable, explain
 from service.subscriptions import SubscriptionIn
+
+if TYPE_CHECKING:
+    from service.offline import OfflineSubscription
 from service.targets import TargetPolicy
 
 app = typer.Typer(
@@ -30,6 +35,13 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
+
+
+@app.callback()
+def _commands() -> None:
+    # A command's output is what it prints on stdout (an id, a key, JSON lines); what jobwire
+    # logs meanwhile (a migration, say) goes to stderr. `run` logs to stdout, as services do.
+    configure_logging("auto", "INFO", sys.stderr)
 
 
 def _settings() -> Settings:
@@ -52,13 +64,18 @@ def _registry(settings: Settings, store: Store) -> SubscriptionRegistry:
     )
 
 
-async def _with_store(settings: Settings, work: Any) -> Any:
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `work` on the store; a store that fails says why in one line, without a traceback."""
     try:
-        store = await Store.open(settings.store.url)
+        store = await Store.open(settings.store.url, settings.store.auto_migrate)
     except StoreUnavailable as exc:
         raise _fail(str(exc)) from None
     try:
         return await work(store)
+    except StoreUnavailable as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(explain(exc, settings.store.url)) from None
     finally:
         await store.close()
 
@@ -218,14 +235,38 @@ def match(
         Path, typer.Option(exists=True, dir_okay=False, help="JSON array of subscriptions.")
     ],
     events: Annotated[
-        Path, typer.Option(exists=True, dir_okay=False, help="JSONL of events with 'kind'.")
-    ],
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="JSONL of events with 'kind'."),
+    ] = None,
+    recent: Annotated[
+        bool,
+        typer.Option(
+            "--recent",
+            help="Match the events the store kept from the last days instead of a file "
+            "(JOBWIRE_RETENTION__EVENTS_DAYS, default 7), newest first.",
+        ),
+    ] = False,
+    days: Annotated[
+        float | None, typer.Option(help="With --recent: look back this many days.")
+    ] = None,
 ) -> None:
-    """Check subscriptions against events offline; prints one JSON line per match."""
-    from service.offline import InputError, match_files
+    """Check subscriptions against events, offline; prints one JSON line per match.
 
+    With --events FILE nothing but the two files is read; with --recent the events come from
+    the store, as the web preview sees them.
+    """
+    from service.offline import InputError, match_files, read_subscriptions
+
+    if (events is None) == (not recent):
+        raise _fail("give either --events FILE or --recent")
     try:
-        pairs = match_files(subscriptions, events)
+        if events is not None:
+            pairs = match_files(subscriptions, events)
+        else:
+            subs = read_subscriptions(subscriptions)
+            settings = _settings()
+            look_back = days if days is not None else settings.retention.events_days
+            pairs = _run(_with_store(settings, lambda store: _recent_pairs(store, subs, look_back)))
     except InputError as exc:
         raise _fail(str(exc)) from None
     out = sys.stdout
@@ -233,6 +274,18 @@ def match(
         out.write(
             orjson.dumps({"event_id": event_id, "subscription_id": subscription_id}).decode() + "\n"
         )
+
+
+async def _recent_pairs(
+    store: Store, subscriptions: list[OfflineSubscription], days: float
+) -> list[tuple[str, str]]:
+    from service.preview import recent_matches
+
+    pairs: list[tuple[str, str]] = []
+    for sub in subscriptions:
+        found = await recent_matches(store, sub, days)
+        pairs.extend((event.id, sub.id) for event in found)
+    return pairs
 
 
 @app.command()
@@ -274,7 +327,7 @@ def deliveries(
 
     settings = _settings()
     rows = _run(
-        _with_store(settings, lambda store: store.list_deliveries(status, subscription, limit))
+        _with_store(settings, lambda store: store.ledger.recent(status, subscription, limit))
     )
     for row in rows:
         shown = {
@@ -306,7 +359,7 @@ def deliveries_retry(
     if not ids and not dead:
         raise _fail("name the alert ids to retry, or pass --dead for all dead alerts")
     settings = _settings()
-    count = _run(_with_store(settings, lambda store: store.requeue(None if dead else ids)))
+    count = _run(_with_store(settings, lambda store: store.ledger.requeue(None if dead else ids)))
     typer.echo(f"re-queued {count} alert(s)")
 
 
@@ -339,7 +392,7 @@ def users_add(
 def users_list() -> None:
     """List users (their keys are never shown again; remove and add a user to replace one)."""
     settings = _settings()
-    found = _run(_with_store(settings, lambda store: store.list_users()))
+    found = _run(_with_store(settings, lambda store: store.accounts.all()))
     for user in found:
         typer.echo(f"{user.name}  created {user.created_at.isoformat(timespec='seconds')}Z")
     if not found:
@@ -348,9 +401,115 @@ def users_list() -> None:
 
 @users_app.command("remove")
 def users_remove(name: Annotated[str, typer.Argument(help="The user to remove.")]) -> None:
-    """Remove a user: their key stops working and their subscriptions are deleted."""
+    """Erase a user: their key, their subscriptions and targets, and their ledger rows."""
+    from service.personal_data import erase_named
+
     settings = _settings()
-    removed = _run(_with_store(settings, lambda store: store.remove_user(name)))
-    if removed is None:
+    erased = _run(_with_store(settings, lambda store: erase_named(store, name)))
+    if erased is None:
         raise _fail(f"no user {name!r}: see `jobwire users list`", 1)
-    typer.echo(f"removed {name!r} and {removed} subscription(s)")
+    typer.echo(
+        f"erased {name!r}: {erased.subscriptions} subscription(s) and "
+        f"{erased.deliveries} ledger row(s)"
+    )
+
+
+@users_app.command("export")
+def users_export(
+    name: Annotated[str, typer.Argument(help="The user whose data to export.")],
+) -> None:
+    """Print everything jobwire keeps of a user as JSON: subscriptions (targets masked) and
+    the alerts sent for them. Users export their own, full targets included, at GET /me/export."""
+    from service.personal_data import export_named
+
+    settings = _settings()
+    found = _run(_with_store(settings, lambda store: export_named(store, name)))
+    if found is None:
+        raise _fail(f"no user {name!r}: see `jobwire users list`", 1)
+    typer.echo(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+
+
+db_app = typer.Typer(
+    help="The store's schema, managed by Alembic migrations: see where it stands, upgrade it."
+)
+app.add_typer(db_app, name="db")
+
+
+def _db(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    settings = _settings()
+
+    async def go() -> T:
+        engine = Store.connect(settings.store.url)
+        try:
+            return await work(engine)
+        except StoreUnavailable as exc:
+            raise _fail(str(exc)) from None
+        except Exception as exc:
+            raise _fail(explain(exc, settings.store.url)) from None
+        finally:
+            await engine.dispose()
+
+    try:
+        return _run(go())
+    except StoreUnavailable as exc:
+        raise _fail(str(exc)) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Where to go (default: the newest).")] = "head",
+) -> None:
+    """Upgrade the store's schema (on PostgreSQL, instances starting meanwhile wait for it).
+
+    A store made before migrations existed is recognised and stamped, not recreated.
+    Back up first: see docs/operations.md.
+    """
+    from service.store import migrate
+
+    before, after = _db(lambda engine: migrate.upgrade(engine, revision))
+    if before.current == after:
+        typer.echo(f"the store is already at revision {after}")
+    else:
+        typer.echo(f"upgraded the store from {before.describe()} to revision {after}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[
+        str | None,
+        typer.Argument(help="The revision to go back to (default: one step back)."),
+    ] = None,
+) -> None:
+    """Undo migrations, e.g. before going back to an older jobwire. Back up first."""
+    from service.store import migrate
+
+    after = _db(lambda engine: migrate.downgrade(engine, revision or "-1"))
+    typer.echo(f"the store is now at revision {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Which revision the store is at, and whether this jobwire needs a newer one."""
+    from service.store import migrate
+
+    found = _db(migrate.state)
+    if found.up_to_date:
+        typer.echo(f"{found.current} (current)")
+    elif not found.known:
+        raise _fail(migrate.too_new(found), 1)
+    else:
+        typer.echo(
+            f"{found.describe()}; this jobwire needs revision {found.head}: "
+            "run `jobwire db upgrade`"
+        )
+        raise typer.Exit(1)
+
+
+@db_app.command("history")
+def db_history() -> None:
+    """Every revision of the schema, newest first, with what it changes."""
+    from service.store import migrate
+
+    for script in migrate.history():
+        summary = (script.doc or "").strip().splitlines()[0] if script.doc else ""
+        typer.echo(f"{script.revision}  {summary}")

@@ -24,7 +24,7 @@ import structlog
 
 from config.settings import DeliverySettings
 from service.render import Message, render
-from service.store import ClaimedDelivery, Store, utcnow
+from service.store import ClaimedDelivery, Store, explain, utcnow
 from service.subscriptions import masked
 
 log = structlog.get_logger("jobwire.delivery")
@@ -168,7 +168,7 @@ class DeliveryWorker:
             for task in late:
                 task.cancel()
             if released:
-                await self.store.release(released)
+                await self.store.ledger.release(released)
                 log.warning("delivery.released", delivery_ids=released)
         log.info("delivery.stopped")
 
@@ -178,9 +178,9 @@ class DeliveryWorker:
 
     async def _claim(self, limit: int) -> list[ClaimedDelivery]:
         try:
-            return await self.store.claim(limit, self.settings.lease_s)
+            return await self.store.ledger.claim(limit, self.settings.lease_s)
         except Exception as exc:  # the store is down: keep the worker alive and try again
-            log.error("delivery.claim_failed", error=str(exc))
+            log.error("delivery.claim_failed", error=explain(exc))
             return []
 
     async def _deliver(self, item: ClaimedDelivery) -> None:
@@ -194,7 +194,7 @@ class DeliveryWorker:
         try:
             hold = self._holds.get(d.target)
             if hold is not None and (hold.probing or hold.until > utcnow()):
-                await self.store.defer(d.id, hold.until)
+                await self.store.ledger.defer(d.id, hold.until)
                 return
             if hold is not None:
                 hold.probing = True
@@ -202,7 +202,7 @@ class DeliveryWorker:
         except Exception as exc:
             # Recording the outcome failed (store down): the lease runs out and the row is
             # claimed again, so the alert is not lost; it may be sent twice.
-            log.error("delivery.record_failed", **ids, error=str(exc))
+            log.error("delivery.record_failed", **ids, error=explain(exc))
         finally:
             hold = self._holds.get(d.target)
             if hold is not None:
@@ -222,7 +222,7 @@ class DeliveryWorker:
             await self._failed(item, error, ids, probe)
         else:
             self._holds.pop(d.target, None)
-            await self.store.mark_sent(d.id)
+            await self.store.ledger.mark_sent(d.id)
             log.info(
                 "delivery.sent",
                 **ids,
@@ -244,16 +244,16 @@ class DeliveryWorker:
         # counts that outage once, not once per alert caught in it.
         if d.attempts >= self.settings.max_attempts or hold.failures >= self.settings.max_attempts:
             # The target failed every attempt allowed: its waiting alerts would only fail too.
-            await self.store.mark_dead(d.id, error)
-            others = await self.store.mark_target_dead(d.target, error)
+            await self.store.ledger.mark_dead(d.id, error)
+            others = await self.store.ledger.mark_target_dead(d.target, error)
             # The hold stays: a later alert probes the target once per longest backoff, and
             # dies at once if it still fails, until one gets through.
             hold.until = utcnow() + timedelta(seconds=self.settings.backoff_cap_s)
             log.error("delivery.dead", **ids, attempt=d.attempts, error=error, also_dead=others)
             return
         hold.until = utcnow() + timedelta(seconds=backoff(hold.failures, self.settings))
-        await self.store.mark_retry(d.id, hold.until, error)
-        await self.store.postpone_target(d.target, hold.until)
+        await self.store.ledger.mark_retry(d.id, hold.until, error)
+        await self.store.ledger.postpone_target(d.target, hold.until)
         log.warning(
             "delivery.retry_scheduled",
             **ids,

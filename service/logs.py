@@ -68,9 +68,16 @@ def configure_logging(
     # Apprise logs the full URL of a failing target, password included, so its lines never
     # reach the output. It keeps WARNING, though: its per-send capture reads them from there,
     # and jobwire reports the reason itself, with the target's secrets removed.
+    # Alembic says which migration runs (progress worth keeping) and, each time it starts,
+    # two lines about its dialect that say nothing to an operator.
+    logging.getLogger("alembic.runtime.migration").addFilter(_only_progress)
     apprise_log = logging.getLogger("apprise")
     apprise_log.setLevel(logging.WARNING)
     apprise_log.propagate = False
+
+
+def _only_progress(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(("Context impl", "Will assume"))
 
 
 class RepeatLimiter(logging.Filter):

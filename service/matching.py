@@ -286,3 +286,39 @@ class Scan:
             for subscription_id, compiled in self._subscriptions.items()
             if matches(compiled, features)
         }
+
+
+def search_text(event: Event) -> str:
+    """The distinct normalized words the rules can read in an event, as `" w1 w2 … "`.
+
+    Stored with each recent event: every word of a value that matches must be among them, so
+    `" word " in search_text` (a LIKE in SQL) narrows stored events to the few that could match
+    a subscription before the matcher decides (see `candidate_words`).
+    """
+    found: set[str]
+    if isinstance(event, JobPosting):
+        found = {*employer_words(event.employer), *words(event.title), *city_words(event.city)}
+    else:
+        # Bodies are long and each is seen once: normalize them without filling the cache.
+        headline, body = words(event.headline), words.__wrapped__(event.body)
+        found = {*headline, *body, *city_form(headline), *city_form(body)}
+        for company in event.companies:
+            found.update(employer_words(company))
+        for city in event.cities:
+            found.update(city_words(city))
+    return f" {' '.join(sorted(found))} "
+
+
+def candidate_words(criteria: Criteria) -> list[list[str]]:
+    """For each field the subscription sets, words of which a matching event's `search_text`
+    has at least one: the longest word of each of the field's values."""
+    groups = []
+    for values, normalize in (
+        (criteria.employers, employer_words),
+        (criteria.cities, city_words),
+        (criteria.titles, words),
+    ):
+        found = (normalize(value) for value in values)
+        if group := sorted({max(w, key=len) for w in found if w}):
+            groups.append(group)
+    return groups

@@ -32,7 +32,7 @@ class _Subscriptions(BaseModel):
 def match_files(subscriptions: Path, events: Path) -> list[tuple[str, str]]:
     """(event id, subscription id) for every match, sorted by event then subscription."""
     matcher = Matcher()
-    for sub in _read_subscriptions(subscriptions):
+    for sub in read_subscriptions(subscriptions):
         matcher.add(sub.id, sub)
     pairs: list[tuple[str, str]] = []
     for number, line in enumerate(events.read_bytes().splitlines(), start=1):
@@ -48,7 +48,7 @@ def match_files(subscriptions: Path, events: Path) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
-def _read_subscriptions(path: Path) -> list[OfflineSubscription]:
+def read_subscriptions(path: Path) -> list[OfflineSubscription]:
     try:
         data = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:

@@ -77,21 +77,21 @@ class SubscriptionRegistry:
     async def create(self, actor: Actor, spec: SubscriptionIn) -> Subscription:
         await self._check(spec, new_targets=spec.notify)
         if actor.owner is not None:
-            owned = await self.store.count_subscriptions(actor.owner)
+            owned = await self.store.subscriptions.count(actor.owner)
             if owned >= self.limits.subscriptions_per_user:
                 raise LimitReached(
                     f"{actor.name} has {owned} subscriptions, the most allowed; "
                     "delete one before adding another"
                 )
-        return await self.store.add_subscription(spec, owner=actor.owner)
+        return await self.store.subscriptions.add(spec, owner=actor.owner)
 
     async def list_for(self, actor: Actor) -> list[Subscription]:
-        return await self.store.list_subscriptions(owner=actor.owner)
+        return await self.store.subscriptions.all(owner=actor.owner)
 
     async def get(self, actor: Actor, subscription_id: str) -> Subscription:
         if not SUBSCRIPTION_ID.fullmatch(subscription_id):
             raise NotFound(subscription_id)
-        found = await self.store.get_subscription(subscription_id, owner=actor.owner)
+        found = await self.store.subscriptions.get(subscription_id, owner=actor.owner)
         if found is None:
             raise NotFound(subscription_id)
         return found
@@ -110,7 +110,7 @@ class SubscriptionRegistry:
             raise SubscriptionRefused.from_validation(exc) from None
         # Targets saved before the operator changed the policy stay until the user changes them.
         await self._check(spec, new_targets=[u for u in spec.notify if u not in current.notify])
-        updated = await self.store.update_subscription(subscription_id, spec, owner=actor.owner)
+        updated = await self.store.subscriptions.update(subscription_id, spec, owner=actor.owner)
         if updated is None:
             raise NotFound(subscription_id)
         return updated
@@ -118,7 +118,7 @@ class SubscriptionRegistry:
     async def delete(self, actor: Actor, subscription_id: str) -> None:
         if not SUBSCRIPTION_ID.fullmatch(subscription_id):
             raise NotFound(subscription_id)
-        if not await self.store.delete_subscription(subscription_id, owner=actor.owner):
+        if not await self.store.subscriptions.delete(subscription_id, owner=actor.owner):
             raise NotFound(subscription_id)
 
     async def send_test(

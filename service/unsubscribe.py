@@ -65,5 +65,5 @@ async def load_links(
     if settings.signing_secret is not None:
         secret = settings.signing_secret.get_secret_value()
     else:
-        secret = await store.service_secret(SECRET_NAME, secrets.token_urlsafe(32))
+        secret = await store.secrets.get_or_create(SECRET_NAME, secrets.token_urlsafe(32))
     return UnsubscribeLinks(secret.encode(), public_url(settings, port))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from config.settings import ApiSettings, KafkaSettings, Settings, StoreSettings
 from consumers.events import AnyEvent, Event
@@ -30,6 +32,16 @@ def sample_lines() -> list[dict[str, object]]:
 @pytest.fixture(scope="session")
 def sample_events(sample_lines: list[dict[str, object]]) -> list[Event]:
     return [AnyEvent.validate_python(line) for line in sample_lines]
+
+
+async def empty_database(url: str) -> None:
+    """Drop everything in a PostgreSQL database, the migrations' own table included, so a test
+    starts from a store that has never been migrated."""
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
 
 
 def make_settings(tmp_path: Path, bootstrap: str = "127.0.0.1:9", **kafka: object) -> Settings:

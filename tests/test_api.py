@@ -132,7 +132,7 @@ async def test_a_subscription_round_trips_with_its_password_masked(api: Api) -> 
     assert listed.json() == [body]
     for response in (created, fetched, listed):
         assert PASSWORD not in response.text
-    stored = await api.store.get_subscription(body["id"])
+    stored = await api.store.subscriptions.get(body["id"])
     assert stored is not None
     assert stored.notify == [MAIL]
 
@@ -278,7 +278,7 @@ async def test_patch_pauses_resumes_and_changes_only_what_is_sent(api: Api) -> N
     )
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"] == "notify.0"
-    unchanged = await api.store.get_subscription(sub["id"])
+    unchanged = await api.store.subscriptions.get(sub["id"])
     assert unchanged is not None
     assert unchanged.notify == [MAIL]
 
@@ -320,12 +320,12 @@ async def test_an_unsubscribe_link_pauses_its_subscription_and_forgeries_do_noth
 async def test_a_test_alert_reports_each_target_on_its_own(api: Api) -> None:
     with HttpSink() as good, HttpSink() as bad:
         bad.fail_with(500)
-        alice = await api.store.user_by_key_hash(
+        alice = await api.store.accounts.by_key_hash(
             key_hash(api.alice["Authorization"].removeprefix("Bearer "))
         )
         assert alice is not None
         # Loopback sinks: stored directly, as an operator who allows private hosts would.
-        sub = await api.store.add_subscription(
+        sub = await api.store.subscriptions.add(
             SubscriptionIn(
                 name="Ross jobs",
                 employers=["Ross"],
@@ -367,7 +367,41 @@ async def test_the_openapi_document_describes_every_route(api: Api) -> None:
         "/subscriptions/{subscription_id}",
         "/subscriptions/{subscription_id}/test",
         "/unsubscribe/{token}",
+        "/me",
+        "/me/export",
         "/healthz",
         "/readyz",
     }
     assert (await api.client.get("/docs")).status_code == 200
+
+
+async def test_a_user_exports_their_own_data_masked_unless_they_ask_for_it_whole(
+    api: Api,
+) -> None:
+    mine = (await api.create(api.alice, employers=["Nordstrom"], notify=[MAIL])).json()
+    await api.create(api.bob, employers=["Ross"], notify=[MAIL])
+
+    masked = await api.client.get("/me/export", headers=api.alice)
+    assert masked.status_code == 200
+    assert [s["id"] for s in masked.json()["subscriptions"]] == [mine["id"]]
+    assert PASSWORD not in masked.text
+    whole = await api.client.get("/me/export?targets=full", headers=api.alice)
+    assert whole.json()["subscriptions"][0]["notify"] == [MAIL]
+    operator = await api.client.get("/me/export", headers=api.operator)
+    assert operator.status_code == 400
+    assert "jobwire users export NAME" in operator.json()["detail"]
+    bad = await api.client.get("/me/export?targets=everything", headers=api.alice)
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "targets"
+
+
+async def test_a_user_erases_their_account_and_their_key_stops_working(api: Api) -> None:
+    mine = (await api.create(api.alice, employers=["Nordstrom"], notify=[MAIL])).json()
+    theirs = (await api.create(api.bob, employers=["Ross"], notify=[MAIL])).json()
+
+    erased = await api.client.delete("/me", headers=api.alice)
+    assert erased.status_code == 204
+    assert (await api.client.get("/subscriptions", headers=api.alice)).status_code == 401
+    everyone = await api.client.get("/subscriptions", headers=api.operator)
+    assert [s["id"] for s in everyone.json()] == [theirs["id"]]
+    assert await api.store.subscriptions.get(mine["id"]) is None

@@ -134,12 +134,12 @@ def test_deliveries_shows_the_ledger_masked_and_retry_requeues_dead_alerts(
 
     async def one_dead_alert() -> int:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
-        sub = await store.add_subscription(
+        sub = await store.subscriptions.add(
             SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [target]})
         )
-        await store.record([Match(sub.id, sample_events[3], [target])])
-        (claimed,) = await store.claim(1, lease_s=60)
-        await store.mark_dead(claimed.delivery.id, "550 mailbox unavailable")
+        await store.ledger.record(sample_events[3:4], [Match(sub.id, sample_events[3], [target])])
+        (claimed,) = await store.ledger.claim(1, lease_s=60)
+        await store.ledger.mark_dead(claimed.delivery.id, "550 mailbox unavailable")
         await store.close()
         return claimed.delivery.id
 
@@ -165,10 +165,10 @@ def test_an_unreachable_store_says_what_to_check_without_the_password(
     monkeypatch.setenv("JOBWIRE_STORE__URL", "postgresql+asyncpg://bob:hunter2@127.0.0.1:9/jobwire")
     result = runner.invoke(app, ["subscriptions"])
     assert result.exit_code == 2
-    assert (
-        "cannot open the store at postgresql+asyncpg://bob:***@127.0.0.1:9/jobwire" in result.stderr
-    )
-    assert "check JOBWIRE_STORE__URL" in result.stderr
+    shown = "postgresql+asyncpg://bob:***@127.0.0.1:9/jobwire"
+    assert f"cannot reach the store at {shown}" in result.stderr
+    assert "check that the database is up and JOBWIRE_STORE__URL" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, no traceback
     assert "hunter2" not in result.stderr
 
 
@@ -188,5 +188,65 @@ def test_users_add_shows_the_key_once_and_list_and_remove_never_show_it() -> Non
 
     removed = runner.invoke(app, ["users", "remove", "ana@example.com"])
     assert removed.exit_code == 0
-    assert "removed 'ana@example.com' and 0 subscription(s)" in removed.stdout
+    assert "erased 'ana@example.com': 0 subscription(s) and 0 ledger row(s)" in removed.stdout
     assert runner.invoke(app, ["users", "remove", "ana@example.com"]).exit_code == 1
+
+
+def test_users_export_prints_their_data_masked_and_remove_erases_it(
+    tmp_path: Path, sample_events: list[Event]
+) -> None:
+    password = "hunter2-mail"
+    target = f"mailtos://ana:{password}@mail.example.com?to=ana@example.com"
+    assert runner.invoke(app, ["users", "add", "ana"]).exit_code == 0
+
+    async def alert_for_ana() -> str:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+        user = await store.accounts.by_name("ana")
+        assert user is not None
+        sub = await store.subscriptions.add(
+            SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [target]}),
+            owner=user.id,
+        )
+        await store.ledger.record(sample_events[3:4], [Match(sub.id, sample_events[3], [target])])
+        await store.close()
+        return sub.id
+
+    sub_id = asyncio.run(alert_for_ana())
+    exported = runner.invoke(app, ["users", "export", "ana"])
+    assert exported.exit_code == 0, exported.output
+    data = orjson.loads(exported.stdout)
+    assert [s["id"] for s in data["subscriptions"]] == [sub_id]
+    assert [d["event"] for d in data["deliveries"]] == [f"posting:{sample_events[3].id}"]
+    assert password not in exported.stdout
+
+    removed = runner.invoke(app, ["users", "remove", "ana"])
+    assert "erased 'ana': 1 subscription(s) and 1 ledger row(s)" in removed.stdout
+    assert runner.invoke(app, ["users", "export", "ana"]).exit_code == 1
+    assert runner.invoke(app, ["deliveries", "--json"]).stdout == ""
+
+
+def test_match_recent_checks_subscriptions_against_the_events_the_store_kept(
+    tmp_path: Path, sample_events: list[Event]
+) -> None:
+    async def keep_the_samples() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+        await store.ledger.record(sample_events, [])
+        await store.close()
+
+    asyncio.run(keep_the_samples())
+    subs = tmp_path / "subs.json"
+    subs.write_bytes(
+        orjson.dumps(
+            [
+                {"id": "nordstrom-pdx", "employers": ["NORDSTROM"], "cities": ["Portland"]},
+                {"id": "tencent", "employers": ["Tencent"], "kinds": ["article"]},
+            ]
+        )
+    )
+    found = runner.invoke(app, ["match", "--subscriptions", str(subs), "--recent"])
+    assert found.exit_code == 0, found.output
+    pairs = [orjson.loads(line) for line in found.stdout.splitlines()]
+    assert sorted(p["subscription_id"] for p in pairs) == ["nordstrom-pdx"] * 2 + ["tencent"]
+    neither = runner.invoke(app, ["match", "--subscriptions", str(subs)])
+    assert neither.exit_code == 2
+    assert "give either --events FILE or --recent" in neither.stderr

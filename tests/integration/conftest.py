@@ -1,20 +1,36 @@
-"""Real servers for the integration tests: one Kafka broker per session, sinks per test."""
+"""Real servers for the integration tests: Kafka, Prometheus, Chromium and a Matrix homeserver
+once per session; sinks, scrape jobs, browser pages and Matrix rooms per test."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 import pytest
+from playwright.async_api import Browser, Page
 
 from config.settings import Settings
+from devstack.browser import launch_browser, save_screenshot
 from devstack.kafka import KafkaBroker, start_kafka
+from devstack.prometheus import PrometheusServer, ScrapeJob, running_prometheus
 from devstack.sinks import HttpSink, SmtpSink
+from devstack.synapse import (
+    MatrixAccount,
+    MatrixClient,
+    MatrixRoom,
+    SynapseServer,
+    open_room,
+    start_synapse,
+)
 from service.app import Service
 from service.delivery import Notifier
 
@@ -45,6 +61,31 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     )
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    """One Matrix homeserver for the session (about 1.3 s to start; 20 s to install, once)."""
+    server = start_synapse(tmp_path_factory.mktemp("synapse"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def matrix_people(synapse: SynapseServer) -> tuple[MatrixAccount, MatrixClient]:
+    """jobwire's bot account (what a matrix:// URL logs in as) and a person who reads."""
+    bot = synapse.register("jobwire-bot", secrets.token_urlsafe(16))
+    reader = synapse.client(synapse.register("reader", secrets.token_urlsafe(16)))
+    return bot, reader
+
+
+@pytest.fixture
+def matrix_room(
+    synapse: SynapseServer, matrix_people: tuple[MatrixAccount, MatrixClient]
+) -> MatrixRoom:
+    """A fresh room per test: the reader in it, the bot invited; `matrix_room.url()` for Apprise."""
+    bot, reader = matrix_people
+    return open_room(synapse, bot, reader, f"alerts-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
@@ -116,3 +157,89 @@ def service_env(settings: Settings) -> dict[str, str]:
         "JOBWIRE_DELIVERY__BACKOFF_BASE_S": "0.2",
         "JOBWIRE_DELIVERY__POLL_INTERVAL_S": "0.1",
     }
+
+
+def start_jobwire(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`jobwire run` as operators run it, a process of its own, its output in `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen([str(JOBWIRE), "run"], env=env, stdout=log, stderr=log)
+
+
+async def listening_url(log_path: Path) -> str:
+    """The API's address, from the service's own `api.listening` log line."""
+    found: list[str] = []
+
+    async def listening() -> bool:
+        for line in (await asyncio.to_thread(log_path.read_text)).splitlines():
+            if '"api.listening"' in line:
+                found.append(str(orjson.loads(line)["url"]))
+                return True
+        return False
+
+    await eventually(listening)
+    return found[0]
+
+
+# -- Prometheus and Chromium: one of each per session, shared by the tests ------------------
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """One real Prometheus for the session; each test adds its own targets with `scrape`."""
+    with running_prometheus(workdir=tmp_path_factory.mktemp("prometheus")) as server:
+        yield server
+
+
+@pytest.fixture
+def scrape(
+    prometheus: PrometheusServer, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., ScrapeJob]]:
+    """`scrape("127.0.0.1:PORT", metrics_path="/metrics")`: the session's Prometheus scrapes
+    those targets until the test ends. Their series carry `job="<test name>-N"` (the returned
+    job's `selector`), so a query sees this test's series only. The first scrape comes within
+    ~6 s; `await prometheus.api.wait_for_targets(job.name)` waits for it."""
+    jobs: list[ScrapeJob] = []
+
+    def add(*targets: str, metrics_path: str = "/metrics") -> ScrapeJob:
+        job = prometheus.scrape(targets, metrics_path, job=f"{request.node.name}-{len(jobs)}")
+        jobs.append(job)
+        return job
+
+    yield add
+    for job in jobs:
+        job.remove()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the session (on the session's event loop)."""
+    async with launch_browser() as chromium:
+        yield chromium
+
+
+_call_failed = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    # Remembered for `page`, which saves a screenshot of a page a failed test leaves behind.
+    report = yield
+    if call.when == "call" and call.excinfo is not None:
+        item.stash[_call_failed] = True
+    return report
+
+
+@pytest.fixture
+async def page(
+    browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Page]:
+    """A page in a fresh browser context (no cookies or storage from other tests). When the
+    test fails, the page as it was is saved as `failure.png` in the test's tmp_path."""
+    context = await browser.new_context()
+    try:
+        tab = await context.new_page()
+        yield tab
+        if request.node.stash.get(_call_failed, False) and not tab.is_closed():
+            print(f"screenshot of the page: {await save_screenshot(tab, tmp_path / 'failure.png')}")
+    finally:
+        await context.close()

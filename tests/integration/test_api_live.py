@@ -21,7 +21,15 @@ from devstack.sinks import HttpSink, SmtpSink
 from service.accounts import add_user
 from service.store import Store
 from tests.conftest import make_settings
-from tests.integration.conftest import JOBWIRE, chat_target, eventually, running, service_env
+from tests.integration.conftest import (
+    JOBWIRE,
+    chat_target,
+    eventually,
+    listening_url,
+    running,
+    service_env,
+    start_jobwire,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -160,9 +168,9 @@ async def test_passwords_keys_and_the_signing_secret_never_leak(
     assert "shown only now" in added.stderr
 
     log_path = tmp_path / "jobwire.log"
-    process = start_service(env, log_path)
+    process = start_jobwire(env, log_path)
     try:
-        url = await _listening_url(log_path)
+        url = await listening_url(log_path)
         mail = (
             f"mailto://ana:{password}@127.0.0.1:{smtp_sink.port}"
             "?from=jobwire@example.com&to=ana@example.com"
@@ -216,7 +224,7 @@ async def test_passwords_keys_and_the_signing_secret_never_leak(
             try:
 
                 async def settled() -> bool:
-                    counts = await store.delivery_counts()
+                    counts = await store.ledger.counts()
                     return counts.get("sent") == 2 and counts.get("dead") == 2
 
                 await eventually(settled)
@@ -245,23 +253,3 @@ async def test_passwords_keys_and_the_signing_secret_never_leak(
             f"\n[api figures] secrets checked in {len(logs.splitlines())} log lines, "
             f"{len(responses)} responses and {len(outputs)} CLI outputs: none leaked"
         )
-
-
-def start_service(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        return subprocess.Popen([str(JOBWIRE), "run"], env=env, stdout=log, stderr=log)
-
-
-async def _listening_url(log_path: Path) -> str:
-    """The API's address, from the service's own `api.listening` log line."""
-    found: list[str] = []
-
-    async def listening() -> bool:
-        for line in (await asyncio.to_thread(log_path.read_text)).splitlines():
-            if '"api.listening"' in line:
-                found.append(str(orjson.loads(line)["url"]))
-                return True
-        return False
-
-    await eventually(listening)
-    return found[0]

@@ -28,7 +28,7 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
     store = await Store.open(settings.store.url)
 
     async def subscribe(**fields: object) -> str:
-        return (await store.add_subscription(SubscriptionIn.model_validate(fields))).id
+        return (await store.subscriptions.add(SubscriptionIn.model_validate(fields))).id
 
     await subscribe(
         employers=["NORDSTROM"],
@@ -62,7 +62,7 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
         await asyncio.to_thread(http_sink.wait_for, 2, 60.0)
 
         async def all_sent() -> bool:
-            return await store.delivery_counts() == {"sent": 10}
+            return await store.ledger.counts() == {"sent": 10}
 
         await eventually(all_sent)
 

@@ -77,7 +77,7 @@ def titles(sink: HttpSink) -> Counter[str]:
 async def subscribe(settings: Settings, **fields: object) -> str:
     store = await Store.open(settings.store.url)
     try:
-        return (await store.add_subscription(SubscriptionIn.model_validate(fields))).id
+        return (await store.subscriptions.add(SubscriptionIn.model_validate(fields))).id
     finally:
         await store.close()
 
@@ -223,11 +223,11 @@ async def test_a_target_outage_delays_only_that_target_and_a_dead_one_ends_dead(
             store = await Store.open(settings.store.url)
 
             async def broken_is_dead() -> bool:
-                return len(await store.list_deliveries(status="dead")) == 20
+                return len(await store.ledger.recent(status="dead")) == 20
 
             await eventually(broken_is_dead, within_s=60)
-            dead = await store.list_deliveries(status="dead")
-            counts = await store.delivery_counts()
+            dead = await store.ledger.recent(status="dead")
+            counts = await store.ledger.counts()
             await store.close()
     finally:
         broken.stop()

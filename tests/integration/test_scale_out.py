@@ -10,14 +10,13 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from devstack.kafka import KafkaBroker
 from devstack.postgres import PostgresServer
 from devstack.sinks import HttpSink
-from service.store import Store, metadata
+from service.store import Store
 from service.subscriptions import SubscriptionIn
-from tests.conftest import make_settings
+from tests.conftest import empty_database, make_settings
 from tests.integration.conftest import chat_target, eventually, running
 
 pytestmark = pytest.mark.integration
@@ -26,14 +25,12 @@ pytestmark = pytest.mark.integration
 async def test_instances_joining_the_group_share_the_work_and_send_each_alert_once(
     kafka: KafkaBroker, postgres: PostgresServer, http_sink: HttpSink, tmp_path: Path
 ) -> None:
-    engine = create_async_engine(postgres.url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.drop_all)
-    await engine.dispose()
+    await empty_database(postgres.url)
     settings = make_settings(tmp_path, kafka.bootstrap)
     settings.store.url = postgres.url
-    store = await Store.open(postgres.url)
-    await store.add_subscription(
+    # What an operator does once (`jobwire db upgrade`); the instances then only check it.
+    store = await Store.open(postgres.url, auto_migrate=True)
+    await store.subscriptions.add(
         SubscriptionIn.model_validate(
             {"employers": ["ACME"], "notify": [chat_target(http_sink, "scale")]}
         )
@@ -64,7 +61,7 @@ async def test_instances_joining_the_group_share_the_work_and_send_each_alert_on
         await asyncio.to_thread(http_sink.wait_for, 450, 120.0)
 
         async def ledger_done() -> bool:
-            return await store.delivery_counts() == {"sent": 450}
+            return await store.ledger.counts() == {"sent": 450}
 
         await eventually(ledger_done)
         restarts = first.restarts + second.restarts + third.restarts

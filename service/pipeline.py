@@ -1,0 +1,85 @@
+"""The central step: a batch of events → matches → ledger rows, before Kafka commits the batch.
+
+`LiveSubscriptions` keeps the matcher in step with the store; `Pipeline` is what the consumer
+hands each batch to. When `Pipeline.__call__` returns, every event of the batch and every alert
+it causes are durable, so the consumer may commit the batch's offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import structlog
+
+from consumers.events import Event
+from service.matching import Matcher
+from service.store import Match, Store, explain
+
+log = structlog.get_logger("jobwire.pipeline")
+
+
+class LiveSubscriptions:
+    """The matcher and each subscription's targets, kept in step with the store.
+
+    The CLI and the API write subscriptions to the store; a running service polls for what
+    changed, so a change takes effect within one refresh interval, without a restart.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.matcher = Matcher()
+        self.targets: dict[str, list[str]] = {}
+        self._seen: datetime | None = None
+
+    async def refresh(self) -> int:
+        """Apply what changed since the last refresh; returns how many subscriptions did."""
+        before = self._seen
+        changes, self._seen = await self.store.subscriptions.changes(before)
+        for subscription, wanted in changes:
+            if not wanted:
+                self.matcher.remove(subscription.id)
+                self.targets.pop(subscription.id, None)
+        wanted_now = [sub for sub, wanted in changes if wanted]
+        self.matcher.add_many((sub.id, sub.criteria()) for sub in wanted_now)
+        self.targets.update((sub.id, list(sub.notify)) for sub in wanted_now)
+        # The store returns a small overlap again each time; count only what is new.
+        return sum(1 for sub, _ in changes if before is None or sub.updated_at > before)
+
+    async def keep_fresh(self, stop: asyncio.Event, interval_s: float) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+            try:
+                changed = await self.refresh()
+            except Exception as exc:  # store unreachable: keep matching with what we have
+                log.error("subscriptions.refresh_failed", error=explain(exc))
+                continue
+            if changed:
+                log.info("subscriptions.refreshed", changed=changed, active=len(self.targets))
+
+    def matches(self, events: Sequence[Event]) -> list[Match]:
+        return [
+            Match(subscription_id, event, self.targets[subscription_id])
+            for event in events
+            for subscription_id in self.matcher.match(event)
+            if subscription_id in self.targets
+        ]
+
+
+class Pipeline:
+    """Match a batch and record it: the handler the consumer awaits before it commits."""
+
+    def __init__(self, live: LiveSubscriptions, store: Store, recorded: Callable[[], None]) -> None:
+        self.live = live
+        self.store = store
+        self._recorded = recorded
+
+    async def __call__(self, events: Sequence[Event]) -> None:
+        matches = self.live.matches(events)
+        new = await self.store.ledger.record(events, matches)
+        log.info("match.recorded", events=len(events), matches=len(matches), new=new)
+        if new:
+            self._recorded()

@@ -1,0 +1,87 @@
+"""Opening a store: which databases, their connection settings, and the file's permissions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+
+from service.store.errors import StoreUnavailable
+
+SUPPORTED = "use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@HOST/DB"
+
+
+def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+    # WAL lets the CLI write subscriptions while the service reads and writes the ledger;
+    # the busy timeout makes a concurrent writer wait instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite store, None for an in-memory one or another database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _create_private(path: Path) -> None:
+    """Create the store's file readable by its owner only: it holds every subscriber's
+    targets. SQLite gives the -wal and -shm files it makes beside it the same mode."""
+    if path.exists() or not path.parent.is_dir():
+        return  # an existing file keeps the mode its operator chose; a missing dir fails later
+    with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def open_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url, pool_pre_ping=True)
+    name = engine.dialect.name
+    if name == "sqlite":
+        file = sqlite_file(url)
+        if file is not None:
+            _create_private(file)
+        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    elif name != "postgresql":
+        raise StoreUnavailable(f"unsupported store {name!r}: {SUPPORTED}")
+    return engine
+
+
+def migration_engine(url: URL) -> AsyncEngine:
+    """An engine whose transactions really contain DDL on SQLite too.
+
+    Python's sqlite3 module commits before DDL on its own; with its transaction handling off
+    and an explicit BEGIN IMMEDIATE, a migration that fails half-way rolls back whole, and two
+    processes upgrading one file take turns instead of interleaving.
+    """
+    engine = create_async_engine(url, poolclass=NullPool)
+    if engine.dialect.name != "sqlite":
+        return engine
+
+    def connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        _set_sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None
+
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine.sync_engine, "connect", connect)
+    event.listen(engine.sync_engine, "begin", begin)
+    return engine
+
+
+def insert(engine: AsyncEngine) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING on both databases."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert

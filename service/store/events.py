@@ -1,0 +1,52 @@
+"""Recent events: every event consumed in the last JOBWIRE_RETENTION__EVENTS_DAYS days.
+
+The ledger writes them with each batch (`Ledger.record`); this module reads them back for "which
+of the last days' events would this subscription have matched" (the web preview and
+`jobwire match --recent`). Each row carries `search`, the normalized words the rules can read,
+so SQL narrows 100,000 rows to the few that share a word with the subscription, using the index
+on `received_at` for the window; the service's own matcher then decides on those few.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from consumers.events import AnyEvent, Event
+from service.store.schema import events
+
+
+class RecentEvents:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def candidates(
+        self,
+        since: datetime,
+        kinds: Sequence[str],
+        words: Sequence[Sequence[str]],
+        limit: int = 50_000,
+    ) -> list[Event]:
+        """Events received since `since`, of these kinds, whose words include one word of each
+        group in `words`, newest first."""
+        query = (
+            select(events.c.payload)
+            .where(events.c.received_at >= since, events.c.kind.in_(list(kinds)))
+            .order_by(events.c.received_at.desc(), events.c.id)
+            .limit(limit)
+        )
+        if words:
+            has_them = and_(
+                *(
+                    or_(*(events.c.search.contains(f" {word} ", autoescape=True) for word in group))
+                    for group in words
+                )
+            )
+            # NULL: stored before the search words existed, so it is checked in full.
+            query = query.where(or_(events.c.search.is_(None), has_them))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).scalars().all()
+        return [AnyEvent.validate_python(payload) for payload in rows]

@@ -1,0 +1,105 @@
+"""The store's tables, as the newest migration leaves them.
+
+Alembic owns the schema (`service/store/migrations/`); this module is the model the code reads
+and writes, and `alembic check` (run by the tests) fails when the two disagree, so a change here
+without a migration cannot land.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# SQLAlchemy's default names, as the stores created before migrations existed have them.
+metadata = MetaData()
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner", String(64), index=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("employers", JSON, nullable=False),
+    Column("titles", JSON, nullable=False),
+    Column("cities", JSON, nullable=False),
+    Column("exclude", JSON, nullable=False),
+    Column("kinds", JSON, nullable=False),
+    Column("notify", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    # Deleted rows stay as tombstones so a running matcher polling for changes sees the delete.
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False, index=True),
+)
+
+# Every event consumed in the last JOBWIRE_RETENTION__EVENTS_DAYS, matched or not: the payload
+# renders alerts, and `search` (the normalized words matching reads) lets "which recent events
+# would this subscription match" narrow 100,000 rows to a few candidates in SQL.
+events = Table(
+    "events",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("payload", JSON, nullable=False),
+    Column("received_at", DateTime, nullable=False, index=True),
+    # NULL for events stored before it existed; those are always checked in full.
+    Column("search", Text),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", String(32), nullable=False, index=True),
+    Column("event_kind", String(16), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("claimed_until", DateTime),
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    UniqueConstraint("subscription_id", "event_kind", "event_id", "target", name="uq_delivery"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_target", "target", "status"),
+    # Retention asks "does any delivery still need this event?" for each old event.
+    Index("ix_deliveries_event", "event_kind", "event_id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    # Only a hash of the API key is kept: a copy of the database does not let anyone in.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# Secrets jobwire makes for itself (the unsubscribe-link key), shared by every instance.
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the one form timestamps take in the store on both databases."""
+    return datetime.now(UTC).replace(tzinfo=None)
