@@ -194,8 +194,8 @@ def _classify(settings: KafkaSettings, where: str, exc: Exception) -> Connection
 def _tls_error(exc: BaseException) -> ssl.SSLError | None:
     """The TLS error behind `exc` (aiokafka wraps some as a closed connection), if any."""
     seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
+    for _ in range(8):  # a chain is two or three long; the bound only guards against a loop
+        if seen is None or isinstance(seen, ssl.SSLError):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
