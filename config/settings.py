@@ -7,11 +7,23 @@ e.g. `JOBWIRE_KAFKA__BOOTSTRAP_SERVERS`) or a `.env` file in the working directo
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Annotated, Literal
 
 from cryptography.fernet import Fernet
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class KafkaSettings(BaseModel):
@@ -45,6 +57,114 @@ class KafkaSettings(BaseModel):
     batch_timeout_ms: int = Field(
         500, ge=1, description="Longest wait for a batch to fill before handling what came."
     )
+    # Validators below check these in declaration order: each sees the ones above it.
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        description="PLAINTEXT, SSL (TLS), SASL_PLAINTEXT (a username and password) or SASL_SSL "
+        "(both, as managed Kafka services ask).",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        "PLAIN",
+        description="How SASL_* send the username and password: PLAIN, SCRAM-SHA-256 or "
+        "SCRAM-SHA-512.",
+    )
+    sasl_username: str = Field(
+        "",
+        validate_default=True,
+        description="SASL username (an API key on Confluent Cloud); needed with SASL_*.",
+    )
+    sasl_password: SecretStr | None = Field(
+        None,
+        validate_default=True,
+        description="SASL password (an API secret on Confluent Cloud); needed with SASL_*.",
+    )
+    ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA that signed the brokers' certificates, for SSL and "
+        "SASL_SSL (unset: the system's CAs).",
+    )
+    ssl_certfile: Path | None = Field(
+        None,
+        description="PEM file of jobwire's client certificate, for brokers that ask for one "
+        "(mutual TLS, as Aiven does by default).",
+    )
+    ssl_keyfile: Path | None = Field(
+        None,
+        validate_default=True,
+        description="PEM file of that certificate's private key, unencrypted (unset: in "
+        "SSL_CERTFILE).",
+    )
+
+    @field_validator("sasl_username")
+    @classmethod
+    def _username_with_sasl(cls, value: str, info: ValidationInfo) -> str:
+        protocol = info.data.get("security_protocol")
+        if protocol is None:
+            return value  # security_protocol itself is invalid; that error is enough
+        if protocol.startswith("SASL_") and not value:
+            raise ValueError(f"needed with JOBWIRE_KAFKA__SECURITY_PROTOCOL={protocol}")
+        if value and not protocol.startswith("SASL_"):
+            raise ValueError(
+                f"not used with JOBWIRE_KAFKA__SECURITY_PROTOCOL={protocol}: set it to "
+                "SASL_SSL or SASL_PLAINTEXT, or unset this"
+            )
+        return value
+
+    @field_validator("sasl_password")
+    @classmethod
+    def _password_with_sasl(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        protocol = info.data.get("security_protocol")
+        if protocol is None:
+            return value
+        if protocol.startswith("SASL_") and not (value and value.get_secret_value()):
+            raise ValueError(f"needed with JOBWIRE_KAFKA__SECURITY_PROTOCOL={protocol}")
+        if value is not None and not protocol.startswith("SASL_"):
+            raise ValueError(
+                f"not used with JOBWIRE_KAFKA__SECURITY_PROTOCOL={protocol}: set it to "
+                "SASL_SSL or SASL_PLAINTEXT, or unset this"
+            )
+        return value
+
+    @field_validator("ssl_cafile", "ssl_certfile")
+    @classmethod
+    def _only_with_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        protocol = info.data.get("security_protocol")
+        if value is not None and protocol is not None and protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(
+                f"not used with JOBWIRE_KAFKA__SECURITY_PROTOCOL={protocol}, which has no TLS: "
+                "set it to SSL or SASL_SSL, or unset this"
+            )
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        if value is not None and info.field_name == "ssl_cafile":
+            # Read now, so a wrong file stops start-up here instead of every connection later.
+            try:
+                ssl.create_default_context(cafile=value)
+            except (ssl.SSLError, OSError):
+                raise ValueError(f"{value} holds no PEM certificate") from None
+        return value
+
+    @field_validator("ssl_keyfile")
+    @classmethod
+    def _key_for_the_certificate(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if "ssl_certfile" not in info.data:
+            return value  # the certificate itself is invalid; that error is enough
+        certfile = info.data["ssl_certfile"]
+        if certfile is None:
+            if value is not None:
+                raise ValueError("set JOBWIRE_KAFKA__SSL_CERTFILE too, or unset this")
+            return value
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        try:
+            # A password callback, so an encrypted key is refused instead of prompted for.
+            ssl.create_default_context().load_cert_chain(certfile, value, password=lambda: b"")
+        except (ssl.SSLError, OSError):
+            raise ValueError(
+                "JOBWIRE_KAFKA__SSL_CERTFILE and this must be a PEM certificate and its "
+                "unencrypted private key"
+            ) from None
+        return value
 
 
 class StoreSettings(BaseModel):
@@ -259,8 +379,11 @@ def load_settings() -> Settings:
         problems = []
         for error in exc.errors():
             path = "__".join(str(part) for part in error["loc"]).upper()
-            # Values of these may hold credentials, so only their names are shown.
-            sensitive = any(word in path for word in ("URL", "SECRET", "KEY", "PASSWORD"))
+            # Values of these may hold credentials, so only their names are shown; nor is a
+            # whole group's input, which would show every value in it.
+            sensitive = any(
+                word in path for word in ("URL", "SECRET", "KEY", "PASSWORD")
+            ) or isinstance(error.get("input"), dict)
             shown = "" if sensitive else f" (got {error.get('input')!r})"
             problems.append(f"JOBWIRE_{path}: {error['msg']}{shown}")
         raise SettingsError(

@@ -25,6 +25,7 @@ from aiokafka.errors import (
 )
 
 from config.settings import KafkaSettings
+from consumers.connection import client_options, explain_failure
 from consumers.events import Event, EventKind, MalformedEvent, decode
 
 log = structlog.get_logger("jobwire.consumer")
@@ -56,14 +57,14 @@ class EventConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then commit what was handled and leave the group."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+            **client_options(self.settings),
             group_id=self.settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.settings.auto_offset_reset,
             client_id="jobwire",
         )
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+            **client_options(self.settings),
             acks="all",
             enable_idempotence=True,
             client_id="jobwire-dead-letter",
@@ -94,7 +95,12 @@ class EventConsumer:
     async def _start(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, stop: asyncio.Event
     ) -> None:
-        """Connect, waiting for Kafka to come up rather than failing the whole service."""
+        """Connect, waiting for Kafka to come up rather than failing the whole service.
+
+        Wrong credentials or certificates are waited out the same way (an operator fixes them
+        without restarting jobwire's other parts), with one line per attempt that says which:
+        consumer.kafka_unreachable, _auth_failed, _tls_failed or _security_mismatch.
+        """
         delay = 1.0
         while not stop.is_set():
             try:
@@ -102,12 +108,13 @@ class EventConsumer:
                 await consumer.start()
                 return
             except KafkaConnectionError as exc:
+                problem = await explain_failure(self.settings, exc)
                 log.warning(
-                    "consumer.kafka_unreachable",
+                    f"consumer.kafka_{problem.kind}",
                     bootstrap_servers=self.settings.bootstrap_servers,
-                    error=str(exc),
+                    error=problem.error,
                     retry_in_s=delay,
-                    hint="check JOBWIRE_KAFKA__BOOTSTRAP_SERVERS and that the broker is up",
+                    hint=problem.hint,
                 )
                 await producer.stop()
                 await consumer.stop()
@@ -120,9 +127,7 @@ class EventConsumer:
         """Create the topics if absent: a consumer subscribed to a topic that does not exist
         yet would only notice it at its next metadata refresh, minutes later."""
         wanted = [*self.kinds, self.settings.dead_letter_topic]
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.bootstrap_servers, client_id="jobwire-admin"
-        )
+        admin = AIOKafkaAdminClient(**client_options(self.settings), client_id="jobwire-admin")
         await admin.start()
         try:
             missing = sorted(set(wanted) - set(await admin.list_topics()))

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
 from config.settings import KafkaSettings
+from consumers.connection import client_options, explain_failure
 from consumers.events import AnyEvent, describe_errors
 
 
@@ -47,16 +49,20 @@ async def publish_file(settings: KafkaSettings, path: Path, validate: bool = Tru
     """Send every line of a JSONL file to its topic, keyed by event id; counts per topic."""
     lines = read_lines(path, validate)
     topics = {"posting": settings.postings_topic, "article": settings.articles_topic}
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     try:
         await producer.start()
     except Exception as exc:
-        raise PublishError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); "
-            "set JOBWIRE_KAFKA__BOOTSTRAP_SERVERS or start a broker"
-        ) from None
+        await producer.stop()  # else aiokafka warns of an unclosed producer on exit
+        problem = None
+        if isinstance(exc, KafkaConnectionError):
+            problem = await explain_failure(settings, exc)
+        if problem is None or problem.kind == "unreachable":
+            raise PublishError(
+                f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}); "
+                "set JOBWIRE_KAFKA__BOOTSTRAP_SERVERS or start a broker"
+            ) from None
+        raise PublishError(f"cannot use Kafka: {problem}") from None
     counts: Counter[str] = Counter()
     try:
         sent = []

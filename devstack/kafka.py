@@ -8,8 +8,13 @@ later starts take a few seconds. Java 17+ and, for the first run, Maven must be 
         create_topics(broker.bootstrap, ["jobs.postings"])
         ...
 
-``python -m devstack.kafka [--port N] [--dir D]`` runs one in the foreground and prints
-``KAFKA_BOOTSTRAP=127.0.0.1:PORT`` once it accepts requests.
+``start_kafka(sasl_users={"alice": "alice-secret"}, tls=True)`` adds listeners that need a
+username and password (SASL with SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN), TLS, or both, as managed
+Kafka services do; `KafkaBroker.listeners` says where each is. The default broker has only the
+PLAINTEXT listener.
+
+``python -m devstack.kafka [--port N] [--dir D] [--sasl-user NAME:PASSWORD] [--tls]`` runs one in
+the foreground and prints ``KAFKA_BOOTSTRAP=127.0.0.1:PORT`` once it accepts requests.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
+import secrets
 import shutil
 import signal
 import socket
@@ -33,13 +40,18 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devstack.certificates import TlsMaterial
 
 __all__ = [
     "KAFKA_VERSION",
+    "SASL_MECHANISMS",
     "KafkaBroker",
     "create_topics",
     "create_topics_async",
@@ -55,6 +67,13 @@ HOST = "127.0.0.1"
 NODE_ID = 1
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+"""What the SASL listeners accept; every user given to `start_kafka` may use each of them."""
+_SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+# Kept to characters that need no quoting in server.properties, JAAS or kafka-storage's
+# --add-scram syntax: these are throwaway credentials for a loopback broker.
+_SASL_WORD = re.compile(r"[A-Za-z0-9_.-]+")
 
 _POM = Path(__file__).with_name("kafka-pom.xml")
 _MARKER = ".complete"
@@ -183,6 +202,14 @@ class KafkaBroker:
     log_path: Path
     owns_workdir: bool = field(default=False, repr=False)
     """A temporary directory made by `start_kafka`, removed by `stop`."""
+    listeners: dict[str, str] = field(default_factory=dict)
+    """Security protocol -> host:port: always PLAINTEXT (`bootstrap`), and SASL_PLAINTEXT,
+    SSL and SASL_SSL when `start_kafka` was asked for them."""
+    sasl_users: dict[str, str] = field(default_factory=dict, repr=False)
+    """Name -> password of the users the SASL listeners accept."""
+    tls: TlsMaterial | None = field(default=None, repr=False)
+    """The CA (`tls.ca_file`) that signed the broker's certificate, and a client certificate
+    for the SSL listener, which requires one; None without TLS listeners."""
 
     @property
     def port(self) -> int:
@@ -240,14 +267,29 @@ def _kill_leftovers() -> None:
 
 
 def start_kafka(
-    workdir: Path | None = None, port: int | None = None, *, timeout: float = READY_TIMEOUT
+    workdir: Path | None = None,
+    port: int | None = None,
+    *,
+    timeout: float = READY_TIMEOUT,
+    sasl_users: Mapping[str, str] | None = None,
+    tls: bool = False,
 ) -> KafkaBroker:
     """Format (first time) and start a single-node KRaft broker; returns once it is ready.
 
     `workdir` holds server.properties, the data and ``kafka.log`` (a temporary directory, removed
     on `stop`, when None). Ports are free loopback ports unless `port` (the client port) is given.
+
+    `sasl_users` (name -> password) adds a SASL_PLAINTEXT listener that accepts them with any of
+    `SASL_MECHANISMS`; `tls` adds an SSL listener that requires a client certificate (as Aiven's
+    does), and with `sasl_users` also a SASL_SSL listener (as Confluent Cloud's and MSK's).
+    The certificates are made at start, by a CA of their own (`KafkaBroker.tls`). The broker's
+    own listeners (controller, inter-broker) stay PLAINTEXT, as does `bootstrap`.
     """
     lib = ensure_jars()
+    users = dict(sasl_users or {})
+    for word in (*users, *users.values()):
+        if not _SASL_WORD.fullmatch(word):
+            raise ValueError(f"devstack SASL names and passwords use {_SASL_WORD.pattern} only")
     if port is None:
         port = _free_port()
     elif not _port_is_free(port):
@@ -256,17 +298,38 @@ def start_kafka(
     workdir = Path(tempfile.mkdtemp(prefix="jobwire-kafka-")) if workdir is None else workdir
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    controller_port = _free_port(avoid=port)
+    taken = {port}
+    controller_port = _free_port(avoid=taken)
+    protocols = ["PLAINTEXT"]
+    if users:
+        protocols.append("SASL_PLAINTEXT")
+    if tls:
+        protocols.append("SSL")
+        if users:
+            protocols.append("SASL_SSL")
+    listeners = {"PLAINTEXT": port}
+    for protocol in protocols[1:]:
+        listeners[protocol] = _free_port(avoid=taken)
+    material = None
+    if tls:
+        from devstack.certificates import make_tls_material  # needs `cryptography`: only here
+
+        material = make_tls_material(workdir / "tls", secrets.token_urlsafe(16))
     log_path = workdir / "kafka.log"
-    (workdir / "server.properties").write_text(_server_properties(workdir, port, controller_port))
+    (workdir / "server.properties").write_text(
+        _server_properties(workdir, listeners, controller_port, users, material)
+    )
     (workdir / "log4j.properties").write_text(_LOG4J)
-    _format_storage(lib, workdir, log_path)
+    _format_storage(lib, workdir, log_path, users)
     broker = KafkaBroker(
         bootstrap=f"{HOST}:{port}",
         workdir=workdir,
         process=_launch(workdir, log_path),
         log_path=log_path,
         owns_workdir=owns,
+        listeners={protocol: f"{HOST}:{p}" for protocol, p in listeners.items()},
+        sasl_users=users,
+        tls=material,
     )
     _live_brokers.add(broker)
     try:
@@ -280,22 +343,31 @@ def start_kafka(
 
 @contextlib.contextmanager
 def running_kafka(
-    workdir: Path | None = None, port: int | None = None, *, timeout: float = READY_TIMEOUT
+    workdir: Path | None = None,
+    port: int | None = None,
+    *,
+    timeout: float = READY_TIMEOUT,
+    sasl_users: Mapping[str, str] | None = None,
+    tls: bool = False,
 ) -> Iterator[KafkaBroker]:
     """`start_kafka` for the length of a with-block, stopped however the block ends."""
-    broker = start_kafka(workdir, port, timeout=timeout)
+    broker = start_kafka(workdir, port, timeout=timeout, sasl_users=sasl_users, tls=tls)
     try:
         yield broker
     finally:
         broker.stop()
 
 
-def _free_port(avoid: int | None = None) -> int:
+def _free_port(avoid: set[int] | None = None) -> int:
+    """A free loopback port not in `avoid`, which it joins (so several are all different)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((HOST, 0))
             port: int = sock.getsockname()[1]
-        if port != avoid:
+        if avoid is None:
+            return port
+        if port not in avoid:
+            avoid.add(port)
             return port
 
 
@@ -309,14 +381,23 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _server_properties(workdir: Path, port: int, controller_port: int) -> str:
+def _server_properties(
+    workdir: Path,
+    listeners: dict[str, int],
+    controller_port: int,
+    users: Mapping[str, str],
+    tls: TlsMaterial | None,
+) -> str:
+    # Each listener is named after its security protocol; the default broker has PLAINTEXT only.
+    client = ",".join(f"{protocol}://{HOST}:{port}" for protocol, port in listeners.items())
+    protocol_map = ",".join(f"{protocol}:{protocol}" for protocol in listeners)
     settings = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
         "controller.quorum.voters": f"{NODE_ID}@{HOST}:{controller_port}",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": f"{client},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": client,
+        "listener.security.protocol.map": f"{protocol_map},CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(workdir / "data"),
@@ -340,9 +421,47 @@ def _server_properties(workdir: Path, port: int, controller_port: int) -> str:
         "num.recovery.threads.per.data.dir": "1",
         "log.retention.hours": "168",
         "log.segment.bytes": str(64 * 1024 * 1024),
+        **_security_properties(listeners, users, tls),
     }
     lines = [f"{key}={value}" for key, value in settings.items()]
     return "# Written by devstack/kafka.py\n" + "\n".join(lines) + "\n"
+
+
+def _security_properties(
+    listeners: dict[str, int], users: Mapping[str, str], tls: TlsMaterial | None
+) -> dict[str, str]:
+    """SASL and TLS for the client listeners beyond PLAINTEXT (none for the default broker)."""
+    settings: dict[str, str] = {}
+    sasl = [protocol for protocol in listeners if protocol.startswith("SASL_")]
+    if sasl:
+        settings["sasl.enabled.mechanisms"] = ",".join(SASL_MECHANISMS)
+        # SCRAM users live in the cluster metadata (written by `kafka-storage format
+        # --add-scram`); PLAIN users are listed in its login module.
+        plain_users = " ".join(f'user_{name}="{password}"' for name, password in users.items())
+        for protocol in sasl:
+            prefix = f"listener.name.{protocol.lower()}"
+            for mechanism in _SCRAM_MECHANISMS:
+                settings[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                )
+            settings[f"{prefix}.plain.sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            )
+    if tls is not None:
+        settings.update(
+            {
+                "ssl.keystore.type": "PKCS12",
+                "ssl.keystore.location": str(tls.broker_keystore),
+                "ssl.keystore.password": tls.keystore_password,
+                "ssl.key.password": tls.keystore_password,
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(tls.broker_truststore),
+                # The SSL listener authenticates clients by certificate (as Aiven does);
+                # SASL_SSL by password, so no client certificate is asked for there.
+                "listener.name.ssl.ssl.client.auth": "required",
+            }
+        )
+    return settings
 
 
 def _cluster_id() -> str:
@@ -368,9 +487,18 @@ def _jvm(lib: Path, workdir: Path) -> list[str]:
     ]
 
 
-def _format_storage(lib: Path, workdir: Path, log_path: Path) -> None:
+def _format_storage(
+    lib: Path, workdir: Path, log_path: Path, users: Mapping[str, str] | None = None
+) -> None:
     if (workdir / "data" / "meta.properties").is_file():
         return  # formatted before: keep the data (and its cluster id)
+    # KRaft has no ZooKeeper to hold SCRAM credentials before the broker runs: they go into the
+    # first metadata records, at format time.
+    scram = [
+        f"--add-scram={mechanism}=[name={name},password={password}]"
+        for name, password in (users or {}).items()
+        for mechanism in _SCRAM_MECHANISMS
+    ]
     command = [
         *_jvm(lib, workdir),
         "-Xms64m",  # the last -Xms wins: the tool needs little
@@ -380,6 +508,7 @@ def _format_storage(lib: Path, workdir: Path, log_path: Path) -> None:
         f"--cluster-id={_cluster_id()}",
         "--config",
         str(workdir / "server.properties"),
+        *scram,
     ]
     result = subprocess.run(command, capture_output=True, check=False)
     with log_path.open("ab") as log:
@@ -557,7 +686,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dir", type=Path, default=None, help="data and log directory (default: a temporary one)"
     )
+    parser.add_argument(
+        "--sasl-user",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="add a SASL_PLAINTEXT listener (and SASL_SSL with --tls) accepting this user "
+        "with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; may be repeated",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="add TLS listeners (SSL, and SASL_SSL with --sasl-user), with a CA made at start",
+    )
     args = parser.parse_args(argv)
+    users = dict(user.split(":", 1) for user in args.sasl_user)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -567,9 +710,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     broker: KafkaBroker | None = None
     try:
-        broker = start_kafka(args.dir, args.port)
+        broker = start_kafka(args.dir, args.port, sasl_users=users, tls=args.tls)
         sys.stderr.write(f"jobwire: Kafka {KAFKA_VERSION} ready; log: {broker.log_path}\n")
         print(f"KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
+        for protocol, address in broker.listeners.items():
+            if protocol != "PLAINTEXT":
+                print(f"KAFKA_{protocol}={address}", flush=True)
+        if broker.tls is not None:
+            print(f"KAFKA_CA_FILE={broker.tls.ca_file}", flush=True)
+            print(f"KAFKA_CLIENT_CERT={broker.tls.client_cert}", flush=True)
+            print(f"KAFKA_CLIENT_KEY={broker.tls.client_key}", flush=True)
         code = broker.process.wait()
         sys.stderr.write(f"jobwire: Kafka exited with code {code}:\n{_tail(broker.log_path)}\n")
         return 1

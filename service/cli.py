@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from config.settings import Settings, SettingsError, load_settings
 from consumers.events import describe_errors
 from service.accounts import OPERATOR
-from service.logs import configure_logging
+from service.logs import configure_logging, quiet_library_logs
 from service.registry import LimitReached, NotFound, SubscriptionRefused, SubscriptionRegistry
 from service.store import Store, StoreUnavailable, explain
 from service.subscriptions import SubscriptionIn
@@ -235,6 +235,7 @@ def publish(
     from consumers.publish import PublishError, publish_file
 
     settings = _settings()
+    quiet_library_logs()
     try:
         counts = _run(publish_file(settings.kafka, file, validate=validate))
     except PublishError as exc:

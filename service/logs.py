@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import orjson
@@ -56,6 +58,7 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)
+    handler.addFilter(RepeatLimiter(("aiokafka",)))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
@@ -81,3 +84,57 @@ def configure_logging(
 
 def _only_progress(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith(("Context impl", "Will assume"))
+
+
+class RepeatLimiter(logging.Filter):
+    """Passes each line from the given libraries once per window, and counts the repeats.
+
+    aiokafka retries a lost broker every 100 ms or so and logs every failure: measured, about
+    40 lines a second while a broker restarts, and 6 a second for as long as a password is
+    refused after a rotation. The first line says what is wrong; its repeats only bury
+    jobwire's own lines. The next one after the window says how many were dropped. A line
+    that differs (another cause, another broker) passes at once.
+    """
+
+    def __init__(
+        self,
+        libraries: tuple[str, ...],
+        window_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.libraries = libraries
+        self.window_s = window_s
+        self.clock = clock
+        # (logger, message) -> (when it last passed, how many were dropped since)
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] not in self.libraries:
+            return True
+        key = (record.name, record.getMessage())
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.window_s:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return False
+        if len(self._seen) > 1000:  # lines differ in offsets or ids: forget the old ones
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
+        self._seen[key] = (now, 0)
+        if seen is not None and seen[1]:
+            record.msg, record.args = f"{key[1]} ({seen[1]} more in {now - seen[0]:.0f} s)", None
+        return True
+
+
+def quiet_library_logs() -> None:
+    """For one-shot commands, which report a failure in their own words.
+
+    Without this, logging's last-resort handler prints library lines to stderr beside that
+    report: aiokafka's 'Unable connect to …' for the same failure, and, at exit, asyncio's
+    'Future exception was never retrieved' with a traceback, for a TLS connection aiokafka
+    gave up on (seen about one run in three when the broker refuses the client certificate).
+    """
+    for name in ("aiokafka", "kafka", "asyncio"):
+        library = logging.getLogger(name)
+        library.addHandler(logging.NullHandler())
+        library.propagate = False

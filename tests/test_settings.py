@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import apprise
 import pytest
 
@@ -74,3 +76,89 @@ def test_a_scheme_whose_apprise_plugin_is_disabled_says_what_it_needs(
 def test_every_default_scheme_is_one_apprise_has() -> None:
     assert [s for s in DEFAULT_SCHEMES if apprise_refuses(s)] == []
     assert "msteams" not in DEFAULT_SCHEMES
+
+
+def test_sasl_without_credentials_names_each_missing_variable_and_never_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBWIRE_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("JOBWIRE_KAFKA__SASL_PASSWORD", "kafka-secret-value")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "JOBWIRE_KAFKA__SASL_USERNAME: Value error, needed with " in message
+    assert "JOBWIRE_KAFKA__SECURITY_PROTOCOL=SASL_SSL" in message
+    assert "kafka-secret-value" not in message
+
+    monkeypatch.setenv("JOBWIRE_KAFKA__SASL_USERNAME", "svc-jobwire")
+    monkeypatch.delenv("JOBWIRE_KAFKA__SASL_PASSWORD")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "JOBWIRE_KAFKA__SASL_PASSWORD: Value error, needed with" in str(caught.value)
+
+
+def test_credentials_or_a_ca_without_a_protocol_that_uses_them_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The usual slip: credentials set, the protocol left at PLAINTEXT, so they would be ignored.
+    monkeypatch.setenv("JOBWIRE_KAFKA__SASL_USERNAME", "svc-jobwire")
+    monkeypatch.setenv("JOBWIRE_KAFKA__SASL_PASSWORD", "kafka-secret-value")
+    monkeypatch.setenv("JOBWIRE_KAFKA__SSL_CAFILE", str(_ca_file(tmp_path)))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    for variable in ("SASL_USERNAME", "SASL_PASSWORD", "SSL_CAFILE"):
+        assert f"JOBWIRE_KAFKA__{variable}: Value error, not used with " in message
+    assert "set it to SASL_SSL or SASL_PLAINTEXT" in message
+    assert "kafka-secret-value" not in message
+
+
+def test_a_ca_file_that_is_missing_or_not_pem_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("JOBWIRE_KAFKA__SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("JOBWIRE_KAFKA__SSL_CAFILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert f"JOBWIRE_KAFKA__SSL_CAFILE: Value error, no such file: {tmp_path}" in str(caught.value)
+
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    monkeypatch.setenv("JOBWIRE_KAFKA__SSL_CAFILE", str(tmp_path / "ca.pem"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "holds no PEM certificate" in str(caught.value)
+
+    monkeypatch.setenv("JOBWIRE_KAFKA__SSL_CAFILE", str(_ca_file(tmp_path)))
+    monkeypatch.setenv("JOBWIRE_KAFKA__SSL_CERTFILE", str(_ca_file(tmp_path)))  # no key in it
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "JOBWIRE_KAFKA__SSL_KEYFILE: Value error, JOBWIRE_KAFKA__SSL_CERTFILE and this" in str(
+        caught.value
+    )
+
+
+def test_a_managed_kafka_configuration_loads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(
+        "JOBWIRE_KAFKA__BOOTSTRAP_SERVERS", "pkc-1.europe-west1.gcp.confluent.cloud:9092"
+    )
+    monkeypatch.setenv("JOBWIRE_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("JOBWIRE_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("JOBWIRE_KAFKA__SASL_USERNAME", "svc-jobwire")
+    monkeypatch.setenv("JOBWIRE_KAFKA__SASL_PASSWORD", "kafka-secret-value")
+    monkeypatch.setenv("JOBWIRE_KAFKA__SSL_CAFILE", str(_ca_file(tmp_path)))
+    kafka = load_settings().kafka
+    assert kafka.sasl_password is not None
+    assert kafka.sasl_password.get_secret_value() == "kafka-secret-value"
+    assert "kafka-secret-value" not in repr(kafka) + str(kafka.model_dump())
+    assert kafka.ssl_cafile == _ca_file(tmp_path)
+
+
+def _ca_file(directory: Path) -> Path:
+    from devstack.certificates import make_tls_material
+
+    path = directory / "tls" / "ca.pem"
+    if not path.is_file():
+        make_tls_material(directory / "tls", "unused")
+    return path

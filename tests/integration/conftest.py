@@ -47,6 +47,22 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     broker.stop()
 
 
+# The one user of `secure_kafka`, accepted with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+SASL_USER = "jobwire"
+SASL_PASSWORD = "kafka-pw-8d41f07c"
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A second broker, for the SASL/TLS tests only: SASL_PLAINTEXT, SSL (client certificate
+    required) and SASL_SSL listeners, with a CA of its own (`secure_kafka.tls`)."""
+    broker = start_kafka(
+        tmp_path_factory.mktemp("kafka-secure"), sasl_users={SASL_USER: SASL_PASSWORD}, tls=True
+    )
+    yield broker
+    broker.stop()
+
+
 @pytest.fixture(scope="session")
 def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
     """One Matrix homeserver for the session (about 1.3 s to start; 20 s to install, once)."""
