@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from service.normalize import words
+from service.matching.normalize import words
 
 EventKinds = Literal["posting", "article"]
 
