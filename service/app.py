@@ -17,6 +17,7 @@ from config.settings import Settings
 from consumers.kafka import EventConsumer
 from service.api import ApiContext, bind, create_api, serve
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
+from service.outbound import GuardedNotifier
 from service.pipeline import LiveSubscriptions, Pipeline
 from service.registry import SubscriptionRegistry
 from service.store import Store, describe_failure
@@ -73,16 +74,19 @@ class Service:
                 Retention(store.engine, settings.retention).run(stop), name="retention"
             ),
         ]
+        policy = TargetPolicy.from_settings(settings.targets)
+        # Test alerts check every connection at send time (service/egress.py).
+        test_notifier = self._notifier or GuardedNotifier(
+            policy, settings.delivery.concurrency, settings.delivery.timeout_s
+        )
         if sock is not None:
             operator_key = settings.api.operator_key
             api = create_api(
                 ApiContext(
                     store=store,
-                    registry=SubscriptionRegistry(
-                        store, TargetPolicy.from_settings(settings.targets), settings.limits
-                    ),
+                    registry=SubscriptionRegistry(store, policy, settings.limits),
                     links=links,
-                    notifier=notifier,
+                    notifier=test_notifier,
                     operator_key=operator_key.get_secret_value() if operator_key else None,
                     kafka_connected=lambda: consumer.connected,
                 )
@@ -99,6 +103,8 @@ class Service:
             await asyncio.gather(*tasks, return_exceptions=True)
             if isinstance(notifier, AppriseNotifier):
                 notifier.close()
+            if isinstance(test_notifier, GuardedNotifier):
+                test_notifier.close()
             await store.close()
             log.info("service.stopped")
 

@@ -322,7 +322,7 @@ def deliveries(
     """Show alerts in the ledger, newest first, targets masked."""
     if ctx.invoked_subcommand:
         return
-    from service.delivery import safe_target
+    from service.redaction import mask
 
     settings = _settings()
     rows = _run(
@@ -334,7 +334,7 @@ def deliveries(
             "status": row.status,
             "subscription_id": row.subscription_id,
             "event": f"{row.event_kind}:{row.event_id}",
-            "target": safe_target(row.target),
+            "target": mask(row.target),
             "attempts": row.attempts,
             "created_at": row.created_at.isoformat() + "Z",
             "last_error": row.last_error,

@@ -15,11 +15,16 @@ from pydantic import ValidationError
 
 from config.settings import LimitSettings
 from service.accounts import Actor
-from service.delivery import DeliveryFailed, Notifier, safe_target, scrub
+from service.delivery import DeliveryFailed, Notifier
+from service.egress import EgressRefused
+from service.outbound import SendFailed
+from service.redaction import mask, scrub
 from service.render import render_test
 from service.store import Store
+from service.store.subscriptions import OwnerLimitReached
 from service.subscriptions import Subscription, SubscriptionIn, SubscriptionPatch
 from service.targets import TargetPolicy, TargetRefused
+from service.unsubscribe import with_unsubscribe_headers
 
 LISTED_FIELDS = ("employers", "titles", "cities", "exclude")
 # Ids are uuid4 hex; anything else is not found without asking the store.
@@ -76,14 +81,15 @@ class SubscriptionRegistry:
 
     async def create(self, actor: Actor, spec: SubscriptionIn) -> Subscription:
         await self._check(spec, new_targets=spec.notify)
-        if actor.owner is not None:
-            owned = await self.store.subscriptions.count(actor.owner)
-            if owned >= self.limits.subscriptions_per_user:
-                raise LimitReached(
-                    f"{actor.name} has {owned} subscriptions, the most allowed; "
-                    "delete one before adding another"
-                )
-        return await self.store.subscriptions.add(spec, owner=actor.owner)
+        try:
+            return await self.store.subscriptions.add(
+                spec, owner=actor.owner, max_owned=self.limits.subscriptions_per_user
+            )
+        except OwnerLimitReached as exc:
+            raise LimitReached(
+                f"{actor.name} has {exc.owned} subscriptions, the most allowed; "
+                "delete one before adding another"
+            ) from None
 
     async def list_for(self, actor: Actor) -> list[Subscription]:
         return await self.store.subscriptions.all(owner=actor.owner)
@@ -128,20 +134,25 @@ class SubscriptionRegistry:
         notifier: Notifier,
         unsubscribe_url: str | None = None,
     ) -> list[TargetResult]:
-        """Send one test alert to each target; each target reports on its own."""
+        """Send one test alert to each target; each target reports on its own.
+
+        `notifier` should check every connection at send time (outbound.GuardedNotifier): a
+        target saved as public may resolve to an internal address by now.
+        """
         subscription = await self.get(actor, subscription_id)
         message = render_test(subscription.name, unsubscribe_url)
 
         async def one(target: str) -> TargetResult:
+            sent = with_unsubscribe_headers(target, unsubscribe_url) if unsubscribe_url else target
             try:
-                await notifier.send(target, message)
-            except DeliveryFailed as exc:
-                return TargetResult(safe_target(target), False, str(exc))
+                await notifier.send(sent, message)
+            except (SendFailed, DeliveryFailed, EgressRefused) as exc:
+                return TargetResult(mask(target), False, scrub(str(exc), sent))
             except Exception as exc:
                 return TargetResult(
-                    safe_target(target), False, scrub(f"{type(exc).__name__}: {exc}", target)
+                    mask(target), False, scrub(f"{type(exc).__name__}: {exc}", sent)
                 )
-            return TargetResult(safe_target(target), True, None)
+            return TargetResult(mask(target), True, None)
 
         return list(await asyncio.gather(*(one(target) for target in subscription.notify)))
 

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from service.normalize import words
+from service.redaction import mask
 
 EventKinds = Literal["posting", "article"]
 
@@ -65,13 +66,9 @@ class Criteria(BaseModel):
         return self
 
 
-def masked(url: str) -> str:
-    """The form of an Apprise URL that is safe to log or show: credentials hidden."""
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    if plugin is None:
-        scheme = url.split("://", 1)[0] if "://" in url else "?"
-        return f"{scheme}://(unparseable)"
-    return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+# The masking of every target lives in service/redaction.py; this name stays until delivery
+# (service/delivery.py imports it) calls redaction.mask itself.
+masked = mask
 
 
 def check_target(url: str) -> str:
@@ -85,7 +82,7 @@ def check_target(url: str) -> str:
             else "Apprise could not parse it"
         )
         # The URL itself may carry a password, so the message shows only its masked form.
-        raise ValueError(f"{hint}: {masked(url)}; see https://github.com/caronc/apprise/wiki")
+        raise ValueError(f"{hint}: {mask(url)}; see https://github.com/caronc/apprise/wiki")
     return url
 
 
@@ -135,7 +132,7 @@ class SubscriptionPatch(BaseModel):
 
 
 class SubscriptionOut(BaseModel):
-    """A subscription as shown to people: every target in Apprise's privacy form."""
+    """A subscription as shown to people: every target masked (service/redaction.py)."""
 
     id: str
     name: str
@@ -171,5 +168,5 @@ class Subscription(SubscriptionIn):
     def public(self) -> SubscriptionOut:
         """The subscription as shown to people: every target masked."""
         return SubscriptionOut.model_validate(
-            {**self.model_dump(), "notify": [masked(url) for url in self.notify]}
+            {**self.model_dump(), "notify": [mask(url) for url in self.notify]}
         )

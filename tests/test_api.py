@@ -298,22 +298,37 @@ async def test_an_unsubscribe_link_pauses_its_subscription_and_forgeries_do_noth
         UnsubscribeLinks(b"another-secret", "http://x").token(mine["id"]),
     ]
     for forged in forgeries:
-        response = await api.client.get(f"/unsubscribe/{forged}")
-        assert response.status_code == 404
-        assert "not valid" in response.text
+        for method in ("GET", "POST"):
+            response = await api.client.request(method, f"/unsubscribe/{forged}")
+            assert response.status_code == 404
+            assert "not valid" in response.text
     for sub, who in ((mine, api.alice), (other, api.bob)):
         assert (await api.client.get(f"/subscriptions/{sub['id']}", headers=who)).json()["active"]
 
-    response = await api.client.get(f"/unsubscribe/{token}")
+    # Opening the link (as a link scanner or a chat unfurler would) only asks.
+    for _ in range(3):
+        page = await api.client.get(f"/unsubscribe/{token}")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Stop the alerts for “Ross jobs”?" in page.text
+        assert "<form method=post>" in page.text
+    state = await api.client.get(f"/subscriptions/{mine['id']}", headers=api.alice)
+    assert state.json()["active"] is True
+
+    # The page's button, or a mail client's one-click unsubscribe (RFC 8058), pauses it.
+    response = await api.client.post(
+        f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}
+    )
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
     assert "no more alerts for “Ross jobs”" in response.text
     state = await api.client.get(f"/subscriptions/{mine['id']}", headers=api.alice)
     assert state.json()["active"] is False
+    assert "You get no alerts" in (await api.client.get(f"/unsubscribe/{token}")).text
     await api.client.delete(f"/subscriptions/{mine['id']}", headers=api.alice)
-    gone = await api.client.get(f"/unsubscribe/{token}")
-    assert gone.status_code == 200
-    assert "was deleted" in gone.text
+    for method in ("GET", "POST"):
+        gone = await api.client.request(method, f"/unsubscribe/{token}")
+        assert gone.status_code == 200
+        assert "was deleted" in gone.text
     assert api.links.url(mine["id"]) == f"http://jobwire.test/unsubscribe/{token}"
 
 

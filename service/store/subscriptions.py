@@ -6,18 +6,35 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.schema import subscriptions, utcnow
 from service.subscriptions import Subscription, SubscriptionIn
 
 
+class OwnerLimitReached(Exception):
+    """The owner already has `owned` subscriptions, the most allowed; nothing was added."""
+
+    def __init__(self, owned: int) -> None:
+        super().__init__(f"{owned} subscriptions already")
+        self.owned = owned
+
+
 class Subscriptions:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def add(self, spec: SubscriptionIn, owner: str | None = None) -> Subscription:
+    async def add(
+        self, spec: SubscriptionIn, owner: str | None = None, max_owned: int | None = None
+    ) -> Subscription:
+        """Store a new subscription; with `max_owned`, only if the owner has fewer than that.
+
+        Counting and inserting happen in one transaction that holds a per-owner lock, so
+        concurrent adds cannot all see "one below the limit" and all insert (30 at once took
+        a user with 95 of 100 to 120). PostgreSQL: a transaction-scoped advisory lock on the
+        owner. SQLite: BEGIN IMMEDIATE, which takes the database's write lock before reading.
+        """
         now = utcnow()
         row = {
             **spec.model_dump(),
@@ -27,8 +44,27 @@ class Subscriptions:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.engine.begin() as conn:
-            await conn.execute(subscriptions.insert().values(row))
+        if owner is None or max_owned is None:
+            async with self.engine.begin() as conn:
+                await conn.execute(subscriptions.insert().values(row))
+            return _subscription(row)
+        async with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                # The driver would BEGIN (deferred) only at the INSERT, after the count.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                await conn.execute(
+                    select(func.pg_advisory_xact_lock(func.hashtext(f"subscriptions:{owner}")))
+                )
+            try:
+                owned = int((await conn.execute(_count(owner))).scalar_one())
+                if owned >= max_owned:
+                    raise OwnerLimitReached(owned)
+                await conn.execute(subscriptions.insert().values(row))
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
         return _subscription(row)
 
     async def get(self, subscription_id: str, owner: str | None = None) -> Subscription | None:
@@ -79,11 +115,8 @@ class Subscriptions:
         return await self.get(subscription_id)
 
     async def count(self, owner: str) -> int:
-        query = select(func.count()).where(
-            subscriptions.c.owner == owner, subscriptions.c.deleted.is_(False)
-        )
         async with self.engine.connect() as conn:
-            return int((await conn.execute(query)).scalar_one())
+            return int((await conn.execute(_count(owner))).scalar_one())
 
     async def delete(self, subscription_id: str, owner: str | None = None) -> bool:
         query = update(subscriptions).where(
@@ -112,6 +145,12 @@ class Subscriptions:
         changes = [(_subscription(row), bool(row["active"] and not row["deleted"])) for row in rows]
         newest = rows[-1]["updated_at"] if rows else since
         return changes, newest
+
+
+def _count(owner: str) -> Select[int]:
+    return select(func.count()).where(
+        subscriptions.c.owner == owner, subscriptions.c.deleted.is_(False)
+    )
 
 
 def _subscription(row: Any) -> Subscription:
