@@ -47,6 +47,9 @@ INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
+UNRESOLVED = "a name that does not resolve; check it"
+
+
 class EgressRefused(OSError):
     """A connection the guard did not allow; the message says what and why, never a secret.
 
@@ -62,7 +65,7 @@ def address_problem(address: str) -> str | None:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return "not an IP address"
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
     if isinstance(ip, ipaddress.IPv6Address):
         # An IPv4 address wrapped in IPv6 reaches that IPv4 address.
         if ip.ipv4_mapped is not None:
@@ -73,6 +76,8 @@ def address_problem(address: str) -> str | None:
             candidates.extend(ip.teredo)
         if any(ip in net for net in _NAT64):
             candidates.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    # The embedded IPv4 address first: it names what the address really reaches.
+    candidates.append(ip)
     for candidate in candidates:
         if candidate.is_loopback:
             return "a loopback address"
@@ -120,7 +125,7 @@ def host_problem(host: str, resolver: Resolver | None = None) -> str | None:
     try:
         addresses = list((resolver or system_resolve)(name))
     except OSError:
-        return "a name that does not resolve; check it"
+        return UNRESOLVED
     for address in addresses:
         found = address_problem(address)
         if found:

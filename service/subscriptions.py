@@ -22,6 +22,7 @@ from pydantic import (
 
 from service.normalize import words
 from service.redaction import mask
+from service.targets import shipped_schemes
 
 EventKinds = Literal["posting", "article"]
 
@@ -78,7 +79,7 @@ def check_target(url: str) -> str:
         scheme = url.split("://", 1)[0] if "://" in url else ""
         hint = (
             f"unknown scheme {scheme!r}"
-            if scheme and scheme.lower() not in apprise.Apprise().details()["schemas"]
+            if scheme and scheme.lower() not in shipped_schemes()
             else "Apprise could not parse it"
         )
         # The URL itself may carry a password, so the message shows only its masked form.

@@ -130,6 +130,8 @@ class TargetPolicy:
         if where is Reach.UNKNOWN and not (egress.is_ip(host) or "." in host):
             return  # probably a token where a host would be; the send is checked anyway
         reason = egress.host_problem(host, self.resolver)
+        if reason == egress.UNRESOLVED and where is Reach.UNKNOWN:
+            return  # maybe not a host at all; the send is checked anyway
         if reason:
             raise TargetRefused(
                 f"{mask(url)} would connect to {host} ({reason}); "
