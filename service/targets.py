@@ -33,7 +33,7 @@ from apprise.manager_plugins import NotificationManager
 from config.settings import TargetSettings
 from service import egress
 from service.egress import Resolver
-from service.redaction import mask
+from service.redaction import mask, scrub
 
 
 class Reach(enum.Enum):
@@ -133,9 +133,13 @@ class TargetPolicy:
         if reason == egress.UNRESOLVED and where is Reach.UNKNOWN:
             return  # maybe not a host at all; the send is checked anyway
         if reason:
+            # The host may itself be secret (a token where a host would be).
             raise TargetRefused(
-                f"{mask(url)} would connect to {host} ({reason}); "
-                "alerts may only go to public hosts"
+                scrub(
+                    f"{mask(url)} would connect to {host} ({reason}); "
+                    "alerts may only go to public hosts",
+                    url,
+                )
             )
 
     @contextlib.contextmanager

@@ -70,9 +70,11 @@ def test_a_name_that_rebinds_to_loopback_after_it_was_saved_is_refused_at_send()
 
 def test_a_name_with_one_internal_address_among_public_ones_is_refused(sink: HttpSink) -> None:
     answers = {"mixed.example.com": ["93.184.215.16", "10.0.0.7"]}
-    with pytest.raises(EgressRefused, match=r"10\.0\.0\.7 \(a private address\)"):
-        with guarded(resolver=answers.__getitem__):
-            send(hook(sink, host="mixed.example.com"))
+    with (
+        pytest.raises(EgressRefused, match=r"10\.0\.0\.7 \(a private address\)"),
+        guarded(resolver=answers.__getitem__),
+    ):
+        send(hook(sink, host="mixed.example.com"))
     assert sink.requests == []
 
 
@@ -100,9 +102,11 @@ def test_a_redirect_is_refused_even_when_the_url_asks_to_follow_redirects(
 ) -> None:
     with HttpSink() as redirector:
         redirector.redirect_to(f"{sink.url}/stolen")
-        with pytest.raises(EgressRefused, match="never follows redirects"):
-            with guarded(allow_private_hosts=True):
-                send(hook(redirector, "x") + "?redirect=yes")
+        with (
+            pytest.raises(EgressRefused, match="never follows redirects"),
+            guarded(allow_private_hosts=True),
+        ):
+            send(hook(redirector, "x") + "?redirect=yes")
         assert sink.requests == []
 
 
@@ -154,11 +158,14 @@ def test_outside_a_guard_nothing_changes_for_other_threads_and_code() -> None:
             with socket.create_connection(("127.0.0.1", port), timeout=5):
                 connected.set()
 
-        with pytest.raises(EgressRefused), guarded():
+        def other_thread_then_this_one() -> None:
             thread = threading.Thread(target=other_thread)
             thread.start()
             thread.join()
             socket.create_connection(("127.0.0.1", port), timeout=5)
+
+        with pytest.raises(EgressRefused), guarded():
+            other_thread_then_this_one()
         assert connected.is_set()
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
