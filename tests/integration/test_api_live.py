@@ -112,8 +112,13 @@ async def test_an_api_subscription_alerts_and_its_unsubscribe_link_stops_the_ale
 
         async with httpx.AsyncClient() as browser:  # no key: the link is enough
             page = await browser.get(link.group(1))
-        assert page.status_code == 200
-        assert "no more alerts for “Ross jobs”" in page.text
+            # Opening the link (a link scanner does too) only asks; the button unsubscribes.
+            assert page.status_code == 200
+            assert "Stop the alerts for “Ross jobs”?" in page.text
+            assert (await client.get(f"/subscriptions/{sub_id}")).json()["active"] is True
+            done = await browser.post(link.group(1), data={"List-Unsubscribe": "One-Click"})
+        assert done.status_code == 200
+        assert "no more alerts for “Ross jobs”" in done.text
         assert (await client.get(f"/subscriptions/{sub_id}")).json()["active"] is False
 
         async def paused() -> bool:

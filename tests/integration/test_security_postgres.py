@@ -63,8 +63,9 @@ async def test_events_postgres_could_not_store_are_dead_lettered_and_the_next_is
     titles = sorted(r.json["title"] for r in received)
     assert titles[0].startswith("New job: Cashier valid-after at ACME")
     assert titles[1].startswith("New job: Cashier " + "y" * 20)
-    for reason, field in zip(dead, ["id", "employer", "id", "title", "published_at"], strict=True):
-        assert reason.startswith(f"{field}: "), reason
+    # Partitions interleave, so the order of the dead letters is not the order sent.
+    named = sorted(reason.split(": ", 1)[0] for reason in dead)
+    assert named == sorted(["id", "employer", "id", "title", "published_at"]), dead
     assert await store.ledger.counts() == {"sent": 2}
     await store.close()
 
