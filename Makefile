@@ -21,9 +21,10 @@ run: install  ## Kafka, a mail catcher, a chat sink and jobwire on this machine,
 test: install  ## Lint, type-check, the compose file, and every test against real servers.
 	bash devstack/test.sh $(VENV)
 
-bench: install  ## The benchmarks: matching (10k, 100k, 1M subscriptions), then the API.
+bench: install  ## The benchmarks: matching, the API, then the whole pipeline end to end (~10 min).
 	$(VENV)/bin/python bench/bench_matching.py
 	$(VENV)/bin/python bench/bench_api.py
+	$(VENV)/bin/python bench/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache
