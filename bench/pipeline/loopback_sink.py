@@ -1,6 +1,6 @@
 """The pipeline benchmark's sink: a webhook receiver and a mail catcher in a process of their own.
 
-    python bench/loopback_sink.py        # prints "READY HTTP_PORT SMTP_PORT", then obeys stdin
+    python bench/pipeline/loopback_sink.py   # prints "READY HTTP_PORT SMTP_PORT", obeys stdin
 
 devstack/sinks.py keeps what arrives as parsed Python objects, in threads of the caller's
 process; that suits tests, but in a benchmark it would share a core with whatever it measures

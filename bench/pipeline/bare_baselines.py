@@ -1,7 +1,7 @@
 """The pipeline benchmark's baselines, each run in a process of its own like jobwire is.
 
-    python bench/bare_baselines.py consumer BOOTSTRAP TOPIC COUNT
-    python bench/bare_baselines.py apprise URL CONCURRENCY SECONDS
+    python bench/pipeline/bare_baselines.py consumer BOOTSTRAP TOPIC COUNT
+    python bench/pipeline/bare_baselines.py apprise URL CONCURRENCY SECONDS
 
 ``consumer``: a bare aiokafka consumer (its own group, from the earliest offset, the client's
 default fetch settings, values left as bytes) reads COUNT messages of TOPIC: the most any
