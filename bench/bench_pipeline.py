@@ -67,7 +67,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pipeline.api import api_row
 from pipeline.baselines import apprise_baselines, consumer_baseline, sink_capacity
 from pipeline.delivery import delivery_row
-from pipeline.figures import ROWS, Figure, compare, report, table
+from pipeline.figures import ROWS, Figure, compare, median_of, report, table
 from pipeline.ingest import ingest_row
 from pipeline.latency import latency_row
 from pipeline.processes import Children, say
@@ -82,8 +82,18 @@ STORES = ("sqlite", "postgresql")
 
 
 async def run_store(stack: Stack, rows: list[str]) -> dict[str, Figure]:
+    """Every row on one store, `--repeat` times over (all rows, then all again), so that
+    repeats of a row are minutes apart; each row's median, with the others as its spread."""
+    rounds = []
+    for number in range(1, stack.options.repeat + 1):
+        stack.round = number
+        rounds.append(await run_round(stack, rows))
+    return {name: median_of([r[name] for r in rounds if name in r]) for name in rounds[0]}
+
+
+async def run_round(stack: Stack, rows: list[str]) -> dict[str, Figure]:
     figures: dict[str, Figure] = {}
-    tag = f"[{stack.store}]"
+    tag = f"[{stack.store}" + (f", round {stack.round}]" if stack.options.repeat > 1 else "]")
 
     async def row(name: str, what: str, work: Coroutine[Any, Any, Figure]) -> None:
         say(f"{tag} {name}: {what}")
@@ -184,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="each row's window (12)")
     parser.add_argument("--quick", action="store_true", help="4 s windows: a smoke run")
     parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every row; the median is shown (1)"
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="py-spy on jobwire in each row's window"
     )
     parser.add_argument(
@@ -203,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.jobwire} is not there: run `make install` or pass --jobwire")
     seconds = args.seconds or (4.0 if args.quick else 12.0)
     workdir = Path(tempfile.mkdtemp(prefix="jobwire-bench-pipeline-"))
-    options = Options(stores, rows, seconds, args.profile, args.jobwire, workdir)
+    options = Options(
+        stores, rows, seconds, max(1, args.repeat), args.profile, args.jobwire, workdir
+    )
     if args.profile:
         py_spy()
 

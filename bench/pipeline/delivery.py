@@ -89,9 +89,9 @@ async def delivery_row(stack: Stack, row: str, kind: str, concurrency: int) -> F
             break
         say(f"    the {count:,} alerts lasted only {elapsed:.1f} s: again with more")
         count = sized(rate * (opts.seconds + DELIVERY_WARMUP_S) * 1.3, count)
-    note = f"{counted:,} alerts over {elapsed:.1f} s, of {count:,} in the ledger"
-    unit = "alerts/s" if kind == "json" else "emails/s"
-    return Figure(row, label, rate, unit, note, cpu, None, profile)
+    what = "alerts" if kind == "json" else "emails"
+    note = f"{counted:,} {what} over {elapsed:.1f} s, of {count:,} in the ledger"
+    return Figure(row, label, rate, f"{what}/s", note, cpu, None, profile)
 
 
 async def watch_arrivals(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .processes import say
 
@@ -34,13 +34,18 @@ class Latency:
     published: int
     received: int
     rate: float  # events published per second
-    delivered_per_s: float  # alerts arriving per second while publishing
+    delivered_per_s: float  # alerts arriving per second in the second half of the publishing
     behind_at_end: int  # published but not arrived when publishing stopped
     unsent: int  # never arrived, after the grace period
     p50: float
     p95: float
     p99: float
     max: float
+
+    @property
+    def falling_behind(self) -> bool:
+        """Alerts arrive slower than events are published: the backlog grows without bound."""
+        return self.delivered_per_s < 0.9 * self.rate
 
 
 @dataclass
@@ -53,6 +58,23 @@ class Figure:
     cpu: dict[str, float] = field(default_factory=dict)
     latency: Latency | None = None
     profile: str | None = None
+    runs: list[float] = field(default_factory=list)  # every round's value, with --repeat
+
+
+def median_of(figures: list[Figure]) -> Figure:
+    """The round with the median value (the lower middle of an even count), with every
+    round's value in `runs`."""
+    ordered = sorted(figures, key=lambda f: f.value)
+    middle = replace(ordered[(len(ordered) - 1) // 2])
+    middle.runs = [f.value for f in figures]
+    return middle
+
+
+def spread(figure: Figure) -> str:
+    """The lowest and highest of the rounds, when there were several."""
+    if len(figure.runs) < 2:
+        return ""
+    return f"{min(figure.runs):,.0f}-{max(figure.runs):,.0f}"
 
 
 def cpu_note(cpu: dict[str, float]) -> str:
@@ -93,8 +115,8 @@ def table(
     say("")
     say(title)
     header = (
-        f"  {'figure':<58} {'measured':>16} {'of consumer':>12} {'of Apprise':>11}  "
-        f"{'goal':<14} cpu (% of a core)"
+        f"  {'figure':<58} {'measured':>16} {'rounds':>15} {'of consumer':>12} "
+        f"{'of Apprise':>11}  {'goal':<14} cpu (% of a core)"
     )
     say(header)
     say("  " + "-" * (len(header) + 20))
@@ -115,17 +137,17 @@ def table(
             vs_apprise = share(figure.value, apprise[name].value) if name in apprise else ""
         cpu = cpu_note({k: v for k, v in figure.cpu.items() if k != "bench"})
         say(
-            f"  {figure.label:<58} {measured:>16} {vs_consumer:>12} {vs_apprise:>11}  "
-            f"{GOALS.get(name, ''):<14} {cpu}"
+            f"  {figure.label:<58} {measured:>16} {spread(figure):>15} {vs_consumer:>12} "
+            f"{vs_apprise:>11}  {GOALS.get(name, ''):<14} {cpu}"
         )
         if figure.latency is not None:
             lat = figure.latency
             say(
-                f"  {'':<58} {'':>16}   p95 {lat.p95:.0f} ms, max {lat.max:.0f} ms; "
+                f"  {'':<58} {'':>16} {'':>15}   p95 {lat.p95:.0f} ms, max {lat.max:.0f} ms; "
                 f"{lat.delivered_per_s:,.0f} alerts/s arrived"
                 + (
-                    f"; BEHIND by {lat.behind_at_end:,} at the end, backlog growing"
-                    if lat.delivered_per_s < 0.9 * lat.rate
+                    f"; FALLS BEHIND: {lat.behind_at_end:,} not arrived at the end"
+                    if lat.falling_behind
                     else ""
                 )
             )

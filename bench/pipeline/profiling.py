@@ -36,7 +36,10 @@ class Profiler:
 
     def __init__(self, stack: Stack, name: str) -> None:
         self.enabled = stack.options.profile
-        self.path = stack.options.workdir / "profiles" / f"{stack.store}-{name}.speedscope.json"
+        round_ = f"-{stack.round}" if stack.options.repeat > 1 else ""
+        self.path = (
+            stack.options.workdir / "profiles" / f"{stack.store}-{name}{round_}.speedscope.json"
+        )
         self._children = stack.children
         self._proc: subprocess.Popen[Any] | None = None
         self._started = 0.0

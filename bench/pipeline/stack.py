@@ -106,6 +106,7 @@ class Options:
     stores: list[str]
     rows: list[str]
     seconds: float
+    repeat: int
     profile: bool
     jobwire: Path
     workdir: Path
@@ -125,6 +126,7 @@ class Stack:
     operator_key: str = field(default_factory=lambda: f"op-{uuid.uuid4().hex}")
     # The topic each ingest row preloaded, and how many events: the bare consumer reads one.
     preloaded: dict[str, tuple[str, int]] = field(default_factory=dict)
+    round: int = 1  # of --repeat
     _runs: Counter[str] = field(default_factory=Counter)
     _setup_topics: Topics | None = None
 
@@ -133,11 +135,13 @@ class Stack:
         return self.broker.bootstrap
 
     async def new_store(self, name: str) -> str:
+        """An empty store of this kind: every row and round starts from nothing."""
+        unique = f"{name}_{uuid.uuid4().hex[:8]}"
         if self.postgres is None:
-            return f"sqlite+aiosqlite:///{self.options.workdir / f'{self.store}-{name}.db'}"
+            return f"sqlite+aiosqlite:///{self.options.workdir / f'{self.store}-{unique}.db'}"
         import asyncpg  # type: ignore[import-untyped]
 
-        database = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+        database = f"bench_{unique}"
         conn = await asyncpg.connect(
             host="127.0.0.1", port=self.postgres.port, user=SUPERUSER, database="postgres"
         )
