@@ -1,7 +1,10 @@
 """End to end: the real `jobwire run` between a real Kafka and real sinks, SQLite then PostgreSQL.
 
     python bench/bench_pipeline.py [--stores sqlite,postgresql] [--rows ingest1,api,...]
-                                   [--seconds 12] [--quick] [--profile] [--jobwire PATH]
+                                   [--seconds 12] [--quick] [--repeat N] [--profile]
+                                   [--jobwire PATH] [--keep]
+
+About 6 minutes on 2 cores with the defaults (both stores, every row, one round).
 
 Every figure is measured in one run, on one broker, beside the baselines it is compared with:
 
@@ -13,37 +16,42 @@ Every figure is measured in one run, on one broker, beside the baselines it is c
   observed from outside: the consumer group's committed offsets (ingest) and what arrives at
   the sinks (delivery, latency). So the benchmark keeps working while the internals change,
   and `--jobwire` points it at another build to compare.
-* The sinks (bench/loopback_sink.py: HTTP and SMTP) run in a process of their own, as do the
-  baselines (bench/bare_baselines.py): a bare aiokafka consumer reading a row's topic, the
-  limit of ingest, and bare Apprise sending to the same sink, the limit of delivery.
+* The sinks (bench/pipeline/loopback_sink.py: HTTP and SMTP) run in a process of their own,
+  as do the baselines (bench/pipeline/bare_baselines.py): a bare aiokafka consumer reading a
+  row's topic, the limit of ingest, and bare Apprise sending to the same sink, the limit of
+  delivery. The sink's own capacity is measured first.
 
 The rows:
 
 ingest1, ingest100  Events preloaded into the topic, then jobwire started with delivery parked
                     (the sink holds its one send open), so the figure is ingest alone: decode,
                     match, write the ledger, commit. Measured as the rate at which the group's
-                    committed offsets advance, from the first commit, for --seconds. Fan-out
+                    committed offsets advance, from commit to commit, for --seconds. Fan-out
                     1: 1,000 subscriptions, each event matches one; fan-out 100: every event
                     matches 100 subscriptions (rows/s = events/s x 100).
 webhook8, webhook32 The ledger filled first (a parked jobwire ingests the events, then stops),
 email               then a fresh jobwire delivers them: alerts arriving at the sink per second
-                    over --seconds, after a 1 s start. 100 subscriptions with a target each
+                    over --seconds, after a 1 s start. 100 subscriptions, a target each,
                     (json:// at JOBWIRE_DELIVERY__CONCURRENCY 8 and 32; mailto:// at 8).
 latency100,         Events published at a fixed rate for --seconds, each carrying its publish
 latency1000         time; the sink notes when its alert arrives. Percentiles of publish ->
-                    alert received; if jobwire falls behind, how far, and whether it keeps up.
+                    alert received, and whether jobwire keeps up (if not, the percentiles
+                    are of what arrived, and the table says so).
 api                 POST /subscriptions for --seconds from 8 concurrent keep-alive clients
                     with a user's key from `jobwire users add`.
 
 When a row's preloaded events or alerts run out before half its window, it is run again with
 enough for the window at the rate seen, so the sizes follow jobwire as it gets faster.
-Each figure is printed with its ratio to the bare consumer, delivery rows also with their
-ratio to bare Apprise, and the CPU jobwire and the sink used meanwhile (a sink near 100%
-would be the bound). Figures are printed, never asserted.
+Each figure is printed as a share of the bare consumer's, delivery rows also of bare
+Apprise's, with the CPU that jobwire, the sink, Kafka, PostgreSQL and everything else on the
+machine ("others") used meanwhile: a sink near 100% would be the bound, and "others" is the
+noise of a shared machine. `--repeat 3` runs every row three times, minutes apart, and shows
+the median and the range. Figures are printed, never asserted.
 
 `--profile` runs py-spy (installed into this virtualenv on first use, pinned) against jobwire
-during each row's window and writes a speedscope file per row (open it at speedscope.app),
-then prints the functions with the most samples of their own.
+during each row's window, writes a speedscope file per row into the work directory (open it
+at https://www.speedscope.app) and prints the functions with the most samples of their own
+(see bench/pipeline/profiling.py for what the samples mean).
 """
 
 from __future__ import annotations
@@ -246,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted: every process this benchmark started is stopped")
         return 130
+    except RuntimeError as exc:  # what the rows raise: jobwire or a helper did not do its part
+        say(f"bench_pipeline: {exc}\nevery process it started is stopped; jobwire's logs stay")
+        return 1
     finally:
         children.close()
         keep = failed or args.keep or args.profile
