@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .processes import say
-from .stack import REPO, Stack
+from .stack import Stack
 
 PY_SPY = "py-spy==0.4.3"
 
@@ -81,8 +81,9 @@ def py_spy() -> Path:
 
 
 def summarise(path: Path, seconds: float, top: int = 15) -> str:
-    """The functions with the most samples of their own (and with their callees), and how
-    much of the window the GIL was held at all."""
+    """How much of the window the GIL was held; the functions with the most samples of their
+    own (what the interpreter was running), then jobwire's own functions by the samples spent
+    in them and their callees (which step of the pipeline that time belongs to)."""
     profile = json.loads(path.read_text())
     frames = profile["shared"]["frames"]
     own: Counter[int] = Counter()
@@ -98,25 +99,36 @@ def summarise(path: Path, seconds: float, top: int = 15) -> str:
                 total[index] += 1
     if not samples:
         return "    (no samples)"
+
+    def line(index: int) -> str:
+        frame = frames[index]
+        where = f"{short_path(frame.get('file', '?'))}:{frame.get('line', '?')}"
+        return (
+            f"    {100 * own[index] / samples:>5.1f}% {100 * total[index] / samples:>5.1f}%  "
+            f"{frame['name']} ({where})"
+        )
+
     busy = 100 * samples / (Profiler.RATE * seconds)
     lines = [
         f"    GIL held in {busy:.0f}% of {seconds:.1f} s ({samples:,} samples); by own samples:",
         f"    {'own':>6} {'total':>6}  function",
+        *(line(index) for index, _ in own.most_common(top)),
+        "    jobwire's functions by total samples:",
     ]
-    for index, count in own.most_common(top):
-        frame = frames[index]
-        where = f"{short_path(frame.get('file', '?'))}:{frame.get('line', '?')}"
-        lines.append(
-            f"    {100 * count / samples:>5.1f}% {100 * total[index] / samples:>5.1f}%  "
-            f"{frame['name']} ({where})"
-        )
+    jobwire = [i for i in total if short_path(frames[i].get("file", "")).startswith(JOBWIRE)]
+    lines += [line(i) for i in sorted(jobwire, key=lambda i: -total[i])[:top]]
     return "\n".join(lines)
 
 
+JOBWIRE = ("service/", "consumers/", "config/")
+
+
 def short_path(path: str) -> str:
-    """Where a function lives, without the virtualenv's or the interpreter's prefix."""
+    """Where a function lives, without the virtualenv's, the checkout's or the interpreter's
+    prefix (so jobwire's own modules read service/..., consumers/..., in any checkout)."""
     if "site-packages/" in path:
         return path.split("site-packages/", 1)[1]
-    if path.startswith(str(REPO) + "/"):
-        return path[len(str(REPO)) + 1 :]
+    own = re.search(r"/((?:service|consumers|config)/[^/].*)$", path)
+    if own:
+        return own.group(1)
     return re.sub(r"^.*/lib/python3\.\d+/", "", path)
