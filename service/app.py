@@ -17,6 +17,7 @@ from config.settings import Settings
 from consumers.kafka import EventConsumer
 from service.api import ApiContext, bind, create_api, serve
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
+from service.delivery.senders import SenderPool
 from service.pipeline import LiveSubscriptions, Pipeline
 from service.registry import SubscriptionRegistry
 from service.store import Store, describe_failure
@@ -48,9 +49,7 @@ class Service:
             settings.store.url, settings.store.auto_migrate, settings.store.keys()
         )
         policy = TargetPolicy.from_settings(settings.targets)
-        notifier = self._notifier or AppriseNotifier(
-            policy, settings.delivery.concurrency, settings.delivery.timeout_s
-        )
+        notifier = self._notifier or await _notifier(settings, policy)
         live = self.live = LiveSubscriptions(store)
         await live.refresh()
         port = sock.getsockname()[1] if sock else None
@@ -105,10 +104,21 @@ class Service:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if isinstance(notifier, AppriseNotifier):
+            if isinstance(notifier, AppriseNotifier | SenderPool):
                 notifier.close()
             await store.close()
             log.info("service.stopped")
+
+
+async def _notifier(settings: Settings, policy: TargetPolicy) -> Notifier:
+    """Where sends run: child processes (JOBWIRE_DELIVERY__PROCESSES), or this process."""
+    delivery = settings.delivery
+    if delivery.processes == 0:
+        return AppriseNotifier(policy, delivery.concurrency, delivery.timeout_s)
+    threads = -(-delivery.concurrency // delivery.processes)  # ceiling
+    pool = SenderPool(settings.targets, delivery.processes, threads, delivery.timeout_s)
+    await pool.start()
+    return pool
 
 
 async def _supervised(

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -154,8 +155,11 @@ class DeliveryWorker:
         )
         self.recorder = Recorder(self.ledger)
         self._wake = asyncio.Event()
+        # Claimed ahead, not started yet: one claim takes many rows, not one per free slot.
+        self._queue: deque[Work] = deque()
         # Each send in flight, with the ledger rows it carries.
         self._in_flight: dict[asyncio.Task[None], list[int]] = {}
+        self._claim_size = max(4 * settings.concurrency, 32)
 
     def wake(self) -> None:
         """New alerts were recorded: look for them now instead of at the next poll."""
@@ -168,20 +172,32 @@ class DeliveryWorker:
             asyncio.create_task(self.recorder.run(done), name="delivery.record"),
             asyncio.create_task(self._renew_leases(done), name="delivery.leases"),
         ]
+        loop = asyncio.get_running_loop()
+        look_at = 0.0  # when to look for due rows next, woken or not
+        more = True  # the last claim was full: there may be more due right now
         try:
             while not stop.is_set():
+                woken = self._wake.is_set()
                 self._wake.clear()
-                free = self.settings.concurrency - len(self._in_flight)
-                claimed = await self._claim(free) if free > 0 else []
-                for work in claimed:
+                now = loop.time()
+                if len(self._queue) < self.settings.concurrency and (
+                    woken or more or now >= look_at
+                ):
+                    want = self._claim_size - len(self._queue)
+                    claimed = await self._claim(want, digests=woken or now >= look_at)
+                    more = len(claimed) == want
+                    look_at = now + self.settings.poll_interval_s
+                    self._queue.extend(claimed)
+                while self._queue and len(self._in_flight) < self.settings.concurrency:
+                    work = self._queue.popleft()
                     task = asyncio.create_task(self._deliver(work))
                     self._in_flight[task] = work.ids
                     task.add_done_callback(self._finished)
-                if claimed and len(claimed) == free:
+                if self._queue and len(self._in_flight) >= self.settings.concurrency:
                     # Full: wait for a slot rather than polling.
                     await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                elif not claimed:
-                    await _first_of(stop, self._wake, self.settings.poll_interval_s)
+                elif not more:
+                    await _first_of(stop, self._wake, max(0.0, look_at - loop.time()))
             await self._drain()
         finally:
             done.set()
@@ -189,15 +205,17 @@ class DeliveryWorker:
             log.info("delivery.stopped")
 
     async def _drain(self) -> None:
-        """Let the alerts in flight finish; give the ones that do not back to the ledger."""
-        if not self._in_flight:
-            return
-        log.info("delivery.draining", in_flight=len(self._in_flight))
-        _, late = await asyncio.wait(self._in_flight, timeout=self.settings.timeout_s)
-        released = [row for task in late for row in self._in_flight[task]]
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        """Let the alerts in flight finish; give the ones that do not back to the ledger, with
+        those claimed but not started."""
+        released = [row for work in self._queue for row in work.ids]
+        self._queue.clear()
+        if self._in_flight:
+            log.info("delivery.draining", in_flight=len(self._in_flight))
+            _, late = await asyncio.wait(self._in_flight, timeout=self.settings.timeout_s)
+            released += [row for task in late for row in self._in_flight[task]]
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self.recorder.flush()
         if released:
             with contextlib.suppress(Exception):
@@ -208,12 +226,15 @@ class DeliveryWorker:
         self._in_flight.pop(task, None)
         self._wake.set()
 
-    async def _claim(self, limit: int) -> list[Work]:
-        """Due digests first (each one send), then due alerts, `limit` sends in all."""
+    async def _claim(self, limit: int, digests: bool) -> list[Work]:
+        """Due digests first (each one send; looked for when woken or at each poll, they are
+        few), then due alerts, `limit` sends in all."""
         lease = self.settings.lease_s
         try:
-            digests = await self.ledger.claim_digests(limit, lease)
-            work = [Work(d.items, d.digest_id) for d in digests]
+            work = []
+            if digests:
+                found = await self.ledger.claim_digests(limit, lease)
+                work = [Work(d.items, d.digest_id) for d in found]
             if len(work) < limit:
                 alerts = await self.ledger.claim(limit - len(work), lease)
                 work.extend(Work([item]) for item in alerts)
@@ -230,6 +251,7 @@ class DeliveryWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), every)
             held = {row for rows in self._in_flight.values() for row in rows}
+            held.update(row for work in self._queue for row in work.ids)
             held |= self.recorder.unwritten
             if held and not done.is_set():
                 try:
