@@ -25,6 +25,7 @@ import structlog
 from config.settings import DeliverySettings
 from service.delivery.breaker import Admission, TargetBreaker
 from service.delivery.notifier import DeliveryFailed, Notifier, safe_target, scrub
+from service.delivery.observer import DeliveryObserver, Observers
 from service.delivery.render import render
 from service.store import ClaimedDelivery, Store, explain, utcnow
 from service.store.ledger import Ledger, Outcomes
@@ -45,8 +46,15 @@ class Recorder:
     """The record stage: outcomes gather here and are written in one transaction every few
     milliseconds, instead of one transaction per alert."""
 
-    def __init__(self, ledger: Ledger, interval_s: float = 0.02, most: int = 500) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        interval_s: float = 0.02,
+        most: int = 500,
+        observer: DeliveryObserver | None = None,
+    ) -> None:
         self.ledger = ledger
+        self.observer = observer or Observers()
         self.interval_s = interval_s
         self.most = most
         self._outcomes = Outcomes()
@@ -115,7 +123,9 @@ class Recorder:
             log.error("delivery.record_failed", alerts=len(ids), error=explain(exc))
             return
         for target_id, error in outcomes.dead_targets.items():
-            log.error("delivery.target_dead", target_id=target_id, also_dead=also_dead, error=error)
+            died = also_dead.get(target_id, 0)
+            log.error("delivery.target_dead", target_id=target_id, also_dead=died, error=error)
+            self.observer.target_dead(target_id, error, died)
 
     def _merge(self, outcomes: Outcomes, ids: set[int]) -> None:
         mine = self._outcomes
@@ -139,8 +149,10 @@ class DeliveryWorker:
         notifier: Notifier,
         settings: DeliverySettings,
         unsubscribe_url: Callable[[str], str] | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.ledger = store.ledger
+        self.observer = observer or Observers()
         self.notifier = notifier
         self.settings = settings
         self.unsubscribe_url = unsubscribe_url
@@ -150,7 +162,7 @@ class DeliveryWorker:
             probe_timeout_s=settings.timeout_s,
             dead_hold_s=settings.backoff_cap_s,
         )
-        self.recorder = Recorder(self.ledger)
+        self.recorder = Recorder(self.ledger, observer=self.observer)
         self._wake = asyncio.Event()
         self._in_flight: dict[asyncio.Task[None], int] = {}
 
@@ -248,18 +260,22 @@ class DeliveryWorker:
             self.breaker.abandoned(d.target_id, admission)
             raise
         except DeliveryFailed as exc:
-            self._failed(item, admission, str(exc), alert)
+            self._failed(item, admission, str(exc), alert, time.perf_counter() - started)
         except Exception as exc:  # a bug in a plugin must not stop other alerts
-            self._failed(item, admission, scrub(f"{type(exc).__name__}: {exc}", d.target), alert)
+            error = scrub(f"{type(exc).__name__}: {exc}", d.target)
+            self._failed(item, admission, error, alert, time.perf_counter() - started)
         else:
+            send_s = time.perf_counter() - started
             if self.breaker.succeeded(d.target_id, admission):
                 self.recorder.resume(d.target_id)
                 alert.info("delivery.target_recovered")
+                self.observer.target_recovered(d.target_id)
             self.recorder.sent(d.id, utcnow())
+            self.observer.alert_sent(item, send_s)
             alert.info(
                 "delivery.sent",
                 attempt=d.attempts,
-                send_ms=round((time.perf_counter() - started) * 1000, 1),
+                send_ms=round(send_s * 1000, 1),
                 latency_ms=_ms_since(d.created_at),
             )
 
@@ -269,10 +285,13 @@ class DeliveryWorker:
         admission: Admission,
         error: str,
         alert: structlog.typing.FilteringBoundLogger,
+        send_s: float,
     ) -> None:
         d = item.delivery
         verdict = self.breaker.failed(d.target_id, admission)
-        if verdict.dead or d.attempts >= self.settings.max_attempts:
+        dead = verdict.dead or d.attempts >= self.settings.max_attempts
+        self.observer.alert_failed(item, send_s, dead)
+        if dead:
             # The target failed every attempt allowed: its waiting alerts would only fail too.
             self.recorder.dead(d.id, error)
             self.recorder.kill(d.target_id, error)
