@@ -185,6 +185,10 @@ class Metrics:
             ["recipient", "kind", "outcome"],
             registry=registry,
         )
+        for recipient in ("owner", "operator"):
+            for kind in ("dead", "recovered"):
+                for outcome in ("sent", "failed", "skipped"):
+                    self.meta_alerts.labels(recipient, kind, outcome)
 
         # -- the API ----------------------------------------------------------------------------
         self.api_requests = Counter(
@@ -305,10 +309,21 @@ class Metrics:
     # -- reading them back -------------------------------------------------------------------
 
     def names(self) -> set[str]:
-        """Every sample name this registry exposes (`_total`, `_bucket`, ... included)."""
-        return {sample.name for metric in self.registry.collect() for sample in metric.samples} | {
-            metric.name for metric in self.registry.collect()
+        """Every series name this registry can expose (`_total`, `_bucket`, ... included),
+        whether or not it has a sample yet."""
+        return {
+            metric.name + suffix
+            for metric in self.registry.collect()
+            for suffix in _SUFFIXES.get(metric.type, ("",))
         }
+
+
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("", "_sum", "_count"),
+    "info": ("_info",),
+}
 
 
 class RestartsCollector(Collector):
@@ -323,6 +338,7 @@ class RestartsCollector(Collector):
             "Times a part (the consumer) failed and was started again.",
             labels=["part"],
         )
-        for part, count in sorted(self.restarts.items()):
+        # The consumer is the part that restarts: shown from 0, so `increase()` sees the first.
+        for part, count in sorted({"consumer": 0, **self.restarts}.items()):
             family.add_metric([part], count)
         yield family
