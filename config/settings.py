@@ -360,6 +360,12 @@ class MetricsSettings(BaseModel):
     port: int = Field(
         9464, ge=0, le=65535, description="Port of /metrics when the API is off (0: any free port)."
     )
+    ledger_interval_s: float = Field(
+        15.0,
+        gt=0,
+        description="How often the ledger's alerts are counted by status for jobwire_ledger_rows "
+        "(a query over the whole ledger).",
+    )
 
 
 class OperatorSettings(BaseModel):

@@ -109,7 +109,12 @@ class Service:
             asyncio.create_task(
                 Retention(store.engine, settings.retention).run(stop), name="retention"
             ),
-            asyncio.create_task(StoreWatch(store, metrics).run(stop), name="store.watch"),
+            asyncio.create_task(
+                StoreWatch(
+                    store, metrics, ledger_interval_s=settings.metrics.ledger_interval_s
+                ).run(stop),
+                name="store.watch",
+            ),
             asyncio.create_task(meta_alerts.run(stop), name="meta_alerts"),
         ]
         if sock is not None:
