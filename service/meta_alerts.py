@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -64,6 +65,7 @@ class MetaAlerts:
         operator_url: str | None = None,
         owner_mail_url: str | None = None,
         quiet: timedelta = QUIET,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.state = state
         self.notifier = notifier
@@ -71,6 +73,7 @@ class MetaAlerts:
         self.operator_url = operator_url
         self.owner_mail_url = owner_mail_url
         self.quiet = quiet
+        self.clock = clock
         self._queue: asyncio.Queue[_Notice] = asyncio.Queue()
         self._told: dict[int, _Told] = {}
 
@@ -111,7 +114,7 @@ class MetaAlerts:
 
     async def handle(self, notice: _Notice) -> None:
         """Tell whoever this notice is for, unless they were told already."""
-        now = utcnow()
+        now = self.clock()
         told = self._told.get(notice.target_id)
         if notice.kind == "dead" and told is not None and now - told.dead_at < self.quiet:
             return  # still dead, or dead again the same day: they know
