@@ -60,8 +60,9 @@ class Service:
         store = await Store.open(
             settings.store.url, settings.store.auto_migrate, settings.store.keys()
         )
+        policy = TargetPolicy.from_settings(settings.targets)
         notifier = self._notifier or AppriseNotifier(
-            settings.delivery.concurrency, settings.delivery.timeout_s
+            policy, settings.delivery.concurrency, settings.delivery.timeout_s
         )
         live = self.live = LiveSubscriptions(store, metrics)
         await live.refresh()
@@ -80,12 +81,17 @@ class Service:
         # behind the configured public address.
         served = settings.api.enabled or bool(settings.api.public_url)
         operator = settings.operator
+        # The operator's own URLs are not users' targets: any host the operator names.
+        operator_notifier = self._notifier or AppriseNotifier(
+            TargetPolicy((), allow_private_hosts=True), 1, settings.delivery.timeout_s
+        )
         meta_alerts = MetaAlerts(
             TargetState(store.engine, store.sealer),
             notifier,
             metrics,
             operator.notify.get_secret_value() if operator.notify else None,
             operator.owner_mail_url.get_secret_value() if operator.owner_mail_url else None,
+            operator_notifier=operator_notifier,
         )
         worker = DeliveryWorker(
             store,
@@ -117,14 +123,13 @@ class Service:
             ),
             asyncio.create_task(meta_alerts.run(stop), name="meta_alerts"),
         ]
+        # Test alerts check every connection at send time (service/egress.py).
         if sock is not None:
             operator_key = settings.api.operator_key
             api = create_api(
                 ApiContext(
                     store=store,
-                    registry=SubscriptionRegistry(
-                        store, TargetPolicy.from_settings(settings.targets), settings.limits
-                    ),
+                    registry=SubscriptionRegistry(store, policy, settings.limits),
                     links=links,
                     notifier=notifier,
                     operator_key=operator_key.get_secret_value() if operator_key else None,
@@ -147,8 +152,9 @@ class Service:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if isinstance(notifier, AppriseNotifier):
-                notifier.close()
+            for sender in (notifier, operator_notifier):
+                if isinstance(sender, AppriseNotifier):
+                    sender.close()
             await store.close()
             log.info("service.stopped")
 

@@ -343,7 +343,7 @@ def deliveries(
     """Show alerts in the ledger, newest first, targets masked."""
     if ctx.invoked_subcommand:
         return
-    from service.delivery import safe_target
+    from service.redaction import mask, scrub
 
     settings = _settings()
     rows = _run(
@@ -355,15 +355,16 @@ def deliveries(
             "status": row.status,
             "subscription_id": row.subscription_id,
             "event": f"{row.event_kind}:{row.event_id}",
-            "target": safe_target(row.target),
+            "target": mask(row.target),
             "attempts": row.attempts,
             "created_at": row.created_at.isoformat() + "Z",
-            "last_error": row.last_error,
+            # Scrubbed again: a row recorded by an older jobwire may hold what it did not mask.
+            "last_error": scrub(row.last_error, row.target) if row.last_error else None,
         }
         if as_json:
             typer.echo(orjson.dumps(shown).decode())
         else:
-            error = f"  error: {row.last_error}" if row.last_error else ""
+            error = f"  error: {shown['last_error']}" if row.last_error else ""
             typer.echo(
                 f"{row.id:>6} {row.status:<8} {shown['event']:<30} attempts={row.attempts} "
                 f"{shown['target']}{error}"

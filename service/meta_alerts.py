@@ -27,8 +27,9 @@ from urllib.parse import quote
 
 import structlog
 
-from service.delivery import DeliveryFailed, Message, Notifier, safe_target
+from service.delivery import DeliveryFailed, Message, Notifier
 from service.metrics import Metrics
+from service.redaction import mask
 from service.store import ClaimedDelivery, explain, utcnow
 from service.store.target_state import TargetOwner, TargetState
 
@@ -66,9 +67,14 @@ class MetaAlerts:
         owner_mail_url: str | None = None,
         quiet: timedelta = QUIET,
         clock: Callable[[], datetime] = utcnow,
+        operator_notifier: Notifier | None = None,
     ) -> None:
         self.state = state
+        # Owners' targets are users' URLs: sent through the target policy like any alert.
         self.notifier = notifier
+        # The operator's own URLs (JOBWIRE_OPERATOR__*) may be on a private network, as a mail
+        # relay often is: the policy for users' targets is not for them.
+        self.operator_notifier = operator_notifier or notifier
         self.metrics = metrics
         self.operator_url = operator_url
         self.owner_mail_url = owner_mail_url
@@ -135,14 +141,14 @@ class MetaAlerts:
         message = owner_message(notice.kind, owner, notice.error, notice.also_dead)
         tried: list[str] = []
         for url in owner.other_targets:
-            tried.append(safe_target(url))
+            tried.append(mask(url))
             if await self._send(url, message, "owner", notice, owner):
                 return
         address = owner.owner_name or ""
         if self.owner_mail_url and EMAIL.fullmatch(address):
             url = with_recipient(self.owner_mail_url, address)
-            tried.append(safe_target(url))
-            if await self._send(url, message, "owner", notice, owner):
+            tried.append(mask(url))
+            if await self._send(url, message, "owner", notice, owner, operators=True):
                 return
         outcome = "failed" if tried else "skipped"
         self.metrics.meta_alert("owner", notice.kind, outcome)
@@ -161,15 +167,24 @@ class MetaAlerts:
         if not self.operator_url:
             return
         message = operator_message(notice.kind, owner, notice.error, notice.also_dead)
-        if not await self._send(self.operator_url, message, "operator", notice, owner):
+        sent = await self._send(self.operator_url, message, "operator", notice, owner, True)
+        if not sent:
             self.metrics.meta_alert("operator", notice.kind, "failed")
 
     async def _send(
-        self, url: str, message: Message, recipient: str, notice: _Notice, owner: TargetOwner
+        self,
+        url: str,
+        message: Message,
+        recipient: str,
+        notice: _Notice,
+        owner: TargetOwner,
+        operators: bool = False,
     ) -> bool:
-        shown = safe_target(url)
+        """Send one notice; `operators` for a URL the operator configured."""
+        shown = mask(url)
+        notifier = self.operator_notifier if operators else self.notifier
         try:
-            await self.notifier.send(url, message)
+            await notifier.send(url, message)
         except DeliveryFailed as exc:
             log.warning(
                 "meta_alert.send_failed",
@@ -194,7 +209,7 @@ class MetaAlerts:
             recipient=recipient,
             kind=notice.kind,
             target_id=owner.target_id,
-            target=safe_target(owner.target),
+            target=mask(owner.target),
             subscription_id=owner.subscription_id,
             via=shown,
         )
@@ -210,7 +225,7 @@ def owner_message(kind: Kind, owner: TargetOwner, error: str, also_dead: int) ->
     what = "your jobwire subscription"
     if owner.subscription_name:
         what += f" {owner.subscription_name!r}"
-    target = safe_target(owner.target)
+    target = mask(owner.target)
     if kind == "dead":
         return Message(
             "jobwire: alerts to one of your targets are failing",
@@ -228,7 +243,7 @@ def owner_message(kind: Kind, owner: TargetOwner, error: str, also_dead: int) ->
 
 
 def operator_message(kind: Kind, owner: TargetOwner, error: str, also_dead: int) -> Message:
-    target = safe_target(owner.target)
+    target = mask(owner.target)
     whose = (
         f"subscription {owner.subscription_id} {owner.subscription_name!r}, "
         f"owner {owner.owner_name or '(none: made by the operator)'}"

@@ -20,7 +20,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from config.settings import Settings
 from consumers.connection import client_options, explain_failure
-from service.delivery import safe_target
+from service.redaction import mask
 from service.store import Store, describe_failure, utcnow
 from service.store.target_state import TargetState
 
@@ -183,7 +183,7 @@ async def _store(settings: Settings) -> StoreStatus:
         {status: ledger.get(status, 0) for status in ("pending", "sending", "sent", "dead")},
         [
             DeadTargetStatus(
-                safe_target(d.target),
+                mask(d.target),
                 d.subscription_id,
                 d.subscription_name,
                 d.dead,

@@ -20,7 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-from service.normalize import words
+from service.matching.normalize import words
+from service.redaction import mask
+from service.targets import shipped_schemes
 
 EventKinds = Literal["posting", "article"]
 
@@ -65,13 +67,8 @@ class Criteria(BaseModel):
         return self
 
 
-def masked(url: str) -> str:
-    """The form of an Apprise URL that is safe to log or show: credentials hidden."""
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    if plugin is None:
-        scheme = url.split("://", 1)[0] if "://" in url else "?"
-        return f"{scheme}://(unparseable)"
-    return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+# The masking of every target lives in service/redaction.py; this name stays until delivery
+# (service/delivery.py imports it) calls redaction.mask itself.
 
 
 def check_target(url: str) -> str:
@@ -81,11 +78,11 @@ def check_target(url: str) -> str:
         scheme = url.split("://", 1)[0] if "://" in url else ""
         hint = (
             f"unknown scheme {scheme!r}"
-            if scheme and scheme.lower() not in apprise.Apprise().details()["schemas"]
+            if scheme and scheme.lower() not in shipped_schemes()
             else "Apprise could not parse it"
         )
         # The URL itself may carry a password, so the message shows only its masked form.
-        raise ValueError(f"{hint}: {masked(url)}; see https://github.com/caronc/apprise/wiki")
+        raise ValueError(f"{hint}: {mask(url)}; see https://github.com/caronc/apprise/wiki")
     return url
 
 
@@ -135,7 +132,7 @@ class SubscriptionPatch(BaseModel):
 
 
 class SubscriptionOut(BaseModel):
-    """A subscription as shown to people: every target in Apprise's privacy form."""
+    """A subscription as shown to people: every target masked (service/redaction.py)."""
 
     id: str
     name: str
@@ -172,5 +169,5 @@ class Subscription(SubscriptionIn):
     def public(self) -> SubscriptionOut:
         """The subscription as shown to people: every target masked."""
         return SubscriptionOut.model_validate(
-            {**self.model_dump(), "notify": [masked(url) for url in self.notify]}
+            {**self.model_dump(), "notify": [mask(url) for url in self.notify]}
         )

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 from service.delivery.breaker import Admission, TargetBreaker, Verdict
-from service.delivery.notifier import (
-    AppriseNotifier,
-    DeliveryFailed,
-    Notifier,
-    safe_target,
-    scrub,
-)
+from service.delivery.notifier import AppriseNotifier, DeliveryFailed, Notifier
 from service.delivery.render import Message, render, render_test
 from service.delivery.worker import DeliveryWorker, Recorder, backoff
 
@@ -26,6 +20,4 @@ __all__ = [
     "backoff",
     "render",
     "render_test",
-    "safe_target",
-    "scrub",
 ]

@@ -4,25 +4,28 @@ Most Apprise plugins block (requests, smtplib), so sends run on a bounded thread
 thread keeps the plugin it built for a target and reuses it: parsing a URL and building a
 plugin cost more than many sends, and a plugin that logs in (Matrix) would otherwise log in
 again for every alert. The plugin's own throttle (a pause between two sends of one instance)
-is off, since jobwire paces a failing target itself (the breaker), and redirects are never
-followed, so a webhook host cannot bounce an alert to an address the target policy refused.
+is off, since jobwire paces a failing target itself (the breaker).
+
+Every send runs inside the target policy's guard (service/egress.py): each connection the
+plugin opens goes only to an address checked at that moment (no DNS rebinding), and no HTTP
+redirect is followed. A refusal fails the send with its reason, like any other failure.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from typing import Protocol
-from urllib.parse import unquote
 
 import apprise
 
 from service.delivery.render import Message
-from service.subscriptions import masked
+from service.egress import EgressRefused
+from service.redaction import mask, scrub
+from service.targets import TargetPolicy
+from service.unsubscribe import with_unsubscribe_headers
 
 # Plugins one sending thread keeps (by URL); the least recently used go first.
 PLUGINS_PER_THREAD = 256
@@ -37,9 +40,11 @@ class Notifier(Protocol):
 
 
 class AppriseNotifier:
-    """Sends through Apprise on a bounded thread pool, one reused plugin per target and thread."""
+    """Sends through Apprise on a bounded thread pool, one reused plugin per target and thread,
+    inside the target policy's guard."""
 
-    def __init__(self, concurrency: int, timeout_s: float) -> None:
+    def __init__(self, policy: TargetPolicy, concurrency: int, timeout_s: float) -> None:
+        self._policy = policy
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="apprise")
         self._timeout_s = timeout_s
         self._local = threading.local()
@@ -48,7 +53,7 @@ class AppriseNotifier:
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(
-                loop.run_in_executor(self._pool, self._send_blocking, target, message),
+                loop.run_in_executor(self._pool, self.send_blocking, target, message),
                 self._timeout_s,
             )
         except TimeoutError:
@@ -56,6 +61,28 @@ class AppriseNotifier:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def send_blocking(self, target: str, message: Message) -> None:
+        """Send now, in this thread; raise DeliveryFailed saying why (never a secret)."""
+        if message.unsubscribe_url:
+            # Email clients offer one-click unsubscribe from these headers (RFC 8058).
+            target = with_unsubscribe_headers(target, message.unsubscribe_url)
+        try:
+            with self._policy.sending():
+                result = self._sender(target).notify(
+                    title=message.title,
+                    body=message.body,
+                    # Our bodies are plain text; Apprise would otherwise read them as HTML and
+                    # an email's text part would lose its line breaks.
+                    body_format=apprise.NotifyFormat.TEXT,
+                )
+        except EgressRefused as exc:
+            raise DeliveryFailed(str(exc)) from None
+        if not result:
+            reasons = [e.message for e in result.logs() if e.level in {"WARNING", "ERROR"}]
+            raise DeliveryFailed(
+                scrub("; ".join(reasons) or "the target refused the alert", target)
+            )
 
     def _sender(self, target: str) -> apprise.Apprise:
         """This thread's Apprise for `target`, made once and kept (least recently used go)."""
@@ -66,56 +93,12 @@ class AppriseNotifier:
         if sender is not None:
             senders.move_to_end(target)
             return sender
-        sender = apprise.Apprise(asset=_ASSET)
+        sender = apprise.Apprise()
         if not sender.add(target):
-            raise DeliveryFailed(f"Apprise cannot use this target: {safe_target(target)}")
+            raise DeliveryFailed(f"Apprise cannot use this target: {mask(target)}")
         for plugin in sender:
             plugin.request_rate_per_sec = 0  # no pause between two alerts to one target
-            plugin.redirects = False  # whatever the URL says (?redirect=yes)
         senders[target] = sender
         if len(senders) > PLUGINS_PER_THREAD:
             senders.popitem(last=False)
         return sender
-
-    def _send_blocking(self, target: str, message: Message) -> None:
-        # TEXT: our bodies are plain text; Apprise would otherwise read them as HTML and an
-        # email's text part would lose its line breaks.
-        result = self._sender(target).notify(
-            title=message.title, body=message.body, body_format=apprise.NotifyFormat.TEXT
-        )
-        if not result:
-            reasons = [
-                entry.message for entry in result.logs() if entry.level in {"WARNING", "ERROR"}
-            ]
-            raise DeliveryFailed(
-                scrub("; ".join(reasons) or "the target refused the alert", target)
-            )
-
-
-# One asset for every plugin: redirects off (the plugins read it as their default).
-_ASSET = apprise.AppriseAsset(http_redirects=False)
-
-
-def scrub(text: str, target: str) -> str:
-    """Remove every secret of the target URL that a library's message may have quoted.
-
-    What the URL has and its privacy form lacks is secret: passwords, and the tokens of chat
-    webhooks that sit in the path (slack://T/B/C).
-    """
-    shown = set(_URL_PARTS.split(unquote(safe_target(target))))
-    secrets = {part for part in _URL_PARTS.split(target) if len(part) >= 4 and part not in shown}
-    if "@" in target and "://" in target:
-        userinfo = target.split("://", 1)[1].split("@", 1)[0]
-        secrets.update(part for part in userinfo.split(":")[1:] if part)
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "****")
-    return text[:1000]
-
-
-_URL_PARTS = re.compile(r"[/:@?&=#,\s]+")
-
-
-@lru_cache(maxsize=4096)
-def safe_target(target: str) -> str:
-    """The masked form of a target, cached because every log line of a delivery shows it."""
-    return masked(target)

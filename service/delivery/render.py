@@ -11,6 +11,8 @@ from consumers.events import Article, Event, JobPosting
 class Message:
     title: str
     body: str
+    # Where the subscriber stops these alerts; email targets also get it as headers.
+    unsubscribe_url: str | None = None
 
 
 def render(
@@ -29,7 +31,8 @@ def render(
         footer.append(f"Unsubscribe: {unsubscribe_url}")
     if not footer:
         return message
-    return Message(message.title, message.body + "\n\n--\n" + "\n".join(footer))
+    body = message.body + "\n\n--\n" + "\n".join(footer)
+    return Message(message.title, body, unsubscribe_url)
 
 
 def _posting(posting: JobPosting) -> Message:
@@ -70,4 +73,4 @@ def render_test(subscription_name: str, unsubscribe_url: str | None = None) -> M
     )
     if unsubscribe_url:
         body += f"\n\n--\nUnsubscribe: {unsubscribe_url}"
-    return Message("jobwire test alert", body)
+    return Message("jobwire test alert", body, unsubscribe_url)

@@ -24,9 +24,10 @@ import structlog
 
 from config.settings import DeliverySettings
 from service.delivery.breaker import Admission, TargetBreaker
-from service.delivery.notifier import DeliveryFailed, Notifier, safe_target, scrub
+from service.delivery.notifier import DeliveryFailed, Notifier
 from service.delivery.observer import DeliveryObserver, Observers
 from service.delivery.render import render
+from service.redaction import mask, scrub
 from service.store import ClaimedDelivery, Store, explain, utcnow
 from service.store.ledger import Ledger, Outcomes
 
@@ -244,7 +245,7 @@ class DeliveryWorker:
             delivery_id=d.id,
             subscription_id=d.subscription_id,
             event_id=d.event_id,
-            target=safe_target(d.target),
+            target=mask(d.target),
         )
         admission = self.breaker.admit(d.target_id)
         if admission.verdict == "wait":
