@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from config.settings import DeliverySettings, Settings
-from devstack.kafka import KafkaBroker
+from devstack.kafka import KafkaBroker, create_topics_async
 from devstack.sinks import HttpSink
 from service.store import Store
 from tests.conftest import make_settings
@@ -59,6 +59,8 @@ async def test_status_shows_the_group_the_lag_the_ledger_and_the_dead_target(
         notify=[chat_target(broken, "hook").replace("json://", "json://bot:secret-pw-81@")],
     )
     topic = settings.kafka.postings_topic
+    # Both topics exist before jobwire joins, so its first assignment holds all six partitions.
+    await create_topics_async(kafka.bootstrap, [topic, settings.kafka.articles_topic])
     store = await Store.open(settings.store.url)
 
     async def settled() -> bool:
