@@ -85,7 +85,7 @@ class Metrics:
             "When this instance last read a valid event (Unix time; its start until then).",
             registry=registry,
         )
-        self.last_event.set(started)
+        self.last_event.set_function(lambda: self._last_event_at)
         self.last_event_age = Gauge(
             "jobwire_consumer_last_event_age_seconds",
             "Seconds since this instance last read a valid event (since its start until then).",
@@ -206,6 +206,7 @@ class Metrics:
         )
 
         self._published: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._consumed: dict[str, Counter] = {}
         self._lag_series: set[tuple[str, str]] = set()
         # Targets declared dead and not yet recorded so (their scheme), then dead ones.
         self._dying: dict[int, str] = {}
@@ -214,10 +215,13 @@ class Metrics:
     # -- what the Kafka edge reports (consumers.health.ConsumerObserver) -----------------------
 
     def event_received(self, topic: str, event: Event, timestamp_ms: int) -> None:
-        now = self.clock()
-        self.events_consumed.labels(topic).inc()
-        self.last_event.set(now)
-        self._last_event_at = now
+        # Once per event: the labelled child is looked up once per topic, and the last event's
+        # time is read at scrape time.
+        consumed = self._consumed.get(topic)
+        if consumed is None:
+            consumed = self._consumed[topic] = self.events_consumed.labels(topic)
+        consumed.inc()
+        now = self._last_event_at = self.clock()
         published = self._published
         published[(event.kind, event.id)] = timestamp_ms / 1000 if timestamp_ms > 0 else now
         if len(published) > PUBLISHED_KEPT:
