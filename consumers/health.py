@@ -81,12 +81,12 @@ class KafkaLiveness:
         self._lost_at: float | None = None
 
     def started(self) -> None:
-        """The consumer joined (`consumer.started` says so; nothing more to log)."""
-        self._lost_at = None
-        self._set(True)
+        """The consumer joined (`consumer.started` says so), maybe after an outage that
+        restarted it: then that outage is over."""
+        self.answered()
 
     def stopped(self) -> None:
-        self._lost_at = None
+        """The consumer left; an outage in progress stays one (it ends when one answers)."""
         self._set(False)
 
     async def probe(self, request: Callable[[], Awaitable[object]]) -> None:
