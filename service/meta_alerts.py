@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -85,10 +85,10 @@ class MetaAlerts:
 
     # -- DeliveryObserver --------------------------------------------------------------------
 
-    def alert_sent(self, alert: ClaimedDelivery, send_s: float) -> None:
+    def alerts_sent(self, alerts: Sequence[ClaimedDelivery], send_s: float) -> None:
         pass
 
-    def alert_failed(self, alert: ClaimedDelivery, send_s: float, dead: bool) -> None:
+    def alerts_failed(self, alerts: Sequence[ClaimedDelivery], send_s: float, dead: bool) -> None:
         pass
 
     def target_dead(self, target_id: int, error: str, also_dead: int) -> None:

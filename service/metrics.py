@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client import (
     CollectorRegistry,
@@ -265,24 +265,29 @@ class Metrics:
 
     # -- delivery ----------------------------------------------------------------------------
 
-    def alert_sent(self, alert: ClaimedDelivery, send_s: float) -> None:
-        """An alert arrived. Its latency runs from the event's Kafka timestamp when this
-        instance read the event, else from when it was recorded (a little later)."""
-        self.deliveries.labels("sent", alert.scheme).inc()
-        self.send_duration.labels(alert.scheme).observe(send_s)
-        d = alert.delivery
-        published = self._published.get((d.event_kind, d.event_id))
-        if published is None:
-            latency = (utcnow() - d.created_at).total_seconds()
-        else:
-            latency = self.clock() - published
-        self.latency.labels(alert.scheme).observe(max(latency, 0.0))
+    def alerts_sent(self, alerts: Sequence[ClaimedDelivery], send_s: float) -> None:
+        """One send took these alerts (one, or a digest's). The latency of each runs from its
+        event's Kafka timestamp when this instance read the event, else from when the alert
+        was recorded (a little later)."""
+        scheme = alerts[0].scheme
+        self.deliveries.labels("sent", scheme).inc(len(alerts))
+        self.send_duration.labels(scheme).observe(send_s)
+        latency = self.latency.labels(scheme)
+        now, recorded_now = self.clock(), utcnow()
+        for alert in alerts:
+            d = alert.delivery
+            published = self._published.get((d.event_kind, d.event_id))
+            if published is None:
+                latency.observe(max((recorded_now - d.created_at).total_seconds(), 0.0))
+            else:
+                latency.observe(max(now - published, 0.0))
 
-    def alert_failed(self, alert: ClaimedDelivery, send_s: float, dead: bool) -> None:
-        self.deliveries.labels("dead" if dead else "retry", alert.scheme).inc()
-        self.send_duration.labels(alert.scheme).observe(send_s)
+    def alerts_failed(self, alerts: Sequence[ClaimedDelivery], send_s: float, dead: bool) -> None:
+        scheme = alerts[0].scheme
+        self.deliveries.labels("dead" if dead else "retry", scheme).inc(len(alerts))
+        self.send_duration.labels(scheme).observe(send_s)
         if dead:
-            self._dying[alert.delivery.target_id] = alert.scheme
+            self._dying[alerts[0].delivery.target_id] = scheme
 
     def target_dead(self, target_id: int, error: str, also_dead: int) -> None:
         """The alerts that died with their target count as dead too."""

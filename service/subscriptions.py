@@ -22,6 +22,14 @@ from pydantic import (
 
 from service.matching.normalize import words
 from service.redaction import mask
+from service.schedule import (
+    Frequency,
+    Schedule,
+    Weekday,
+    clock_time,
+    quiet_hours,
+    time_zone,
+)
 from service.targets import shipped_schemes
 
 EventKinds = Literal["posting", "article"]
@@ -32,6 +40,20 @@ def _printable(value: str) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError("control characters are not allowed")
     return value
+
+
+def _clock(value: str) -> str:
+    return f"{clock_time(value):%H:%M}"
+
+
+def _zone(value: str) -> str:
+    time_zone(value)
+    return value
+
+
+def _quiet(value: str) -> str:
+    start, end = quiet_hours(value)
+    return f"{start:%H:%M}-{end:%H:%M}"
 
 
 def _has_words(value: str) -> str:
@@ -94,7 +116,36 @@ Target = Annotated[
 ]
 
 
-class SubscriptionIn(Criteria):
+class ScheduleFields(BaseModel):
+    """When a subscription's alerts go out (service/schedule.py), as people write it."""
+
+    frequency: Frequency = Field(
+        "instant", description="instant, or one digest hourly, daily (at `at`) or weekly."
+    )
+    at: Annotated[str, AfterValidator(_clock)] = Field(
+        "08:00", description="Local time of a daily or weekly digest, HH:MM (24-hour)."
+    )
+    timezone: Annotated[str, AfterValidator(_zone)] = Field(
+        "UTC", description="The subscriber's IANA time zone, e.g. Europe/Paris."
+    )
+    weekday: Weekday = Field("monday", description="Day of a weekly digest.")
+    quiet_hours: Annotated[str, AfterValidator(_quiet)] | None = Field(
+        None,
+        description="Local HH:MM-HH:MM (e.g. 22:00-07:00): instant alerts that fall inside "
+        "wait and go out as one digest when they end.",
+    )
+
+    def schedule(self) -> Schedule:
+        return Schedule(
+            frequency=self.frequency,
+            at=clock_time(self.at),
+            timezone=self.timezone,
+            weekday=self.weekday,
+            quiet=quiet_hours(self.quiet_hours) if self.quiet_hours else None,
+        )
+
+
+class SubscriptionIn(Criteria, ScheduleFields):
     """A new subscription as a user sends it."""
 
     model_config = ConfigDict(
@@ -129,6 +180,11 @@ class SubscriptionPatch(BaseModel):
     kinds: list[EventKinds] | None = None
     notify: list[str] | None = None
     active: bool | None = None
+    frequency: Frequency | None = None
+    at: str | None = None
+    timezone: str | None = None
+    weekday: Weekday | None = None
+    quiet_hours: str | None = None
 
 
 class SubscriptionOut(BaseModel):
@@ -143,6 +199,13 @@ class SubscriptionOut(BaseModel):
     kinds: list[EventKinds]
     notify: list[str]
     active: bool
+    frequency: Frequency
+    at: str
+    timezone: str
+    weekday: Weekday
+    quiet_hours: str | None
+    # As a person would say it: "daily at 08:00 (Europe/Paris)".
+    schedule: str
     owner: str | None
     created_at: datetime
     updated_at: datetime
@@ -169,5 +232,9 @@ class Subscription(SubscriptionIn):
     def public(self) -> SubscriptionOut:
         """The subscription as shown to people: every target masked."""
         return SubscriptionOut.model_validate(
-            {**self.model_dump(), "notify": [mask(url) for url in self.notify]}
+            {
+                **self.model_dump(),
+                "notify": [mask(url) for url in self.notify],
+                "schedule": self.schedule().describe(),
+            }
         )

@@ -44,11 +44,11 @@ def test_lag_is_reported_for_the_partitions_held_now_and_forgotten_when_they_mov
 
 def test_alerts_that_die_with_their_target_count_as_dead_and_the_target_once() -> None:
     metrics = Metrics()
-    metrics.alert_failed(claimed(7, "e1", "mailto"), 0.2, dead=False)
-    metrics.alert_failed(claimed(7, "e1", "mailto"), 0.2, dead=True)
+    metrics.alerts_failed([claimed(7, "e1", "mailto")], 0.2, dead=False)
+    metrics.alerts_failed([claimed(7, "e1", "mailto")], 0.2, dead=True)
     metrics.target_dead(7, "550 no such user", also_dead=4)
     # Probed later, dead again: one more alert dead, the target not counted again.
-    metrics.alert_failed(claimed(7, "e9", "mailto"), 0.1, dead=True)
+    metrics.alerts_failed([claimed(7, "e9", "mailto")], 0.1, dead=True)
     metrics.target_dead(7, "550 no such user", also_dead=0)
     assert value(metrics, "jobwire_deliveries_total", outcome="retry", scheme="mailto") == 1
     assert value(metrics, "jobwire_deliveries_total", outcome="dead", scheme="mailto") == 6
@@ -64,11 +64,15 @@ def test_latency_runs_from_the_kafka_timestamp_of_an_event_read_here() -> None:
     event = JobPosting(id="e1", employer="ACME", title="Agent", city="Portland")
     metrics.event_received("jobs.postings", event, timestamp_ms=int((now[0] - 2.0) * 1000))
     now[0] += 1.0
-    metrics.alert_sent(claimed(3, "e1", "json", age_s=0.5), 0.01)
-    # Read by another instance: from when it was recorded (about 30 s ago).
-    metrics.alert_sent(claimed(3, "e2", "json", age_s=30.0), 0.01)
+    # A digest of two: one send, two alerts. The second's event was read by another instance:
+    # its latency runs from when it was recorded (about 30 s ago).
+    metrics.alerts_sent(
+        [claimed(3, "e1", "json", age_s=0.5), claimed(3, "e2", "json", age_s=30.0)], 0.01
+    )
     latency = "jobwire_delivery_latency_seconds"
     assert value(metrics, f"{latency}_count", scheme="json") == 2
+    assert value(metrics, "jobwire_delivery_send_duration_seconds_count", scheme="json") == 1
+    assert value(metrics, "jobwire_deliveries_total", outcome="sent", scheme="json") == 2
     total = value(metrics, f"{latency}_sum", scheme="json")
     assert total is not None
     assert 32.9 < total < 33.5  # 3 s + about 30 s

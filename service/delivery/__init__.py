@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from service.delivery.breaker import Admission, TargetBreaker, Verdict
 from service.delivery.notifier import AppriseNotifier, DeliveryFailed, Notifier
-from service.delivery.render import Message, render, render_test
+from service.delivery.render import Message, render, render_digest, render_test
 from service.delivery.worker import DeliveryWorker, Recorder, backoff
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "Verdict",
     "backoff",
     "render",
+    "render_digest",
     "render_test",
 ]

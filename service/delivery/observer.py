@@ -8,17 +8,18 @@ the observer, never awaited by delivery.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from service.store import ClaimedDelivery
 
 
 class DeliveryObserver(Protocol):
-    def alert_sent(self, alert: ClaimedDelivery, send_s: float) -> None:
-        """The target took the alert after `send_s` seconds."""
+    def alerts_sent(self, alerts: Sequence[ClaimedDelivery], send_s: float) -> None:
+        """One send (an alert, or a digest of several) was taken after `send_s` seconds."""
 
-    def alert_failed(self, alert: ClaimedDelivery, send_s: float, dead: bool) -> None:
-        """A send failed; `dead` when it was the last attempt (its target dies with it)."""
+    def alerts_failed(self, alerts: Sequence[ClaimedDelivery], send_s: float, dead: bool) -> None:
+        """One send failed; `dead` when it was the last attempt (its target dies with it)."""
 
     def target_dead(self, target_id: int, error: str, also_dead: int) -> None:
         """The ledger now says the target is dead: `also_dead` waiting alerts died with it."""
@@ -33,13 +34,13 @@ class Observers:
     def __init__(self, *observers: DeliveryObserver) -> None:
         self.observers = observers
 
-    def alert_sent(self, alert: ClaimedDelivery, send_s: float) -> None:
+    def alerts_sent(self, alerts: Sequence[ClaimedDelivery], send_s: float) -> None:
         for observer in self.observers:
-            observer.alert_sent(alert, send_s)
+            observer.alerts_sent(alerts, send_s)
 
-    def alert_failed(self, alert: ClaimedDelivery, send_s: float, dead: bool) -> None:
+    def alerts_failed(self, alerts: Sequence[ClaimedDelivery], send_s: float, dead: bool) -> None:
         for observer in self.observers:
-            observer.alert_failed(alert, send_s, dead)
+            observer.alerts_failed(alerts, send_s, dead)
 
     def target_dead(self, target_id: int, error: str, also_dead: int) -> None:
         for observer in self.observers:

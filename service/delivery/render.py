@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from consumers.events import Article, Event, JobPosting
@@ -74,3 +75,34 @@ def render_test(subscription_name: str, unsubscribe_url: str | None = None) -> M
     if unsubscribe_url:
         body += f"\n\n--\nUnsubscribe: {unsubscribe_url}"
     return Message("jobwire test alert", body, unsubscribe_url)
+
+
+def render_digest(
+    events: Sequence[Event], subscription_name: str = "", unsubscribe_url: str | None = None
+) -> Message:
+    """One message for every match since the last digest, newest first, postings then
+    articles."""
+    postings = [e for e in events if isinstance(e, JobPosting)]
+    articles = [e for e in events if isinstance(e, Article)]
+    counts = []
+    if postings:
+        counts.append(f"{len(postings)} new posting{'s' if len(postings) != 1 else ''}")
+    if articles:
+        counts.append(f"{len(articles)} new article{'s' if len(articles) != 1 else ''}")
+    about = f" for {subscription_name!r}" if subscription_name else ""
+    lines: list[str] = []
+    if postings:
+        lines.append("Postings")
+        lines.extend(
+            f"- {p.title} at {p.employer}, {p.city}" + (f" {p.url}" if p.url else "")
+            for p in postings
+        )
+    if articles:
+        if lines:
+            lines.append("")
+        lines.append("Articles")
+        lines.extend(f"- {a.headline}" + (f" {a.url}" if a.url else "") for a in articles)
+    if unsubscribe_url:
+        lines.extend(["", "--", f"Unsubscribe: {unsubscribe_url}"])
+    title = f"jobwire digest{about}: {' and '.join(counts)}"
+    return Message(title, "\n".join(lines), unsubscribe_url)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.schedule import Schedule, clock_time, quiet_hours
 from service.store.crypto import Sealer
 from service.store.schema import deliveries, subscriptions, targets, utcnow
 from service.subscriptions import Criteria, Subscription, SubscriptionIn
@@ -26,13 +27,15 @@ REMOVED_TARGET = "its target was removed from the subscription"
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionChange:
-    """A subscription as the matcher needs it: what it wants and where its alerts go."""
+    """A subscription as the matcher needs it: what it wants, where its alerts go, and when
+    (None: each alert at once, as most subscriptions have it)."""
 
     id: str
     criteria: Criteria
     target_ids: tuple[int, ...]
     wanted: bool
     updated_at: datetime
+    schedule: Schedule | None = None
 
 
 def scheme_of(url: str) -> str:
@@ -252,6 +255,7 @@ class Subscriptions:
                 target_ids=tuple(ids.get(row["id"], ())),
                 wanted=bool(row["active"] and not row["deleted"]),
                 updated_at=row["updated_at"],
+                schedule=_schedule(row),
             )
             for row in rows
         ]
@@ -303,4 +307,17 @@ def _subscription(row: Any, targets_of: list[tuple[int, str]]) -> Subscription:
 def _count(owner: str) -> Select[int]:
     return select(func.count()).where(
         subscriptions.c.owner == owner, subscriptions.c.deleted.is_(False)
+    )
+
+
+def _schedule(row: Any) -> Schedule | None:
+    """The subscription's schedule, None when its alerts all go at once."""
+    if row["frequency"] == "instant" and not row["quiet_hours"]:
+        return None
+    return Schedule(
+        frequency=row["frequency"],
+        at=clock_time(row["at"]),
+        timezone=row["timezone"],
+        weekday=row["weekday"],
+        quiet=quiet_hours(row["quiet_hours"]) if row["quiet_hours"] else None,
     )
