@@ -390,6 +390,58 @@ class LogSettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """Where Prometheus reads jobwire's metrics (`/metrics`)."""
+
+    host: str = Field(
+        "127.0.0.1",
+        description="Address of /metrics when the API is off (with the API on, /metrics is "
+        "served on the API's port).",
+    )
+    port: int = Field(
+        9464, ge=0, le=65535, description="Port of /metrics when the API is off (0: any free port)."
+    )
+    ledger_interval_s: float = Field(
+        15.0,
+        gt=0,
+        description="How often the ledger's alerts are counted by status for jobwire_ledger_rows "
+        "(a query over the whole ledger).",
+    )
+
+
+class OperatorSettings(BaseModel):
+    """Who is told when alerting itself fails: a target that stops working."""
+
+    notify: SecretStr | None = Field(
+        None,
+        description="Apprise URL that tells the operator when a target dies and when it "
+        "recovers, at most once per target a day, with the reason (unset: only the logs say so).",
+    )
+    owner_mail_url: SecretStr | None = Field(
+        None,
+        description="Apprise mailto:// or mailtos:// URL, without `to=`, through which an owner "
+        "is emailed at their user name (when it is an email address) when a target of theirs "
+        "dies and their subscription has no other target that works (unset: no email).",
+    )
+
+    @field_validator("notify", "owner_mail_url")
+    @classmethod
+    def _apprise_can_use(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        import apprise  # here, not at the top: the other settings load without its plugins
+
+        url = value.get_secret_value().strip()
+        if not apprise.Apprise().add(url):
+            raise ValueError("Apprise cannot use this URL (`apprise --details` lists the schemes)")
+        if info.field_name == "owner_mail_url":
+            if not url.startswith(("mailto://", "mailtos://")):
+                raise ValueError("must be a mailto:// or mailtos:// URL")
+            if "to=" in url:
+                raise ValueError("leave out `to=`: jobwire adds each owner's address")
+        return SecretStr(url)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="JOBWIRE_",
@@ -406,6 +458,8 @@ class Settings(BaseSettings):
     targets: TargetSettings = TargetSettings()
     limits: LimitSettings = LimitSettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    operator: OperatorSettings = OperatorSettings()
 
 
 class SettingsError(Exception):
@@ -423,7 +477,7 @@ def load_settings() -> Settings:
             # Values of these may hold credentials, so only their names are shown; nor is a
             # whole group's input, which would show every value in it.
             sensitive = any(
-                word in path for word in ("URL", "SECRET", "KEY", "PASSWORD")
+                word in path for word in ("URL", "SECRET", "KEY", "PASSWORD", "NOTIFY")
             ) or isinstance(error.get("input"), dict)
             shown = "" if sensitive else f" (got {error.get('input')!r})"
             problems.append(f"JOBWIRE_{path}: {error['msg']}{shown}")

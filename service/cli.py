@@ -334,6 +334,26 @@ async def _recent_pairs(
     return pairs
 
 
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+) -> None:
+    """One screen for an operator: instances in the group, lag per partition, last event,
+    ledger backlog by status, dead targets. Needs no running instance. Exits 1 when Kafka or
+    the store does not answer."""
+    from service.status import gather, render
+
+    settings = _settings()
+    quiet_library_logs()
+    found = _run(gather(settings))
+    if as_json:
+        typer.echo(orjson.dumps(found.as_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(render(found))
+    if not found.healthy:
+        raise typer.Exit(1)
+
+
 deliveries_app = typer.Typer(
     help="The delivery ledger: what was sent, what is waiting, what died and why."
 )

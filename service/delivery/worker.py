@@ -27,6 +27,7 @@ import structlog
 from config.settings import DeliverySettings
 from service.delivery.breaker import Admission, TargetBreaker
 from service.delivery.notifier import DeliveryFailed, Notifier
+from service.delivery.observer import DeliveryObserver, Observers
 from service.delivery.render import Message, render, render_digest
 from service.redaction import mask, scrub
 from service.store import ClaimedDelivery, Store, explain, utcnow
@@ -48,8 +49,15 @@ class Recorder:
     """The record stage: outcomes gather here and are written in one transaction every few
     milliseconds, instead of one transaction per alert."""
 
-    def __init__(self, ledger: Ledger, interval_s: float = 0.02, most: int = 500) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        interval_s: float = 0.02,
+        most: int = 500,
+        observer: DeliveryObserver | None = None,
+    ) -> None:
         self.ledger = ledger
+        self.observer = observer or Observers()
         self.interval_s = interval_s
         self.most = most
         self._outcomes = Outcomes()
@@ -118,7 +126,9 @@ class Recorder:
             log.error("delivery.record_failed", alerts=len(ids), error=explain(exc))
             return
         for target_id, error in outcomes.dead_targets.items():
-            log.error("delivery.target_dead", target_id=target_id, also_dead=also_dead, error=error)
+            died = also_dead.get(target_id, 0)
+            log.error("delivery.target_dead", target_id=target_id, also_dead=died, error=error)
+            self.observer.target_dead(target_id, error, died)
 
     def _merge(self, outcomes: Outcomes, ids: set[int]) -> None:
         mine = self._outcomes
@@ -142,8 +152,10 @@ class DeliveryWorker:
         notifier: Notifier,
         settings: DeliverySettings,
         unsubscribe_url: Callable[[str], str] | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.ledger = store.ledger
+        self.observer = observer or Observers()
         self.notifier = notifier
         self.settings = settings
         self.unsubscribe_url = unsubscribe_url
@@ -153,7 +165,7 @@ class DeliveryWorker:
             probe_timeout_s=settings.timeout_s,
             dead_hold_s=settings.backoff_cap_s,
         )
-        self.recorder = Recorder(self.ledger)
+        self.recorder = Recorder(self.ledger, observer=self.observer)
         self._wake = asyncio.Event()
         # Claimed ahead, not started yet: one claim takes many rows, not one per free slot.
         self._queue: deque[Work] = deque()
@@ -286,21 +298,24 @@ class DeliveryWorker:
             self.breaker.abandoned(first.target_id, admission)
             raise
         except DeliveryFailed as exc:
-            self._failed(work, admission, str(exc), alert)
+            self._failed(work, admission, str(exc), alert, time.perf_counter() - started)
         except Exception as exc:  # a bug in a plugin must not stop other alerts
             error = scrub(f"{type(exc).__name__}: {exc}", first.target)
-            self._failed(work, admission, error, alert)
+            self._failed(work, admission, error, alert, time.perf_counter() - started)
         else:
+            send_s = time.perf_counter() - started
             if self.breaker.succeeded(first.target_id, admission):
                 self.recorder.resume(first.target_id)
                 alert.info("delivery.target_recovered")
+                self.observer.target_recovered(first.target_id)
             now = utcnow()
             for item in work.items:
                 self.recorder.sent(item.delivery.id, now)
+            self.observer.alerts_sent(work.items, send_s)
             alert.info(
                 "delivery.sent",
                 attempt=first.attempts,
-                send_ms=round((time.perf_counter() - started) * 1000, 1),
+                send_ms=round(send_s * 1000, 1),
                 latency_ms=_ms_since(first.created_at),
             )
 
@@ -319,11 +334,14 @@ class DeliveryWorker:
         admission: Admission,
         error: str,
         alert: structlog.typing.FilteringBoundLogger,
+        send_s: float,
     ) -> None:
         first = work.items[0].delivery
         verdict = self.breaker.failed(first.target_id, admission)
         attempts = max(item.delivery.attempts for item in work.items)
-        if verdict.dead or attempts >= self.settings.max_attempts:
+        dead = verdict.dead or attempts >= self.settings.max_attempts
+        self.observer.alerts_failed(work.items, send_s, dead)
+        if dead:
             # The target failed every attempt allowed: its waiting alerts would only fail too.
             for item in work.items:
                 self.recorder.dead(item.delivery.id, error)
