@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from service.delivery.breaker import Admission, TargetBreaker, Verdict
+from service.delivery.fit import NotifyArgs, fit
 from service.delivery.notifier import (
     AppriseNotifier,
     DeliveryFailed,
@@ -10,7 +11,7 @@ from service.delivery.notifier import (
     safe_target,
     scrub,
 )
-from service.delivery.render import Message, render, render_test
+from service.delivery.render import Message, Renderer, TemplateError, render, render_test
 from service.delivery.worker import DeliveryWorker, Recorder, backoff
 
 __all__ = [
@@ -20,10 +21,14 @@ __all__ = [
     "DeliveryWorker",
     "Message",
     "Notifier",
+    "NotifyArgs",
     "Recorder",
+    "Renderer",
     "TargetBreaker",
+    "TemplateError",
     "Verdict",
     "backoff",
+    "fit",
     "render",
     "render_test",
     "safe_target",

@@ -6,6 +6,10 @@ plugin cost more than many sends, and a plugin that logs in (Matrix) would other
 again for every alert. The plugin's own throttle (a pause between two sends of one instance)
 is off, since jobwire paces a failing target itself (the breaker), and redirects are never
 followed, so a webhook host cannot bounce an alert to an address the target policy refused.
+
+What each target receives is `fit(message, plugin)` (fit.py): the format its service shows
+(email HTML with a text part, chat Markdown, else text), shortened to the service's limits.
+Emails also carry the unsubscribe link in `List-Unsubscribe` headers.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Protocol
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import apprise
 
+from service.delivery.fit import fit
 from service.delivery.render import Message
 from service.subscriptions import masked
 
@@ -57,32 +62,37 @@ class AppriseNotifier:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _sender(self, target: str) -> apprise.Apprise:
-        """This thread's Apprise for `target`, made once and kept (least recently used go)."""
+    def _sender(self, url: str, target: str) -> apprise.Apprise:
+        """This thread's Apprise for `url` (the `target` as sent), made once and kept (least
+        recently used go)."""
         senders: OrderedDict[str, apprise.Apprise] | None = getattr(self._local, "senders", None)
         if senders is None:
             senders = self._local.senders = OrderedDict()
-        sender = senders.get(target)
+        sender = senders.get(url)
         if sender is not None:
-            senders.move_to_end(target)
+            senders.move_to_end(url)
             return sender
         sender = apprise.Apprise(asset=_ASSET)
-        if not sender.add(target):
+        if not sender.add(url):
             raise DeliveryFailed(f"Apprise cannot use this target: {safe_target(target)}")
         for plugin in sender:
             plugin.request_rate_per_sec = 0  # no pause between two alerts to one target
             plugin.redirects = False  # whatever the URL says (?redirect=yes)
-        senders[target] = sender
+            # fit() makes every message fit whole; one that still did not is better refused
+            # (a failed delivery, recorded) than cut mid-word or split into parts.
+            plugin.overflow_mode = apprise.OverflowMode.UPSTREAM
+        senders[url] = sender
         if len(senders) > PLUGINS_PER_THREAD:
             senders.popitem(last=False)
         return sender
 
     def _send_blocking(self, target: str, message: Message) -> None:
-        # TEXT: our bodies are plain text; Apprise would otherwise read them as HTML and an
-        # email's text part would lose its line breaks.
-        result = self._sender(target).notify(
-            title=message.title, body=message.body, body_format=apprise.NotifyFormat.TEXT
-        )
+        url = target
+        if message.unsubscribe_url:
+            url = with_unsubscribe_headers(target, message.unsubscribe_url)
+        sender = self._sender(url, target)
+        args = fit(message, next(iter(sender)))
+        result = sender.notify(title=args.title, body=args.body, body_format=args.body_format)
         if not result:
             reasons = [
                 entry.message for entry in result.logs() if entry.level in {"WARNING", "ERROR"}
@@ -90,6 +100,33 @@ class AppriseNotifier:
             raise DeliveryFailed(
                 scrub("; ".join(reasons) or "the target refused the alert", target)
             )
+
+
+# Schemes of Apprise's email plugin, which turns `+Name=value` URL parameters into headers.
+EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
+_UNSUBSCRIBE_HEADERS = ("+list-unsubscribe", "+list-unsubscribe-post")
+
+
+def with_unsubscribe_headers(url: str, link: str) -> str:
+    """`url` with `List-Unsubscribe: <link>` and `List-Unsubscribe-Post: List-Unsubscribe=
+    One-Click` (RFC 2369, RFC 8058) when it is an email target; other targets unchanged.
+
+    The same as the security branch's `service.unsubscribe.with_unsubscribe_headers`, which
+    this gives way to once both are merged. Headers of the same name the user set are
+    replaced, so a target cannot advertise another unsubscribe address.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in EMAIL_SCHEMES:
+        return url
+    base, _, query = url.partition("?")
+    kept = [
+        pair
+        for pair in query.split("&")
+        if pair and unquote(pair.partition("=")[0]).lower() not in _UNSUBSCRIBE_HEADERS
+    ]
+    kept.append("%2BList-Unsubscribe=" + quote(f"<{link}>", safe=""))
+    kept.append("%2BList-Unsubscribe-Post=" + quote("List-Unsubscribe=One-Click", safe=""))
+    return f"{base}?{'&'.join(kept)}"
 
 
 # One asset for every plugin: redirects off (the plugins read it as their default).
