@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 
 _INLINE = re.compile(r"([\\`*_\[\]])")
+_ANY = re.compile(r"[\\`*_\[\]<>]|^\s*(?:[#+\-]|\d+[.)])", re.MULTILINE)
 _BLOCK_START = re.compile(r"^(\s*)([#+\-]|\d+[.)])", re.MULTILINE)
-_URL_UNSAFE = {" ": "%20", "(": "%28", ")": "%29", "<": "%3C", ">": "%3E"}
+_URL_UNSAFE = str.maketrans({" ": "%20", "(": "%28", ")": "%29", "<": "%3C", ">": "%3E"})
 
 
 class MarkdownText(str):
@@ -26,7 +27,10 @@ class MarkdownText(str):
 def escape(value: object) -> MarkdownText:
     if isinstance(value, MarkdownText):
         return value
-    text = _INLINE.sub(r"\\\1", str(value)).replace("<", "&lt;").replace(">", "&gt;")
+    text = str(value)
+    if not _ANY.search(text):
+        return MarkdownText(text)  # most values: one scan instead of four
+    text = _INLINE.sub(r"\\\1", text).replace("<", "&lt;").replace(">", "&gt;")
     return MarkdownText(_BLOCK_START.sub(_escape_block_start, text))
 
 
@@ -44,7 +48,7 @@ def link(label: object, url: object) -> MarkdownText:
     """
     if not url:
         return escape(label)
-    target = "".join(_URL_UNSAFE.get(ch, ch) for ch in str(url))
+    target = str(url).translate(_URL_UNSAFE)
     return MarkdownText(f"[{escape(label)}]({target})")
 
 
@@ -52,4 +56,6 @@ def finalize(value: object) -> object:
     """Jinja's `finalize` for Markdown templates: escape every printed value not already safe."""
     if isinstance(value, MarkdownText):
         return value
+    if hasattr(value, "__markdown__"):
+        return MarkdownText(value.__markdown__())
     return escape(value)
