@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from typing import Protocol
 from urllib.parse import quote, unquote
 
 import apprise
+from apprise.plugins.matrix import NotifyMatrix
 
 from service.delivery.fit import fit
 from service.delivery.render import Message
@@ -91,7 +93,13 @@ class AppriseNotifier:
         if message.unsubscribe_url:
             url = with_unsubscribe_headers(target, message.unsubscribe_url)
         sender = self._sender(url, target)
-        args = fit(message, next(iter(sender)))
+        plugin = next(iter(sender))
+        if isinstance(plugin, NotifyMatrix):
+            # Apprise 2.3.0 never advances the transaction id of a token URL (matrix://TOKEN@…):
+            # Synapse takes every later send for a retry of the first and drops it, while
+            # Apprise reports success. A fresh id makes each send a new event.
+            plugin.transaction_id = secrets.randbits(62)  # an int: Apprise adds 1 to it
+        args = fit(message, plugin)
         result = sender.notify(title=args.title, body=args.body, body_format=args.body_format)
         if not result:
             reasons = [
