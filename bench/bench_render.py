@@ -133,17 +133,13 @@ def main() -> None:
     baseline = digests_per_second(Renderer(entry_cache=0), subs[: args.baseline])
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(
-        f"  digests, one body each:      {digests:>8,.0f}/s  ({digests / GOAL:.2f}× the goal of {GOAL:,}/s)"
-    )
+    goal = f"{digests / GOAL:.2f}× the goal of {GOAL:,}/s"
+    print(f"  digests, one body each:      {digests:>8,.0f}/s  ({goal})")
     print(f"  digests, all three bodies:   {every_body:>8,.0f}/s")
-    print(
-        f"  instant alerts, one body:    {instants:>8,.0f}/s  (digests/instant alerts: {digests / instants:.2f})"
-    )
-    print(
-        f"  baseline, no entry cache:    {baseline:>8,.0f}/s  (the cache: {digests / baseline:.1f}× "
-        f"faster; over {args.baseline:,} digests)"
-    )
+    ratio = f"digests/instant alerts: {digests / instants:.2f}"
+    print(f"  instant alerts, one body:    {instants:>8,.0f}/s  ({ratio})")
+    cache = f"the cache: {digests / baseline:.1f}× faster; over {args.baseline:,} digests"
+    print(f"  baseline, no entry cache:    {baseline:>8,.0f}/s  ({cache})")
     print(f"  peak RSS {rss_mb:,.0f} MB")
 
 
