@@ -224,3 +224,16 @@ def test_email_targets_carry_the_unsubscribe_link_in_list_unsubscribe_headers() 
     assert headers["List-Unsubscribe"] == f"<{UNSUBSCRIBE}>"
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert with_unsubscribe_headers(TARGETS["json"], UNSUBSCRIBE) == TARGETS["json"]
+
+
+@pytest.mark.parametrize(("name", "body"), [("email", "html"), ("slack", "md"), ("ntfy", "txt")])
+def test_only_the_body_a_target_takes_is_rendered(name: str, body: str) -> None:
+    rendered: list[str] = []
+
+    def render(fmt: str) -> str:
+        rendered.append(fmt)
+        return {"txt": "3 new jobs", "html": "<p>3 new jobs</p>", "md": "**3** new jobs"}[fmt]
+
+    fit(Message("Digest", render=render), plugin(TARGETS[name]))
+
+    assert rendered == [body]

@@ -195,11 +195,12 @@ def _source_format(message: Message, plugin: Any) -> NotifyFormat:
     """The richest of the message's formats the service takes: Markdown, then HTML, then text."""
     declared = _declared(plugin)
     wanted = NotifyFormat.TEXT
-    if message.markdown and NotifyFormat.MARKDOWN in declared:
+    if NotifyFormat.MARKDOWN in declared:
         wanted = NotifyFormat.MARKDOWN
-    elif message.html and NotifyFormat.HTML in declared:
+    elif NotifyFormat.HTML in declared:
         wanted = NotifyFormat.HTML
-    resolved: NotifyFormat = plugin.resolve_format(wanted)  # the user's ?format= wins
+    # The user's ?format= wins; only the body sent is rendered (a message renders on reading).
+    resolved: NotifyFormat = plugin.resolve_format(wanted)
     if resolved == NotifyFormat.MARKDOWN and message.markdown:
         return NotifyFormat.MARKDOWN
     if resolved == NotifyFormat.HTML and message.html:

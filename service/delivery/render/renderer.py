@@ -47,6 +47,7 @@ from config.settings import TemplateSettings
 from consumers.events import Event, JobPosting
 from service.delivery.render import markdown
 from service.delivery.render.message import Format, Message
+from service.delivery.render.samples import sample_renders
 from service.delivery.render.views import ArticleView, PostingView, shorten_words, view
 
 DEFAULTS = Path(__file__).with_name("templates")
@@ -80,7 +81,7 @@ class TemplateError(Exception):
 
 # A digest entry: its place (newest first), then the event in each format.
 Entry = tuple[float, str, Markup, markdown.MarkdownText]
-_PICK = {fmt: operator.itemgetter(index) for index, fmt in enumerate(("txt", "html", "md"), 1)}
+_PICK = {fmt: operator.itemgetter(index) for index, fmt in enumerate(FORMATS, 1)}
 
 
 class Renderer:
@@ -95,9 +96,10 @@ class Renderer:
             _refuse_unknown_files(templates_dir)
             loaders.insert(0, FileSystemLoader(templates_dir))
         loader = ChoiceLoader(loaders)
+        text = _environment(loader)
         environments = {
-            "title": _environment(loader),
-            "txt": _environment(loader),
+            "title": text,
+            "txt": text,
             "html": _environment(loader, autoescape=True),
             "md": _environment(loader, finalize=markdown.finalize),
         }
@@ -294,8 +296,6 @@ class Renderer:
 
         Called at start, so a broken override stops `jobwire run` instead of failing alerts.
         """
-        from service.delivery.render.samples import sample_renders
-
         problems: list[str] = []
         files = {str(template.filename) for template in self._templates.values()}
         try:
@@ -303,8 +303,8 @@ class Renderer:
                 try:
                     message = render()
                     parts = (message.title, message.body, message.html, message.markdown)
-                except (JinjaError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
-                    problem = _located(exc, files, DEFAULTS)
+                except Exception as exc:  # whatever a template raises, it is reported here
+                    problem = _located(exc, files)
                     if problem not in problems:
                         problems.append(problem)
                     continue
@@ -457,7 +457,7 @@ def _refuse_unknown_files(directory: Path) -> None:
         )
 
 
-def _located(exc: BaseException, files: set[str], defaults: Path) -> str:
+def _located(exc: BaseException, files: set[str]) -> str:
     """`file:line: what` for an error raised while rendering: the innermost template frame."""
     if isinstance(exc, TemplateSyntaxError):  # in a template included at render time
         return f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}"
