@@ -73,16 +73,15 @@ async def _serve(store_url: str, key_queue: multiprocessing.Queue[tuple[str, str
     store = await Store.open(store_url)
     created = await add_user(store, f"bench-{time.time_ns()}")
     assert created is not None
+    policy = TargetPolicy(["slack", "mailtos"])
     api = create_api(
         ApiContext(
             store=store,
             registry=SubscriptionRegistry(
-                store,
-                TargetPolicy(["slack", "mailtos"]),
-                LimitSettings(subscriptions_per_user=10**9),
+                store, policy, LimitSettings(subscriptions_per_user=10**9)
             ),
             links=UnsubscribeLinks(b"bench", "http://127.0.0.1"),
-            notifier=AppriseNotifier(concurrency=2, timeout_s=5),
+            notifier=AppriseNotifier(policy, concurrency=2, timeout_s=5),
             operator_key=None,
             kafka_connected=lambda: True,
         )

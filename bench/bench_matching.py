@@ -6,7 +6,7 @@ Each size runs in its own process (one core, one thread), so its peak RSS is its
 synthetic data is seeded: employers from 3,000 names, cities from 3,000, title phrases of 1-3
 words from a 2,000-word vocabulary, a mix of field combinations, 10% with an exclude; postings
 shaped like the samples (a fifth from a subscribed employer) and articles of about 600 words.
-Besides the plain-scan baseline (`service.matching.Scan`, the rules as written, one
+Besides the plain-scan baseline (`service.matching.rules.Scan`, the rules as written, one
 subscription after another), each size measures the index again with every matching id read
 as a string, as the service reads them. Figures are printed, never asserted.
 """

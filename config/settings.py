@@ -244,6 +244,10 @@ class DeliverySettings(BaseModel):
     timeout_s: float = Field(30.0, gt=0, description="Longest one send may take.")
 
 
+# An operator key is tried on every request without a user key: it must not be guessable.
+MIN_OPERATOR_KEY = 32
+
+
 class ApiSettings(BaseModel):
     """The subscriptions API that `jobwire run` serves."""
 
@@ -256,13 +260,25 @@ class ApiSettings(BaseModel):
         "(default: http://HOST:PORT).",
     )
     operator_key: SecretStr | None = Field(
-        None, description="API key that may manage every user's subscriptions (unset: none)."
+        None,
+        description="API key that may manage every user's subscriptions (unset: none); at "
+        f"least {MIN_OPERATOR_KEY} characters, e.g. `openssl rand -base64 32`.",
     )
     signing_secret: SecretStr | None = Field(
         None,
         description="Secret that signs unsubscribe links (unset: one is generated once and "
         "kept in the store, shared by every instance).",
     )
+
+    @field_validator("operator_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < MIN_OPERATOR_KEY:
+            raise ValueError(
+                f"the operator key must be at least {MIN_OPERATOR_KEY} characters long; "
+                "make one with `openssl rand -base64 32`"
+            )
+        return key
 
 
 # The schemes most people alert through; an operator narrows or widens the list. Each must be
@@ -287,8 +303,14 @@ class TargetSettings(BaseModel):
         description="Allow targets on loopback, private, link-local and metadata addresses "
         "(only for a trusted, single-user setup).",
     )
+    unchecked_schemes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated allowed schemes jobwire cannot tell the destination of "
+        "when a target is saved, accepted anyway (each send is still checked); see "
+        "docs/security.md.",
+    )
 
-    @field_validator("allowed_schemes", mode="before")
+    @field_validator("allowed_schemes", "unchecked_schemes", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -333,6 +355,18 @@ class LimitSettings(BaseModel):
     )
     values_per_field: int = Field(
         20, ge=1, le=100, description="Values in each of employers, titles, cities, exclude."
+    )
+    failed_auth_per_minute: float = Field(
+        10,
+        gt=0,
+        description="Requests with a wrong API key one client address may make a minute "
+        "before it gets 429 (per instance).",
+    )
+    tests_per_minute: float = Field(
+        3, gt=0, description="Test alerts (POST .../test) one user may send a minute."
+    )
+    requests_per_minute: float = Field(
+        600, gt=0, description="API requests one key may make a minute (per instance)."
     )
 
 

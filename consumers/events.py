@@ -6,21 +6,84 @@ must not change without a new topic or version.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+# Every limit the store has is enforced here, so an event this schema accepts can always be
+# stored, on SQLite and PostgreSQL alike, and one it refuses goes to the dead-letter topic with
+# the field named. Before, a 201-character id passed the schema, failed PostgreSQL's
+# varchar(200) insert, and the consumer restarted on that one event forever.
+MAX_ID = 200  # deliveries.event_id and events.id are varchar(200)
+MAX_NAME = 500  # employer, title, city, headline, byline, contract, a company or a city
+MAX_URL = 2048
+MAX_BODY = 100_000  # a Kafka message is at most 1 MB by default; the alert shows 400 characters
+MAX_LIST = 100  # companies, cities
+# published_at is shown and compared, never used to schedule: a plausible range is enough.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f]")
+
+
+def _no_controls(value: str) -> str:
+    # PostgreSQL refuses NUL in text and JSON; other control characters would end up in an
+    # alert's subject or a chat line, where they do not belong. (A regular expression: a loop
+    # over the characters in Python cost a third of ingest.)
+    if _CONTROLS.search(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    # A body may have line breaks and tabs, but never NUL (PostgreSQL refuses it).
+    if "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
+
+
+def _plausible(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if not EARLIEST <= aware < LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
+    return moment
+
+
+Id = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID),
+    AfterValidator(_no_controls),
+]
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME),
+    AfterValidator(_no_controls),
+]
+OptionalText = Annotated[str, StringConstraints(max_length=MAX_NAME), AfterValidator(_no_controls)]
+Url = Annotated[str, StringConstraints(max_length=MAX_URL), AfterValidator(_no_controls)]
+Body = Annotated[str, StringConstraints(max_length=MAX_BODY), AfterValidator(_no_nul)]
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    id: Text
-    url: str | None = None
-    published_at: datetime | None = None
+    id: Id
+    url: Url | None = None
+    published_at: Annotated[datetime | None, AfterValidator(_plausible)] = None
 
 
 class JobPosting(_Event):
@@ -30,7 +93,7 @@ class JobPosting(_Event):
     employer: Text
     title: Text
     city: Text
-    contract: str | None = None
+    contract: OptionalText | None = None
 
 
 class Article(_Event):
@@ -38,10 +101,10 @@ class Article(_Event):
 
     kind: Literal["article"] = "article"
     headline: Text
-    byline: str | None = None
-    body: str = ""
-    companies: list[str] = Field(default_factory=list)
-    cities: list[str] = Field(default_factory=list)
+    byline: OptionalText | None = None
+    body: Body = ""
+    companies: list[OptionalText] = Field(default_factory=list, max_length=MAX_LIST)
+    cities: list[OptionalText] = Field(default_factory=list, max_length=MAX_LIST)
 
 
 Event = JobPosting | Article

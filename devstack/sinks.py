@@ -283,6 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         reply = b'{"ok": true}' if status < 300 else b'{"ok": false}'
         self.send_response(status)
+        location = self.server.sink.redirect_location
+        if 300 <= status < 400 and location is not None:
+            self.send_header("Location", location)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(reply)))
         self.end_headers()
@@ -305,7 +308,8 @@ class HttpSink:
 
     ``requests`` holds what was accepted; while ``fail_with(status)`` is in force requests are
     answered with that status and counted in ``rejected`` instead, so ``wait_for`` counts only
-    what a chat user would actually have seen.
+    what a chat user would actually have seen. ``redirect_to(url)`` makes it a redirector:
+    every request is answered ``307 Location: url`` (and counted in ``rejected``).
     """
 
     def __init__(self, port: int = 0) -> None:
@@ -313,6 +317,7 @@ class HttpSink:
         self._inbox: _Inbox[ReceivedRequest] = _Inbox()
         self._lock = threading.Lock()
         self._fail_status: int | None = None
+        self._redirect: str | None = None
         self._rejected = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -345,6 +350,17 @@ class HttpSink:
         """Answer every request with ``status`` (e.g. 500) from now on; ``None`` heals it."""
         with self._lock:
             self._fail_status = status
+
+    def redirect_to(self, location: str | None, status: int = 307) -> None:
+        """Answer every request with a redirect to ``location``; ``None`` stops redirecting."""
+        with self._lock:
+            self._redirect = location
+            self._fail_status = status if location is not None else None
+
+    @property
+    def redirect_location(self) -> str | None:
+        with self._lock:
+            return self._redirect
 
     def _answer(self, request: ReceivedRequest) -> int:
         """Called by the server thread for each request: keep it, and say what to answer."""

@@ -22,10 +22,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from config.settings import LimitSettings
 from service import personal_data
 from service.accounts import Actor, authenticate
 from service.delivery import Notifier
+from service.rate_limits import RateLimit, retry_after
 from service.registry import (
     LimitReached,
     NotFound,
@@ -99,6 +102,23 @@ class _Unauthorized(Exception):
     pass
 
 
+class _TooMany(Exception):
+    """A rate limit was reached: 429 with Retry-After."""
+
+    def __init__(self, detail: str, wait_s: float) -> None:
+        super().__init__(detail)
+        self.wait_s = wait_s
+
+
+@dataclass(frozen=True)
+class _RateLimits:
+    """Per instance (see service/rate_limits.py)."""
+
+    failed_auth: RateLimit  # per client address: wrong keys
+    requests: RateLimit  # per key
+    tests: RateLimit  # per user: test alerts are real messages to real people
+
+
 _bearer = HTTPBearer(auto_error=False, description="An API key from `jobwire users add`.")
 
 
@@ -110,9 +130,23 @@ async def _caller(
     if credentials is None:
         raise _Unauthorized("send your API key as 'Authorization: Bearer KEY'")
     ctx: ApiContext = request.app.state.ctx
+    limits: _RateLimits = request.app.state.rate_limits
+    address = request.client.host if request.client else "unknown"
+    # Refused before the key is looked at: answering a right key while refusing wrong ones
+    # would still tell a guesser which key is right.
+    wait = limits.failed_auth.wait(address)
+    if wait:
+        log.warning("api.auth_throttled", client=address)
+        raise _TooMany(
+            "too many requests with a wrong API key from this address; try again later", wait
+        )
     actor = await authenticate(ctx.store, credentials.credentials, ctx.operator_key)
     if actor is None:
+        limits.failed_auth.take(address)
         raise _Unauthorized("this API key is not valid; ask the operator for a new one")
+    wait = limits.requests.take(actor.user_id or "operator")
+    if wait:
+        raise _TooMany("too many requests with this API key; slow down", wait)
     return actor
 
 
@@ -128,6 +162,21 @@ def create_api(ctx: ApiContext) -> FastAPI:
         "with their passwords and tokens masked.",
     )
     api.state.ctx = ctx
+    # No context: building the OpenAPI document only (tests/test_api_fuzz.py).
+    limits = ctx.registry.limits if ctx is not None else LimitSettings()
+    api.state.rate_limits = _RateLimits(
+        failed_auth=RateLimit(limits.failed_auth_per_minute),
+        requests=RateLimit(limits.requests_per_minute),
+        tests=RateLimit(limits.tests_per_minute),
+    )
+    # Outermost, so it counts the bytes of every request before anything reads them.
+    api.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+
+    @api.exception_handler(_TooMany)
+    async def _too_many(_: Request, exc: _TooMany) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=429, headers={"Retry-After": retry_after(exc.wait_s)}
+        )
 
     @api.exception_handler(_Unauthorized)
     async def _unauthorized(_: Request, exc: _Unauthorized) -> JSONResponse:
@@ -150,19 +199,6 @@ def create_api(ctx: ApiContext) -> FastAPI:
     @api.exception_handler(LimitReached)
     async def _limit(_: Request, exc: LimitReached) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @api.middleware("http")
-    async def _limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # A subscription is a few kilobytes; anything far larger is a mistake or an attack.
-        declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-            return JSONResponse(
-                {"detail": f"the body must be at most {MAX_BODY_BYTES // 1024} KiB"},
-                status_code=413,
-            )
-        return await call_next(request)
 
     @api.middleware("http")
     async def _log_request(
@@ -225,9 +261,20 @@ def create_api(ctx: ApiContext) -> FastAPI:
         log.info("subscription.deleted", subscription_id=subscription_id, user=actor.name)
         return Response(status_code=204)
 
-    @api.post("/subscriptions/{subscription_id}/test", responses=ERRORS, tags=["subscriptions"])
+    @api.post(
+        "/subscriptions/{subscription_id}/test",
+        responses={**ERRORS, 429: {"model": Error, "description": "Too many test alerts."}},
+        tags=["subscriptions"],
+    )
     async def test_subscription(subscription_id: str, actor: Caller) -> TestReport:
-        """Send one test alert to each target and say, per target, whether it arrived."""
+        """Send one test alert to each target and say, per target, whether it arrived.
+
+        A few a minute per user (`JOBWIRE_LIMITS__TESTS_PER_MINUTE`): each is a real message.
+        """
+        await ctx.registry.get(actor, subscription_id)  # a wrong id costs no test
+        wait = api.state.rate_limits.tests.take(actor.user_id or "operator")
+        if wait:
+            raise _TooMany("too many test alerts; wait before sending another", wait)
         results = await ctx.registry.send_test(
             actor, subscription_id, ctx.notifier, ctx.links.url(subscription_id)
         )
@@ -262,15 +309,41 @@ def create_api(ctx: ApiContext) -> FastAPI:
         return Response(status_code=204)
 
     @api.get("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
-    async def unsubscribe(token: str) -> HTMLResponse:
-        """Pause the subscription an alert's signed link names; no login needed."""
+    async def unsubscribe_page(token: str) -> HTMLResponse:
+        """Ask whether to stop the alerts of the subscription an alert's signed link names.
+
+        Only asks: link scanners and chat unfurlers open every link they see, and must not
+        unsubscribe anyone. The page's button POSTs to the same address.
+        """
         subscription_id = ctx.links.verify(token)
         if subscription_id is None:
-            return _page(
-                "Link not valid",
-                "This unsubscribe link is not valid. Use the link from an alert as it is.",
-                status_code=404,
-            )
+            return _invalid_link()
+        found = await ctx.store.subscriptions.get(subscription_id)
+        if found is None:
+            return _page("Already gone", "This subscription was deleted; it sends no more alerts.")
+        what = f"“{found.name}”" if found.name else "this subscription"
+        if not found.active:
+            return _page("Unsubscribed", f"You get no alerts for {what}.")
+        return _page(
+            "Unsubscribe?",
+            f"Stop the alerts for {what}?",
+            form=(
+                "<form method=post>"
+                "<input type=hidden name=List-Unsubscribe value=One-Click>"
+                "<button type=submit>Unsubscribe</button></form>"
+            ),
+        )
+
+    @api.post("/unsubscribe/{token}", response_class=HTMLResponse, tags=["unsubscribe"])
+    async def unsubscribe(token: str) -> HTMLResponse:
+        """Pause the subscription an alert's signed link names; no login needed.
+
+        The confirmation page's button and a mail client's one-click unsubscribe (RFC 8058,
+        body `List-Unsubscribe=One-Click`) both come here.
+        """
+        subscription_id = ctx.links.verify(token)
+        if subscription_id is None:
+            return _invalid_link()
         found = await ctx.store.subscriptions.set_active(subscription_id, False)
         if found is None:
             return _page("Already gone", "This subscription was deleted; it sends no more alerts.")
@@ -316,14 +389,87 @@ async def _store_reachable(store: Store) -> bool:
     return True
 
 
-def _page(title: str, text: str, status_code: int = 200) -> HTMLResponse:
+def _page(title: str, text: str, status_code: int = 200, form: str = "") -> HTMLResponse:
     body = (
         "<!doctype html><html lang=en><meta charset=utf-8>"
+        "<meta name=robots content=noindex>"
         f"<title>jobwire: {html.escape(title)}</title>"
         "<body style='font-family:sans-serif;max-width:36em;margin:4em auto'>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></body></html>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{form}</body></html>"
     )
-    return HTMLResponse(body, status_code=status_code)
+    # No caching and no referrer: the page's address holds the token.
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    return HTMLResponse(body, status_code=status_code, headers=headers)
+
+
+def _invalid_link() -> HTMLResponse:
+    return _page(
+        "Link not valid",
+        "This unsubscribe link is not valid. Use the link from an alert as it is.",
+        status_code=404,
+    )
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, counting the bytes as they arrive.
+
+    Content-Length alone is not enough: a chunked request has none, and FastAPI reads a body
+    before it checks the API key, so 100 MB sent unauthenticated was read whole (the process
+    grew from 115 MB to 422 MB). A pure ASGI middleware, so nothing buffers the body first.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI passes an HTTPException raised while it reads the body on as it
+                    # is (any other exception would become a 400).
+                    raise HTTPException(413, self._detail())
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except HTTPException as exc:
+            if exc.status_code != 413 or started:
+                raise
+            await self._refuse(send)
+
+    def _detail(self) -> str:
+        return f"the body must be at most {self.max_bytes // 1024} KiB"
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse({"detail": self._detail()}, status_code=413)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [*response.raw_headers, (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -47,8 +47,9 @@ class Service:
         store = await Store.open(
             settings.store.url, settings.store.auto_migrate, settings.store.keys()
         )
+        policy = TargetPolicy.from_settings(settings.targets)
         notifier = self._notifier or AppriseNotifier(
-            settings.delivery.concurrency, settings.delivery.timeout_s
+            policy, settings.delivery.concurrency, settings.delivery.timeout_s
         )
         live = self.live = LiveSubscriptions(store)
         await live.refresh()
@@ -81,14 +82,13 @@ class Service:
                 Retention(store.engine, settings.retention).run(stop), name="retention"
             ),
         ]
+        # Test alerts check every connection at send time (service/egress.py).
         if sock is not None:
             operator_key = settings.api.operator_key
             api = create_api(
                 ApiContext(
                     store=store,
-                    registry=SubscriptionRegistry(
-                        store, TargetPolicy.from_settings(settings.targets), settings.limits
-                    ),
+                    registry=SubscriptionRegistry(store, policy, settings.limits),
                     links=links,
                     notifier=notifier,
                     operator_key=operator_key.get_secret_value() if operator_key else None,

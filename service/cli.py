@@ -147,6 +147,25 @@ def subscribe(
         typer.Option("--kind", "-k", help="posting or article (default: both). Repeatable."),
     ] = None,
     name: Annotated[str, typer.Option(help="A name to recognise the subscription by.")] = "",
+    frequency: Annotated[
+        Literal["instant", "hourly", "daily", "weekly"],
+        typer.Option(help="Each alert at once, or one digest an hour, a day or a week."),
+    ] = "instant",
+    at: Annotated[
+        str, typer.Option(help="Local time of a daily or weekly digest, HH:MM.")
+    ] = "08:00",
+    timezone: Annotated[str, typer.Option(help="Your IANA time zone, e.g. Europe/Paris.")] = "UTC",
+    weekday: Annotated[
+        Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"],
+        typer.Option(help="Day of a weekly digest."),
+    ] = "monday",
+    quiet: Annotated[
+        str | None,
+        typer.Option(
+            help="Quiet hours, HH:MM-HH:MM local (e.g. 22:00-07:00): alerts then wait and go "
+            "out as one digest when they end."
+        ),
+    ] = None,
 ) -> None:
     """Subscribe to postings and articles; prints the new subscription's id.
 
@@ -160,6 +179,11 @@ def subscribe(
         "exclude": exclude or [],
         "notify": notify,
         "name": name,
+        "frequency": frequency,
+        "at": at,
+        "timezone": timezone,
+        "weekday": weekday,
+        "quiet_hours": quiet,
     }
     if kind:
         fields["kinds"] = kind
@@ -194,7 +218,7 @@ def subscriptions(
             if public[field]
         )
         state = "" if sub.active else " (paused)"
-        typer.echo(f"{sub.id}{state}  {wants}  kinds={','.join(sub.kinds)}")
+        typer.echo(f"{sub.id}{state}  {wants}  kinds={','.join(sub.kinds)}  {public['schedule']}")
         for target in public["notify"]:
             typer.echo(f"    -> {target}")
     if not found and not as_json:
@@ -284,11 +308,18 @@ def match(
             pairs = _run(_with_store(settings, lambda store: _recent_pairs(store, subs, look_back)))
     except InputError as exc:
         raise _fail(str(exc)) from None
+    # A digest or quiet hours are shown with the match: when it would be sent.
+    schedules = {
+        sub.id: schedule.describe()
+        for sub in read_subscriptions(subscriptions)
+        if not (schedule := sub.schedule()).is_plain
+    }
     out = sys.stdout
     for event_id, subscription_id in pairs:
-        out.write(
-            orjson.dumps({"event_id": event_id, "subscription_id": subscription_id}).decode() + "\n"
-        )
+        line: dict[str, str] = {"event_id": event_id, "subscription_id": subscription_id}
+        if subscription_id in schedules:
+            line["schedule"] = schedules[subscription_id]
+        out.write(orjson.dumps(line).decode() + "\n")
 
 
 async def _recent_pairs(
@@ -323,7 +354,7 @@ def deliveries(
     """Show alerts in the ledger, newest first, targets masked."""
     if ctx.invoked_subcommand:
         return
-    from service.delivery import safe_target
+    from service.redaction import mask, scrub
 
     settings = _settings()
     rows = _run(
@@ -335,18 +366,24 @@ def deliveries(
             "status": row.status,
             "subscription_id": row.subscription_id,
             "event": f"{row.event_kind}:{row.event_id}",
-            "target": safe_target(row.target),
+            "target": mask(row.target),
             "attempts": row.attempts,
+            "digest": row.digest,
+            "digest_id": row.digest_id,
             "created_at": row.created_at.isoformat() + "Z",
-            "last_error": row.last_error,
+            # Scrubbed again: a row recorded by an older jobwire may hold what it did not mask.
+            "last_error": scrub(row.last_error, row.target) if row.last_error else None,
         }
         if as_json:
             typer.echo(orjson.dumps(shown).decode())
         else:
-            error = f"  error: {row.last_error}" if row.last_error else ""
+            error = f"  error: {shown['last_error']}" if row.last_error else ""
+            digest = ""
+            if row.digest:
+                digest = f" digest={row.digest_id}" if row.digest_id else " digest=(waiting)"
             typer.echo(
-                f"{row.id:>6} {row.status:<8} {shown['event']:<30} attempts={row.attempts} "
-                f"{shown['target']}{error}"
+                f"{row.id:>6} {row.status:<8} {shown['event']:<30} attempts={row.attempts}"
+                f"{digest} {shown['target']}{error}"
             )
 
 
@@ -361,6 +398,25 @@ def deliveries_retry(
     settings = _settings()
     count = _run(_with_store(settings, lambda store: store.ledger.requeue(None if dead else ids)))
     typer.echo(f"re-queued {count} alert(s)")
+
+
+digests_app = typer.Typer(
+    help="Digests: alerts of daily, hourly and weekly subscriptions (and quiet hours) wait in "
+    "the ledger until their time, then go out as one message per subscription and target."
+)
+app.add_typer(digests_app, name="digests")
+
+
+@digests_app.command("send-now")
+def digests_send_now(
+    subscription: Annotated[
+        str | None, typer.Option(help="Only this subscription's digest (default: all).")
+    ] = None,
+) -> None:
+    """Make waiting digests due now: the running service sends them within a second."""
+    settings = _settings()
+    count = _run(_with_store(settings, lambda store: store.ledger.send_digests_now(subscription)))
+    typer.echo(f"{count} alert(s) in waiting digests are due now")
 
 
 users_app = typer.Typer(

@@ -9,14 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from consumers.events import AnyEvent, describe_errors
 from service.matching import Matcher
-from service.subscriptions import Criteria
+from service.subscriptions import Criteria, ScheduleFields
 
 
 class InputError(Exception):
     """A file that cannot be read as subscriptions or events; says where and what."""
 
 
-class OfflineSubscription(Criteria):
+class OfflineSubscription(Criteria, ScheduleFields):
     """A subscription as the API takes it; targets are optional and not checked here."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")

@@ -14,14 +14,14 @@ from typing import Any
 
 import structlog
 
-from service.delivery import safe_target
+from service.redaction import mask, scrub
 from service.store import Erased, Store, User
 
 log = structlog.get_logger("jobwire.personal_data")
 
 
 async def export(store: Store, user: User, full_targets: bool = False) -> dict[str, Any]:
-    shown = (lambda url: url) if full_targets else safe_target
+    shown = (lambda url: url) if full_targets else mask
     subscriptions = await store.subscriptions.all(owner=user.id)
     rows = await store.ledger.recent(owner=user.id, limit=None)
     log.info("user.exported", user_id=user.id, full_targets=full_targets)
@@ -41,7 +41,9 @@ async def export(store: Store, user: User, full_targets: bool = False) -> dict[s
                 "attempts": row.attempts,
                 "created_at": _time(row.created_at),
                 "sent_at": _time(row.sent_at),
-                "last_error": row.last_error,
+                "last_error": row.last_error
+                if full_targets or not row.last_error
+                else scrub(row.last_error, row.target),
             }
             for row in rows
         ],

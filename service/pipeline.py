@@ -16,7 +16,8 @@ import structlog
 
 from consumers.events import Event
 from service.matching import Matcher
-from service.store import Match, Store, explain
+from service.schedule import Schedule
+from service.store import Match, Store, explain, utcnow
 
 log = structlog.get_logger("jobwire.pipeline")
 
@@ -33,6 +34,8 @@ class LiveSubscriptions:
         self.matcher = Matcher()
         # Each subscription's target ids: what its ledger rows will name.
         self.targets: dict[str, tuple[int, ...]] = {}
+        # Subscriptions whose alerts wait for a digest or the end of quiet hours.
+        self.schedules: dict[str, Schedule] = {}
         self._seen: datetime | None = None
 
     async def refresh(self) -> int:
@@ -40,9 +43,12 @@ class LiveSubscriptions:
         before = self._seen
         changes, self._seen = await self.store.subscriptions.changes(before)
         for change in changes:
+            self.schedules.pop(change.id, None)
             if not change.wanted:
                 self.matcher.remove(change.id)
                 self.targets.pop(change.id, None)
+            elif change.schedule is not None:
+                self.schedules[change.id] = change.schedule
         wanted_now = [change for change in changes if change.wanted]
         self.matcher.add_many((change.id, change.criteria) for change in wanted_now)
         self.targets.update((change.id, change.target_ids) for change in wanted_now)
@@ -61,13 +67,23 @@ class LiveSubscriptions:
             if changed:
                 log.info("subscriptions.refreshed", changed=changed, active=len(self.targets))
 
-    def matches(self, events: Sequence[Event]) -> list[Match]:
-        return [
+    def matches(self, events: Sequence[Event], now: datetime) -> list[Match]:
+        found = [
             Match(subscription_id, event, self.targets[subscription_id])
             for event in events
             for subscription_id in self.matcher.match(event)
             if subscription_id in self.targets
         ]
+        if not self.schedules:
+            return found
+        return [self._scheduled(match, now) for match in found]
+
+    def _scheduled(self, match: Match, now: datetime) -> Match:
+        schedule = self.schedules.get(match.subscription_id)
+        if schedule is None:
+            return match
+        due, digest = schedule.due(now)
+        return Match(match.subscription_id, match.event, match.target_ids, due, digest)
 
 
 class Pipeline:
@@ -79,7 +95,7 @@ class Pipeline:
         self._recorded = recorded
 
     async def __call__(self, events: Sequence[Event]) -> None:
-        matches = self.live.matches(events)
+        matches = self.live.matches(events, utcnow())
         new = await self.store.ledger.record(events, matches)
         log.info("match.recorded", events=len(events), matches=len(matches), new=new)
         if new:

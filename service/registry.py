@@ -15,8 +15,11 @@ from pydantic import ValidationError
 
 from config.settings import LimitSettings
 from service.accounts import Actor
-from service.delivery import DeliveryFailed, Notifier, render_test, safe_target, scrub
+from service.delivery import DeliveryFailed, Notifier, render_test
+from service.egress import EgressRefused
+from service.redaction import mask, scrub
 from service.store import Store
+from service.store.subscriptions import OwnerLimitReached
 from service.subscriptions import Subscription, SubscriptionIn, SubscriptionPatch
 from service.targets import TargetPolicy, TargetRefused
 
@@ -75,14 +78,15 @@ class SubscriptionRegistry:
 
     async def create(self, actor: Actor, spec: SubscriptionIn) -> Subscription:
         await self._check(spec, new_targets=spec.notify)
-        if actor.owner is not None:
-            owned = await self.store.subscriptions.count(actor.owner)
-            if owned >= self.limits.subscriptions_per_user:
-                raise LimitReached(
-                    f"{actor.name} has {owned} subscriptions, the most allowed; "
-                    "delete one before adding another"
-                )
-        return await self.store.subscriptions.add(spec, owner=actor.owner)
+        try:
+            return await self.store.subscriptions.add(
+                spec, owner=actor.owner, max_owned=self.limits.subscriptions_per_user
+            )
+        except OwnerLimitReached as exc:
+            raise LimitReached(
+                f"{actor.name} has {exc.owned} subscriptions, the most allowed; "
+                "delete one before adding another"
+            ) from None
 
     async def list_for(self, actor: Actor) -> list[Subscription]:
         return await self.store.subscriptions.all(owner=actor.owner)
@@ -127,20 +131,24 @@ class SubscriptionRegistry:
         notifier: Notifier,
         unsubscribe_url: str | None = None,
     ) -> list[TargetResult]:
-        """Send one test alert to each target; each target reports on its own."""
+        """Send one test alert to each target; each target reports on its own.
+
+        `notifier` should check every connection at send time (AppriseNotifier does): a
+        target saved as public may resolve to an internal address by now.
+        """
         subscription = await self.get(actor, subscription_id)
         message = render_test(subscription.name, unsubscribe_url)
 
         async def one(target: str) -> TargetResult:
             try:
                 await notifier.send(target, message)
-            except DeliveryFailed as exc:
-                return TargetResult(safe_target(target), False, str(exc))
+            except (DeliveryFailed, EgressRefused) as exc:
+                return TargetResult(mask(target), False, scrub(str(exc), target))
             except Exception as exc:
                 return TargetResult(
-                    safe_target(target), False, scrub(f"{type(exc).__name__}: {exc}", target)
+                    mask(target), False, scrub(f"{type(exc).__name__}: {exc}", target)
                 )
-            return TargetResult(safe_target(target), True, None)
+            return TargetResult(mask(target), True, None)
 
         return list(await asyncio.gather(*(one(target) for target in subscription.notify)))
 

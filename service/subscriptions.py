@@ -20,7 +20,17 @@ from pydantic import (
     model_validator,
 )
 
-from service.normalize import words
+from service.matching.normalize import words
+from service.redaction import mask
+from service.schedule import (
+    Frequency,
+    Schedule,
+    Weekday,
+    clock_time,
+    quiet_hours,
+    time_zone,
+)
+from service.targets import shipped_schemes
 
 EventKinds = Literal["posting", "article"]
 
@@ -30,6 +40,20 @@ def _printable(value: str) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValueError("control characters are not allowed")
     return value
+
+
+def _clock(value: str) -> str:
+    return f"{clock_time(value):%H:%M}"
+
+
+def _zone(value: str) -> str:
+    time_zone(value)
+    return value
+
+
+def _quiet(value: str) -> str:
+    start, end = quiet_hours(value)
+    return f"{start:%H:%M}-{end:%H:%M}"
 
 
 def _has_words(value: str) -> str:
@@ -65,13 +89,8 @@ class Criteria(BaseModel):
         return self
 
 
-def masked(url: str) -> str:
-    """The form of an Apprise URL that is safe to log or show: credentials hidden."""
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    if plugin is None:
-        scheme = url.split("://", 1)[0] if "://" in url else "?"
-        return f"{scheme}://(unparseable)"
-    return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]
+# The masking of every target lives in service/redaction.py; this name stays until delivery
+# (service/delivery.py imports it) calls redaction.mask itself.
 
 
 def check_target(url: str) -> str:
@@ -81,11 +100,11 @@ def check_target(url: str) -> str:
         scheme = url.split("://", 1)[0] if "://" in url else ""
         hint = (
             f"unknown scheme {scheme!r}"
-            if scheme and scheme.lower() not in apprise.Apprise().details()["schemas"]
+            if scheme and scheme.lower() not in shipped_schemes()
             else "Apprise could not parse it"
         )
         # The URL itself may carry a password, so the message shows only its masked form.
-        raise ValueError(f"{hint}: {masked(url)}; see https://github.com/caronc/apprise/wiki")
+        raise ValueError(f"{hint}: {mask(url)}; see https://github.com/caronc/apprise/wiki")
     return url
 
 
@@ -97,7 +116,36 @@ Target = Annotated[
 ]
 
 
-class SubscriptionIn(Criteria):
+class ScheduleFields(BaseModel):
+    """When a subscription's alerts go out (service/schedule.py), as people write it."""
+
+    frequency: Frequency = Field(
+        "instant", description="instant, or one digest hourly, daily (at `at`) or weekly."
+    )
+    at: Annotated[str, AfterValidator(_clock)] = Field(
+        "08:00", description="Local time of a daily or weekly digest, HH:MM (24-hour)."
+    )
+    timezone: Annotated[str, AfterValidator(_zone)] = Field(
+        "UTC", description="The subscriber's IANA time zone, e.g. Europe/Paris."
+    )
+    weekday: Weekday = Field("monday", description="Day of a weekly digest.")
+    quiet_hours: Annotated[str, AfterValidator(_quiet)] | None = Field(
+        None,
+        description="Local HH:MM-HH:MM (e.g. 22:00-07:00): instant alerts that fall inside "
+        "wait and go out as one digest when they end.",
+    )
+
+    def schedule(self) -> Schedule:
+        return Schedule(
+            frequency=self.frequency,
+            at=clock_time(self.at),
+            timezone=self.timezone,
+            weekday=self.weekday,
+            quiet=quiet_hours(self.quiet_hours) if self.quiet_hours else None,
+        )
+
+
+class SubscriptionIn(Criteria, ScheduleFields):
     """A new subscription as a user sends it."""
 
     model_config = ConfigDict(
@@ -132,10 +180,15 @@ class SubscriptionPatch(BaseModel):
     kinds: list[EventKinds] | None = None
     notify: list[str] | None = None
     active: bool | None = None
+    frequency: Frequency | None = None
+    at: str | None = None
+    timezone: str | None = None
+    weekday: Weekday | None = None
+    quiet_hours: str | None = None
 
 
 class SubscriptionOut(BaseModel):
-    """A subscription as shown to people: every target in Apprise's privacy form."""
+    """A subscription as shown to people: every target masked (service/redaction.py)."""
 
     id: str
     name: str
@@ -146,6 +199,13 @@ class SubscriptionOut(BaseModel):
     kinds: list[EventKinds]
     notify: list[str]
     active: bool
+    frequency: Frequency
+    at: str
+    timezone: str
+    weekday: Weekday
+    quiet_hours: str | None
+    # As a person would say it: "daily at 08:00 (Europe/Paris)".
+    schedule: str
     owner: str | None
     created_at: datetime
     updated_at: datetime
@@ -172,5 +232,9 @@ class Subscription(SubscriptionIn):
     def public(self) -> SubscriptionOut:
         """The subscription as shown to people: every target masked."""
         return SubscriptionOut.model_validate(
-            {**self.model_dump(), "notify": [masked(url) for url in self.notify]}
+            {
+                **self.model_dump(),
+                "notify": [mask(url) for url in self.notify],
+                "schedule": self.schedule().describe(),
+            }
         )

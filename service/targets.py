@@ -1,63 +1,107 @@
-"""Which notification targets a user may save: the operator's schemes, and no internal hosts.
+"""Which notification targets a user may save, and where their alerts may go when sent.
 
 A subscription names URLs that jobwire will later connect to. Without a policy, anyone with an
 API key could point a `json://` webhook at `127.0.0.1:5432` or the cloud metadata address and
-use jobwire to reach services that are not theirs. So targets are checked when saved: the
-scheme must be allowed, and schemes that connect to a host the user names must name one that
-resolves only to public addresses.
+use jobwire to reach services that are not theirs. The policy holds at two moments:
+
+- when a target is saved (`TargetPolicy.check`): the scheme must be allowed, and a scheme whose
+  plugin connects to a host the URL names must name one that resolves only to public
+  addresses. This is where a user learns, with a clear message, that a target will not work.
+- when an alert is sent (`TargetPolicy.sending`): every connection the plugin makes is checked
+  again, on the address it really connects to (service/egress.py). This is what makes the
+  policy hold: DNS may answer differently by then, and a server may redirect.
+
+Which schemes connect to a host the user names is derived from Apprise's plugins, not from a
+hand list that could miss one: a plugin whose URL templates have a `{host}` connects to it.
+The others are either reviewed as reaching only their vendor's fixed service (`VENDOR_SCHEMES`,
+each proven by a test that sends through the real plugin and records every name it resolves)
+or unknown, and an unknown scheme is refused unless the operator names it in
+`JOBWIRE_TARGETS__UNCHECKED_SCHEMES` as well.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from collections.abc import Callable, Iterable
+import contextlib
+import enum
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import Any
 
 import apprise
+from apprise.manager_plugins import NotificationManager
 
 from config.settings import TargetSettings
-from service.subscriptions import masked
+from service import egress
+from service.egress import Resolver
+from service.redaction import mask, scrub
 
-# Schemes whose plugin connects to the host written in the URL (or, for email, its SMTP host).
-# The others (slack://, discord://, tgram://, …) reach their vendor's fixed API whatever is
-# written there, so the "host" of their URL is a token, not an address.
-USER_HOST_SCHEMES = frozenset(
-    (  # noqa: SIM905 - a word list reads better as words
-        "json jsons form forms xml xmls apprise apprises gotify gotifys mmost mmosts "
-        "rocket rockets ntfy ntfys matrix matrixs mailto mailtos"
-    ).split()
-)
-# Names that resolve to internal services whatever DNS says elsewhere.
-INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa")
 
-Resolver = Callable[[str], Iterable[str]]
+class Reach(enum.Enum):
+    """Where a scheme's plugin connects."""
+
+    NAMED_HOST = "the host its URL names"
+    VENDOR = "its vendor's fixed service only"
+    UNKNOWN = "somewhere jobwire cannot tell"
+
+
+# Reviewed: these plugins reach only their vendor's API, whatever is written where a host would
+# be (that part is a token). tests/test_targets.py proves each by sending through the real
+# plugin with a loopback address in every position and recording every name it resolves.
+VENDOR_SCHEMES = frozenset({"slack", "discord", "tgram", "pover", "pbul", "gchat"})
+
+# Plugins with a vendor mode beside their self-hosted one: in it, the URL's host is a token.
+_VENDOR_MODES = {"ntfy": {"cloud"}, "ntfys": {"cloud"}, "matrix": {"t2bot"}, "matrixs": {"t2bot"}}
 
 
 class TargetRefused(ValueError):
     """A target the policy does not allow; the message is safe to show (URL masked)."""
 
 
-def resolve(host: str) -> list[str]:
-    """Every address `host` resolves to (blocking: call from a thread)."""
-    return [str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
+@lru_cache(maxsize=1)
+def _plugins() -> Any:
+    return NotificationManager()  # type: ignore[no-untyped-call]
+
+
+def shipped_schemes() -> frozenset[str]:
+    """Every scheme the installed Apprise has, enabled or not."""
+    return frozenset(_plugins().schemas(include_disabled=True))
+
+
+def reach(scheme: str) -> Reach:
+    """Where `scheme://` targets connect, derived from the installed Apprise's plugin."""
+    scheme = scheme.lower()
+    if scheme not in _plugins():
+        return Reach.UNKNOWN
+    templates = getattr(_plugins()[scheme], "templates", ()) or ()
+    if any("{host}" in template for template in templates):
+        return Reach.NAMED_HOST
+    return Reach.VENDOR if scheme in VENDOR_SCHEMES else Reach.UNKNOWN
 
 
 class TargetPolicy:
-    """The operator's rules for targets, applied when a subscription is saved."""
+    """The operator's rules for targets, applied when a subscription is saved and when an
+    alert is sent."""
 
     def __init__(
         self,
         allowed_schemes: Iterable[str],
         allow_private_hosts: bool = False,
-        resolver: Resolver = resolve,
+        resolver: Resolver | None = None,
+        unchecked_schemes: Iterable[str] = (),
     ) -> None:
         self.allowed_schemes = frozenset(scheme.lower() for scheme in allowed_schemes)
+        self.unchecked_schemes = frozenset(scheme.lower() for scheme in unchecked_schemes)
         self.allow_private_hosts = allow_private_hosts
-        self._resolve = resolver
+        # None: the system's resolver. Tests give answers of their own (no DNS here).
+        self.resolver = resolver
 
     @classmethod
     def from_settings(cls, settings: TargetSettings) -> TargetPolicy:
-        return cls(settings.allowed_schemes, settings.allow_private_hosts)
+        return cls(
+            settings.allowed_schemes,
+            settings.allow_private_hosts,
+            unchecked_schemes=settings.unchecked_schemes,
+        )
 
     def check(self, url: str) -> None:
         """Raise TargetRefused, saying why, if users may not send alerts to `url`.
@@ -68,54 +112,49 @@ class TargetPolicy:
         if scheme not in self.allowed_schemes:
             allowed = ", ".join(sorted(self.allowed_schemes))
             raise TargetRefused(
-                f"scheme {scheme!r} is not allowed here: {masked(url)} (allowed: {allowed})"
+                f"scheme {scheme!r} is not allowed here: {mask(url)} (allowed: {allowed})"
             )
-        if self.allow_private_hosts or scheme not in USER_HOST_SCHEMES:
+        where = reach(scheme)
+        if where is Reach.UNKNOWN and scheme not in self.unchecked_schemes:
+            raise TargetRefused(
+                f"jobwire cannot tell where {scheme}:// targets connect, so it refuses them "
+                "although the scheme is allowed; an operator who accepts that (every send is "
+                "still checked) also lists it in JOBWIRE_TARGETS__UNCHECKED_SCHEMES"
+            )
+        if self.allow_private_hosts or where is Reach.VENDOR:
             return
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-        host = _connected_host(plugin)
+        host = _connected_host(plugin, scheme)
         if host is None:
             return
-        reason = self._internal(host)
+        if where is Reach.UNKNOWN and not (egress.is_ip(host) or "." in host):
+            return  # probably a token where a host would be; the send is checked anyway
+        reason = egress.host_problem(host, self.resolver)
+        if reason == egress.UNRESOLVED and where is Reach.UNKNOWN:
+            return  # maybe not a host at all; the send is checked anyway
         if reason:
+            # The host may itself be secret (a token where a host would be).
             raise TargetRefused(
-                f"{masked(url)} would connect to {host} ({reason}); "
-                "alerts may only go to public hosts"
+                scrub(
+                    f"{mask(url)} would connect to {host} ({reason}); "
+                    "alerts may only go to public hosts",
+                    url,
+                )
             )
 
-    def _internal(self, host: str) -> str | None:
-        """Why `host` counts as internal, or None if every address it has is public."""
-        name = host.strip("[]").rstrip(".").lower()
-        if name == "localhost" or name.endswith(INTERNAL_SUFFIXES):
-            return "an internal name"
-        try:
-            addresses = [name] if _is_ip(name) else list(self._resolve(name))
-        except OSError:
-            return "a name that does not resolve; check it"
-        for address in addresses:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            if ip.is_loopback:
-                return "a loopback address"
-            if ip.is_link_local:
-                return "a link-local or cloud metadata address"
-            if not ip.is_global:
-                return "a private address"
-        return None if addresses else "a name without addresses"
+    @contextlib.contextmanager
+    def sending(self) -> Iterator[egress.Egress]:
+        """Guard one blocking send (see service/egress.py): every connection it makes goes to a
+        checked public address (unless private hosts are allowed), no redirect is followed,
+        and egress.EgressRefused says what was refused when the block ends."""
+        with egress.guarded(self.allow_private_hosts, self.resolver) as guard:
+            yield guard
 
 
-def _connected_host(plugin: object) -> str | None:
+def _connected_host(plugin: object, scheme: str) -> str | None:
     if plugin is None:
         return None
-    # ntfy and Matrix URLs without a server of their own go to the public cloud service.
-    if getattr(plugin, "mode", None) in {"cloud", "t2bot"}:
+    if str(getattr(plugin, "mode", "")) in _VENDOR_MODES.get(scheme, set()):
         return None
     host = getattr(plugin, "smtp_host", None) or getattr(plugin, "host", None)
     return str(host) if host else None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True

@@ -2,6 +2,13 @@
 
 The token is the subscription id and an HMAC of it, so no login is needed and nothing is
 stored per link; a forged or altered token fails the HMAC check.
+
+Opening a link (GET) only shows a page with a button; the button, or a mail client's one-click
+unsubscribe (RFC 8058: a POST with `List-Unsubscribe=One-Click`), pauses the subscription. Link
+scanners and chat unfurlers fetch every URL they see, so a GET that unsubscribed would pause
+subscriptions nobody asked to pause. Emails carry the link in `List-Unsubscribe` and
+`List-Unsubscribe-Post` headers (`with_unsubscribe_headers`), so a mail client shows its own
+unsubscribe button.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from urllib.parse import quote, unquote
 
 from config.settings import ApiSettings
 from service.store import Store
@@ -67,3 +75,29 @@ async def load_links(
     else:
         secret = await store.secrets.get_or_create(SECRET_NAME, secrets.token_urlsafe(32))
     return UnsubscribeLinks(secret.encode(), public_url(settings, port))
+
+
+# Schemes of Apprise's email plugin, which turns `+Name=value` URL parameters into headers.
+EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
+_UNSUBSCRIBE_HEADERS = ("+list-unsubscribe", "+list-unsubscribe-post")
+
+
+def with_unsubscribe_headers(url: str, link: str) -> str:
+    """`url` with `List-Unsubscribe: <link>` and `List-Unsubscribe-Post: List-Unsubscribe=
+    One-Click` (RFC 2369, RFC 8058) when it is an email target; other targets unchanged.
+
+    Call it at send time: the stored target stays as the user wrote it. Headers of the same
+    name the user set are replaced, so a target cannot advertise another unsubscribe address.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in EMAIL_SCHEMES:
+        return url
+    base, _, query = url.partition("?")
+    kept = [
+        pair
+        for pair in query.split("&")
+        if pair and unquote(pair.partition("=")[0]).lower() not in _UNSUBSCRIBE_HEADERS
+    ]
+    kept.append("%2BList-Unsubscribe=" + quote(f"<{link}>", safe=""))
+    kept.append("%2BList-Unsubscribe-Post=" + quote("List-Unsubscribe=One-Click", safe=""))
+    return f"{base}?{'&'.join(kept)}"

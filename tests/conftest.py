@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from config.settings import ApiSettings, KafkaSettings, Settings, StoreSettings
+from config.settings import ApiSettings, KafkaSettings, Settings, StoreSettings, TargetSettings
 from consumers.events import AnyEvent, Event
 from devstack.postgres import PostgresServer, running_postgres
 
@@ -64,4 +64,6 @@ def make_settings(tmp_path: Path, bootstrap: str = "127.0.0.1:9", **kafka: objec
         ),
         # Every running service serves its API, each on a free port.
         api=ApiSettings(port=0),
+        # The tests' sinks listen on loopback, which the target policy refuses by default.
+        targets=TargetSettings(allow_private_hosts=True),
     )

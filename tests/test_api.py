@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,11 @@ import httpx
 import pytest
 
 from config.settings import LimitSettings
-from devstack.sinks import HttpSink
+from devstack.sinks import HttpSink, SmtpSink
 from service.accounts import add_user, key_hash
 from service.api import ApiContext, create_api
 from service.delivery import AppriseNotifier
+from service.redaction import mask
 from service.registry import SubscriptionRegistry
 from service.store import Store
 from service.subscriptions import SubscriptionIn
@@ -53,15 +56,14 @@ class Api:
         return await self.client.post("/subscriptions", json=body, headers=who)
 
 
-@pytest.fixture
-def notifier() -> Iterator[AppriseNotifier]:
-    sender = AppriseNotifier(concurrency=4, timeout_s=10)
-    yield sender
-    sender.close()
+LIMITS = LimitSettings(subscriptions_per_user=3, targets_per_subscription=2, values_per_field=4)
 
 
-@pytest.fixture
-async def api(tmp_path: Path, notifier: AppriseNotifier) -> AsyncIterator[Api]:
+@asynccontextmanager
+async def serving(
+    tmp_path: Path, limits: LimitSettings = LIMITS, allow_private_hosts: bool = False
+) -> AsyncIterator[Api]:
+    """The API over a store of its own, with users alice and bob and the operator's key."""
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
     keys = {}
     for name in ("alice", "bob"):
@@ -70,19 +72,16 @@ async def api(tmp_path: Path, notifier: AppriseNotifier) -> AsyncIterator[Api]:
         keys[name] = {"Authorization": f"Bearer {created[1]}"}
     links = UnsubscribeLinks(b"test-signing-secret", "http://jobwire.test")
     kafka_up = [True]
+    policy = TargetPolicy(
+        ["mailto", "mailtos", "json", "jsons", "form", "slack", "ntfy"],
+        allow_private_hosts=allow_private_hosts,
+        resolver=resolve,
+    )
+    notifier = AppriseNotifier(policy, concurrency=4, timeout_s=10)
     app = create_api(
         ApiContext(
             store=store,
-            registry=SubscriptionRegistry(
-                store,
-                TargetPolicy(
-                    ["mailto", "mailtos", "json", "jsons", "form", "slack", "ntfy"],
-                    resolver=resolve,
-                ),
-                LimitSettings(
-                    subscriptions_per_user=3, targets_per_subscription=2, values_per_field=4
-                ),
-            ),
+            registry=SubscriptionRegistry(store, policy, limits),
             links=links,
             notifier=notifier,
             operator_key=OPERATOR_KEY,
@@ -90,17 +89,26 @@ async def api(tmp_path: Path, notifier: AppriseNotifier) -> AsyncIterator[Api]:
         )
     )
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://jobwire.test") as client:
-        yield Api(
-            client,
-            store,
-            links,
-            keys["alice"],
-            keys["bob"],
-            {"Authorization": f"Bearer {OPERATOR_KEY}"},
-            kafka_up,
-        )
-    await store.close()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://jobwire.test") as client:
+            yield Api(
+                client,
+                store,
+                links,
+                keys["alice"],
+                keys["bob"],
+                {"Authorization": f"Bearer {OPERATOR_KEY}"},
+                kafka_up,
+            )
+    finally:
+        notifier.close()
+        await store.close()
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    async with serving(tmp_path) as running:
+        yield running
 
 
 async def test_requests_without_a_valid_key_are_refused(api: Api) -> None:
@@ -213,6 +221,26 @@ async def test_an_oversized_body_is_refused_before_it_is_read(api: Api) -> None:
     assert "at most 256 KiB" in response.json()["detail"]
 
 
+async def test_a_chunked_body_is_cut_off_at_the_limit_before_the_key_is_checked(api: Api) -> None:
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield b'{"employers": ["Ross"], "notify": ["' + MAIL.encode() + b'"], "name": "'
+        for _ in range(100 * 1024):  # 100 MB in 1 KiB chunks, if anyone read it all
+            sent += 1024
+            yield b"x" * 1024
+
+    for headers in ({}, {"Authorization": "Bearer jw_wrong"}, api.alice):
+        sent = 0
+        response = await api.client.post("/subscriptions", content=chunks(), headers=headers)
+        assert "content-length" not in response.request.headers
+        assert response.status_code == 413, response.text
+        assert "at most 256 KiB" in response.json()["detail"]
+        assert sent < 1024 * 1024  # it stopped reading within the first megabyte
+    assert (await api.client.get("/subscriptions", headers=api.alice)).json() == []
+
+
 @pytest.mark.parametrize(
     ("target", "reason"),
     [
@@ -298,55 +326,79 @@ async def test_an_unsubscribe_link_pauses_its_subscription_and_forgeries_do_noth
         UnsubscribeLinks(b"another-secret", "http://x").token(mine["id"]),
     ]
     for forged in forgeries:
-        response = await api.client.get(f"/unsubscribe/{forged}")
-        assert response.status_code == 404
-        assert "not valid" in response.text
+        for method in ("GET", "POST"):
+            response = await api.client.request(method, f"/unsubscribe/{forged}")
+            assert response.status_code == 404
+            assert "not valid" in response.text
     for sub, who in ((mine, api.alice), (other, api.bob)):
         assert (await api.client.get(f"/subscriptions/{sub['id']}", headers=who)).json()["active"]
 
-    response = await api.client.get(f"/unsubscribe/{token}")
+    # Opening the link (as a link scanner or a chat unfurler would) only asks.
+    for _ in range(3):
+        page = await api.client.get(f"/unsubscribe/{token}")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "Stop the alerts for “Ross jobs”?" in page.text
+        assert "<form method=post>" in page.text
+    state = await api.client.get(f"/subscriptions/{mine['id']}", headers=api.alice)
+    assert state.json()["active"] is True
+
+    # The page's button, or a mail client's one-click unsubscribe (RFC 8058), pauses it.
+    response = await api.client.post(
+        f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}
+    )
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/html")
     assert "no more alerts for “Ross jobs”" in response.text
     state = await api.client.get(f"/subscriptions/{mine['id']}", headers=api.alice)
     assert state.json()["active"] is False
+    assert "You get no alerts" in (await api.client.get(f"/unsubscribe/{token}")).text
     await api.client.delete(f"/subscriptions/{mine['id']}", headers=api.alice)
-    gone = await api.client.get(f"/unsubscribe/{token}")
-    assert gone.status_code == 200
-    assert "was deleted" in gone.text
+    for method in ("GET", "POST"):
+        gone = await api.client.request(method, f"/unsubscribe/{token}")
+        assert gone.status_code == 200
+        assert "was deleted" in gone.text
     assert api.links.url(mine["id"]) == f"http://jobwire.test/unsubscribe/{token}"
 
 
-async def test_a_test_alert_reports_each_target_on_its_own(api: Api) -> None:
+async def _owner(api: Api, who: dict[str, str]) -> str:
+    user = await api.store.accounts.by_key_hash(
+        key_hash(who["Authorization"].removeprefix("Bearer "))
+    )
+    assert user is not None
+    return user.id
+
+
+async def test_a_test_alert_reports_each_target_on_its_own(tmp_path: Path) -> None:
+    # Loopback sinks: an operator who allows private hosts (the send-time check agrees).
     with HttpSink() as good, HttpSink() as bad:
-        bad.fail_with(500)
-        alice = await api.store.accounts.by_key_hash(
-            key_hash(api.alice["Authorization"].removeprefix("Bearer "))
-        )
-        assert alice is not None
-        # Loopback sinks: stored directly, as an operator who allows private hosts would.
-        sub = await api.store.subscriptions.add(
-            SubscriptionIn(
-                name="Ross jobs",
-                employers=["Ross"],
-                notify=[
-                    good.url.replace("http://", "json://") + "/ok",
-                    f"json://user:{PASSWORD}@127.0.0.1:{bad.port}/broken",
-                ],
-            ),
-            owner=alice.id,
-        )
-        response = await api.client.post(f"/subscriptions/{sub.id}/test", headers=api.alice)
-        assert response.status_code == 200
-        report = response.json()
-        assert report["ok"] is False
-        assert [r["ok"] for r in report["results"]] == [True, False]
-        assert report["results"][1]["target"].startswith("json://user:****@127.0.0.1")
-        assert "500" in report["results"][1]["error"]
-        assert PASSWORD not in response.text
-        (received,) = good.wait_for(1, timeout=10)
-        assert "test alert" in received.json["title"]
-        assert api.links.url(sub.id) in received.json["message"]
+        async with serving(tmp_path, allow_private_hosts=True) as api:
+            await _each_target_on_its_own(api, good, bad)
+
+
+async def _each_target_on_its_own(api: Api, good: HttpSink, bad: HttpSink) -> None:
+    bad.fail_with(500)
+    sub = await api.store.subscriptions.add(
+        SubscriptionIn(
+            name="Ross jobs",
+            employers=["Ross"],
+            notify=[
+                good.url.replace("http://", "json://") + "/ok",
+                f"json://user:{PASSWORD}@127.0.0.1:{bad.port}/broken",
+            ],
+        ),
+        owner=await _owner(api, api.alice),
+    )
+    response = await api.client.post(f"/subscriptions/{sub.id}/test", headers=api.alice)
+    assert response.status_code == 200
+    report = response.json()
+    assert report["ok"] is False
+    assert [r["ok"] for r in report["results"]] == [True, False]
+    assert report["results"][1]["target"].startswith("json://user:****@127.0.0.1")
+    assert "500" in report["results"][1]["error"]
+    assert PASSWORD not in response.text
+    (received,) = good.wait_for(1, timeout=10)
+    assert "test alert" in received.json["title"]
+    assert api.links.url(sub.id) in received.json["message"]
 
 
 async def test_health_and_readiness(api: Api) -> None:
@@ -405,3 +457,122 @@ async def test_a_user_erases_their_account_and_their_key_stops_working(api: Api)
     everyone = await api.client.get("/subscriptions", headers=api.operator)
     assert [s["id"] for s in everyone.json()] == [theirs["id"]]
     assert await api.store.subscriptions.get(mine["id"]) is None
+
+
+async def test_wrong_keys_from_one_address_get_429_with_retry_after(api: Api) -> None:
+    statuses = []
+    for n in range(15):
+        response = await api.client.get(
+            "/subscriptions", headers={"Authorization": f"Bearer jw_guess{n}"}
+        )
+        statuses.append(response.status_code)
+    assert statuses == [401] * 10 + [429] * 5
+    assert int(response.headers["retry-after"]) >= 1
+    assert "wrong API key" in response.json()["detail"]
+    # Refused before the key is checked: a right key from that address waits too, or the
+    # answers would still tell a guesser which key is right.
+    assert (await api.client.get("/subscriptions", headers=api.alice)).status_code == 429
+
+
+async def test_test_alerts_are_limited_per_user(tmp_path: Path) -> None:
+    with HttpSink() as sink:
+        async with serving(tmp_path, allow_private_hosts=True) as api:
+            await _tests_limited(api, sink)
+
+
+async def _tests_limited(api: Api, sink: HttpSink) -> None:
+    target = sink.url.replace("http://", "json://") + "/hook"
+    mine = await api.store.subscriptions.add(
+        SubscriptionIn(employers=["Ross"], notify=[target]), owner=await _owner(api, api.alice)
+    )
+    theirs = await api.store.subscriptions.add(
+        SubscriptionIn(employers=["Ross"], notify=[target]), owner=await _owner(api, api.bob)
+    )
+    tests = [
+        await api.client.post(f"/subscriptions/{mine.id}/test", headers=api.alice) for _ in range(5)
+    ]
+    assert [r.status_code for r in tests] == [200, 200, 200, 429, 429]
+    assert 1 <= int(tests[-1].headers["retry-after"]) <= 20
+    assert "too many test alerts" in tests[-1].json()["detail"]
+    assert len(sink.wait_for(3, 10)) == 3
+    assert (
+        await api.client.post(f"/subscriptions/{theirs.id}/test", headers=api.bob)
+    ).status_code == 200
+    # Other requests of the throttled user still work.
+    assert (await api.client.get("/subscriptions", headers=api.alice)).status_code == 200
+
+
+async def test_requests_are_limited_per_key(tmp_path: Path) -> None:
+    limits = LimitSettings(requests_per_minute=5)
+    async with serving(tmp_path, limits) as api:
+        statuses = [
+            (await api.client.get("/subscriptions", headers=api.alice)).status_code
+            for _ in range(7)
+        ]
+        assert statuses == [200] * 5 + [429] * 2
+        assert (await api.client.get("/subscriptions", headers=api.bob)).status_code == 200
+
+
+async def test_concurrent_creates_cannot_pass_the_subscription_limit(tmp_path: Path) -> None:
+    limits = LimitSettings(subscriptions_per_user=100)
+    async with serving(tmp_path, limits) as api:
+        owner = await _owner(api, api.alice)
+        for n in range(95):
+            await api.store.subscriptions.add(
+                SubscriptionIn(employers=[f"Shop {n}"], notify=[MAIL]), owner=owner
+            )
+        responses = await asyncio.gather(
+            *(api.create(api.alice, employers=[f"New {n}"], notify=[MAIL]) for n in range(30))
+        )
+        assert sorted(r.status_code for r in responses) == [201] * 5 + [409] * 25
+        assert await api.store.subscriptions.count(owner) == 100
+
+
+async def test_a_test_alert_to_a_name_that_now_resolves_to_loopback_is_refused(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with HttpSink() as sink:
+        url = f"json://hooks.example.com:{sink.port}/hook"
+        created = await api.create(api.alice, employers=["Ross"], notify=[url])
+        assert created.status_code == 201  # public when saved
+        monkeypatch.setitem(DNS, "hooks.example.com", ["127.0.0.1"])  # loopback at send time
+        response = await api.client.post(
+            f"/subscriptions/{created.json()['id']}/test", headers=api.alice
+        )
+        assert response.status_code == 200
+        (result,) = response.json()["results"]
+        assert result["ok"] is False
+        assert result["error"].startswith(
+            "refused: hooks.example.com resolved to 127.0.0.1 (a loopback address) at send time"
+        )
+        assert sink.requests == []
+
+
+async def test_a_test_email_carries_one_click_unsubscribe_headers(tmp_path: Path) -> None:
+    with SmtpSink() as mail:
+        async with serving(tmp_path, allow_private_hosts=True) as api:
+            await _one_click(api, mail)
+
+
+async def _one_click(api: Api, mail: SmtpSink) -> None:
+    target = f"mailto://127.0.0.1:{mail.port}?from=jobwire@example.com&to=ana@example.com"
+    sub = await api.store.subscriptions.add(
+        SubscriptionIn(employers=["Ross"], notify=[target]), owner=await _owner(api, api.alice)
+    )
+    response = await api.client.post(f"/subscriptions/{sub.id}/test", headers=api.alice)
+    assert response.json()["ok"] is True
+    assert response.json()["results"][0]["target"] == mask(target)
+    (received,) = mail.wait_for(1, 10)
+    link = api.links.url(sub.id)
+    assert received.message["List-Unsubscribe"] == f"<{link}>"
+    assert received.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # The one-click POST a mail client makes pauses the subscription.
+    clicked = await api.client.post(
+        link.removeprefix("http://jobwire.test"),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert clicked.status_code == 200
+    paused = await api.store.subscriptions.get(sub.id)
+    assert paused is not None
+    assert paused.active is False

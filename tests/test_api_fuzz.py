@@ -36,13 +36,12 @@ def _serve_in_thread(db: Path, ready: queue.Queue[Served], stop: threading.Event
         store = await Store.open(f"sqlite+aiosqlite:///{db}")
         created = await add_user(store, "fuzz")
         assert created is not None
-        notifier = AppriseNotifier(concurrency=2, timeout_s=5)
+        policy = TargetPolicy(["json", "jsons", "mailto", "slack"])
+        notifier = AppriseNotifier(policy, concurrency=2, timeout_s=5)
         api = create_api(
             ApiContext(
                 store=store,
-                registry=SubscriptionRegistry(
-                    store, TargetPolicy(["json", "jsons", "mailto", "slack"]), LimitSettings()
-                ),
+                registry=SubscriptionRegistry(store, policy, LimitSettings()),
                 links=UnsubscribeLinks(b"fuzz-secret", "http://127.0.0.1"),
                 notifier=notifier,
                 operator_key=None,

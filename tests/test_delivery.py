@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.delivery import scrub
+from service.redaction import scrub
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,8 @@ from service.delivery import scrub
             "HTTP 500 from 127.0.0.1:8080/hook (user u, password s3cr3t-pass)",
             "json://u:s3cr3t-pass@127.0.0.1:8080/hook",
             "s3cr3t-pass",
-            "HTTP 500 from 127.0.0.1:8080/hook",
+            # The path of a webhook may be its token (service/redaction.py), so it goes too.
+            "HTTP 500 from 127.0.0.1:8080/",
         ),
     ],
 )

@@ -107,6 +107,9 @@ class FakeLedger:
             row = len(self.rows) + 1
             self.rows[row] = {"target": target_id, "status": "pending", "due": utcnow(), "n": 0}
 
+    async def claim_digests(self, limit: int, lease_s: float) -> list[object]:
+        return []
+
     async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
         self.claims += 1
         now = utcnow()

@@ -57,3 +57,58 @@ def test_encode_then_decode_gives_the_same_event() -> None:
     )
     assert decode("posting", encode(posting)) == posting
     assert b"kind" not in encode(posting)
+
+
+def _posting(**fields: object) -> bytes:
+    return orjson.dumps(
+        {"id": "p1", "employer": "ROSS", "title": "Cashier", "city": "Ely", **fields}
+    )
+
+
+def _article(**fields: object) -> bytes:
+    return orjson.dumps({"id": "a1", "headline": "Ross opens a store", **fields})
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "field"),
+    [
+        ("posting", _posting(id="x" * 201), "id: String should have at most 200 characters"),
+        ("posting", _posting(id="p\x001"), "id: Value error, control characters"),
+        ("posting", _posting(employer="R" * 501), "employer: String should have at most 500"),
+        ("posting", _posting(title="Cash\x00ier"), "title: Value error, control characters"),
+        ("posting", _posting(city="Ely\nBcc: x"), "city: Value error, control characters"),
+        ("posting", _posting(contract="c" * 501), "contract: String should have at most 500"),
+        ("posting", _posting(url="https://x/" + "a" * 2048), "url: String should have at most"),
+        ("posting", _posting(published_at="0001-01-01T00:00:00"), "published_at: Value error"),
+        ("posting", _posting(published_at="9999-12-31T00:00:00Z"), "published_at: Value error"),
+        ("article", _article(headline="H" * 501), "headline: String should have at most 500"),
+        ("article", _article(byline="B\x00"), "byline: Value error, control characters"),
+        ("article", _article(body="b" * 100_001), "body: String should have at most 100000"),
+        ("article", _article(body="line\n\x00"), "body: Value error, NUL characters"),
+        ("article", _article(companies=["c"] * 101), "companies: List should have at most 100"),
+        ("article", _article(cities=["x" * 501]), "cities.0: String should have at most 500"),
+        ("article", _article(companies=["A\x00"]), "companies.0: Value error, control"),
+    ],
+)
+def test_fields_the_store_could_not_keep_are_refused_naming_the_field(
+    kind: str, raw: bytes, field: str
+) -> None:
+    with pytest.raises(MalformedEvent) as caught:
+        decode(kind, raw)  # type: ignore[arg-type]
+    assert field in caught.value.reason
+    assert len(caught.value.reason) < 300  # the reason does not carry the oversized value
+
+
+def test_fields_at_their_limits_are_accepted() -> None:
+    posting = decode(
+        "posting",
+        _posting(id="x" * 200, employer="E" * 500, published_at="2026-01-02T03:04:05Z"),
+    )
+    assert isinstance(posting, JobPosting)
+    assert len(posting.id) == 200
+    article = decode(
+        "article",
+        _article(body="first line\n\tsecond\r\n" + "b" * 99_000, companies=["c"] * 100),
+    )
+    assert isinstance(article, Article)
+    assert len(article.companies) == 100

@@ -17,8 +17,8 @@ from apprise.plugins import NotifyBase
 
 from consumers.events import Article, JobPosting
 from service.delivery.fit import NotifyArgs, fit
-from service.delivery.notifier import with_unsubscribe_headers
 from service.delivery.render import Message, Renderer
+from service.unsubscribe import with_unsubscribe_headers
 
 UNSUBSCRIBE = "https://jobwire.example.com/unsubscribe/s1.bWFj"
 MANAGE = "https://jobwire.example.com/subscriptions/s1"

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.matching import new_index
-from service.normalize import APOSTROPHES, city_words, employer_words, general_words, words
+from service.matching.normalize import APOSTROPHES, city_words, employer_words, general_words, words
 
 # ASCII, and the marks people and gazetteers write for an apostrophe: each counts as `'`.
 ASCII_AND_APOSTROPHES = st.characters(max_codepoint=127) | st.sampled_from(APOSTROPHES)

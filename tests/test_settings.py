@@ -40,12 +40,12 @@ def test_schemes_are_a_comma_separated_list_and_secrets_print_masked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("JOBWIRE_TARGETS__ALLOWED_SCHEMES", "mailtos, Slack,json")
-    monkeypatch.setenv("JOBWIRE_API__OPERATOR_KEY", "op-secret-value")
+    monkeypatch.setenv("JOBWIRE_API__OPERATOR_KEY", "op-secret-value-0123456789abcdefgh")
     monkeypatch.setenv("JOBWIRE_API__SIGNING_SECRET", "signing-secret-value")
     settings = load_settings()
     assert settings.targets.allowed_schemes == ["mailtos", "slack", "json"]
     assert settings.api.operator_key is not None
-    assert settings.api.operator_key.get_secret_value() == "op-secret-value"
+    assert settings.api.operator_key.get_secret_value() == "op-secret-value-0123456789abcdefgh"
     printed = repr(settings) + str(settings.model_dump())
     assert "op-secret-value" not in printed
     assert "signing-secret-value" not in printed
@@ -162,3 +162,21 @@ def _ca_file(directory: Path) -> Path:
     if not path.is_file():
         make_tls_material(directory / "tls", "unused")
     return path
+
+
+def test_a_short_operator_key_stops_start_up_with_how_to_make_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOBWIRE_API__OPERATOR_KEY", "hunter2-guessable")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "JOBWIRE_API__OPERATOR_KEY" in message
+    assert "at least 32 characters" in message
+    assert "openssl rand" in message
+    assert "hunter2-guessable" not in message
+
+
+def test_unchecked_schemes_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBWIRE_TARGETS__UNCHECKED_SCHEMES", "Zulip, ryver")
+    assert load_settings().targets.unchecked_schemes == ["zulip", "ryver"]

@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from consumers.events import describe_errors
-from service.subscriptions import SubscriptionIn, masked
+from service.redaction import mask as masked
+from service.subscriptions import SubscriptionIn
 
 
 def refusal(**fields: object) -> str:

@@ -1,7 +1,7 @@
 //! The index: which subscriptions an event matches, with work that grows with the event and
 //! its matches, not with the number of subscriptions.
 //!
-//! The rules and the choice of keys are those of `service/matching.py` (its docstring and
+//! The rules and the choice of keys are those of `service/matching/` (its docstring and
 //! docs/matching.md explain them); a hypothesis test holds this index to the plain scan there.
 //! Subscriptions are numbered by slot; an answer is the slots that match, each once, in no
 //! particular order.

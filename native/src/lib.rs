@@ -1,4 +1,4 @@
-//! jobwire's matching index, for Python: `service/matching.py` is its only user and says what
+//! jobwire's matching index, for Python: `service/matching/index.py` is its only user and says what
 //! it promises. Text arrives as `str` and is normalized here (ASCII) or by the Python
 //! reference (anything else); answers leave as the matching slots, packed in `bytes`.
 

@@ -1,4 +1,4 @@
-//! Text to word ids, by the rules of `service/normalize.py`.
+//! Text to word ids, by the rules of `service/matching/normalize.py`.
 //!
 //! ASCII text, nearly all of it, is normalized here: lowercase, apostrophes dropped without a
 //! gap, `&` -> `and`, anything else that is not a letter or digit a space, and the plural `s`
@@ -59,7 +59,7 @@ pub struct Vocabulary {
 }
 
 impl Vocabulary {
-    /// `legal_forms` and `city_words` are `service/normalize.py`'s, the one list of each.
+    /// `legal_forms` and `city_words` are `service/matching/normalize.py`'s, the one list of each.
     pub fn new(legal_forms: &[String], city_words: &[(String, String)]) -> Self {
         let mut vocabulary = Vocabulary {
             short: FxHashMap::default(),

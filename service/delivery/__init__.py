@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from service.delivery.breaker import Admission, TargetBreaker, Verdict
 from service.delivery.fit import NotifyArgs, fit
-from service.delivery.notifier import (
-    AppriseNotifier,
-    DeliveryFailed,
-    Notifier,
-    safe_target,
-    scrub,
+from service.delivery.notifier import AppriseNotifier, DeliveryFailed, Notifier
+from service.delivery.render import (
+    Message,
+    Renderer,
+    TemplateError,
+    render,
+    render_digest,
+    render_test,
 )
-from service.delivery.render import Message, Renderer, TemplateError, render, render_test
 from service.delivery.worker import DeliveryWorker, Recorder, backoff
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "backoff",
     "fit",
     "render",
+    "render_digest",
     "render_test",
-    "safe_target",
-    "scrub",
 ]

@@ -18,14 +18,16 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
 
 from config.settings import DeliverySettings
 from service.delivery.breaker import Admission, TargetBreaker
-from service.delivery.notifier import DeliveryFailed, Notifier, safe_target, scrub
-from service.delivery.render import render
+from service.delivery.notifier import DeliveryFailed, Notifier
+from service.delivery.render import Message, render, render_digest
+from service.redaction import mask, scrub
 from service.store import ClaimedDelivery, Store, explain, utcnow
 from service.store.ledger import Ledger, Outcomes
 
@@ -152,7 +154,8 @@ class DeliveryWorker:
         )
         self.recorder = Recorder(self.ledger)
         self._wake = asyncio.Event()
-        self._in_flight: dict[asyncio.Task[None], int] = {}
+        # Each send in flight, with the ledger rows it carries.
+        self._in_flight: dict[asyncio.Task[None], list[int]] = {}
 
     def wake(self) -> None:
         """New alerts were recorded: look for them now instead of at the next poll."""
@@ -170,9 +173,9 @@ class DeliveryWorker:
                 self._wake.clear()
                 free = self.settings.concurrency - len(self._in_flight)
                 claimed = await self._claim(free) if free > 0 else []
-                for item in claimed:
-                    task = asyncio.create_task(self._deliver(item))
-                    self._in_flight[task] = item.delivery.id
+                for work in claimed:
+                    task = asyncio.create_task(self._deliver(work))
+                    self._in_flight[task] = work.ids
                     task.add_done_callback(self._finished)
                 if claimed and len(claimed) == free:
                     # Full: wait for a slot rather than polling.
@@ -191,7 +194,7 @@ class DeliveryWorker:
             return
         log.info("delivery.draining", in_flight=len(self._in_flight))
         _, late = await asyncio.wait(self._in_flight, timeout=self.settings.timeout_s)
-        released = [self._in_flight[task] for task in late]
+        released = [row for task in late for row in self._in_flight[task]]
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
@@ -205,12 +208,19 @@ class DeliveryWorker:
         self._in_flight.pop(task, None)
         self._wake.set()
 
-    async def _claim(self, limit: int) -> list[ClaimedDelivery]:
+    async def _claim(self, limit: int) -> list[Work]:
+        """Due digests first (each one send), then due alerts, `limit` sends in all."""
+        lease = self.settings.lease_s
         try:
-            return await self.ledger.claim(limit, self.settings.lease_s)
+            digests = await self.ledger.claim_digests(limit, lease)
+            work = [Work(d.items, d.digest_id) for d in digests]
+            if len(work) < limit:
+                alerts = await self.ledger.claim(limit - len(work), lease)
+                work.extend(Work([item]) for item in alerts)
         except Exception as exc:  # the store is down: keep the worker alive and try again
             log.error("delivery.claim_failed", error=explain(exc))
             return []
+        return work
 
     async def _renew_leases(self, done: asyncio.Event) -> None:
         """Keep the leases of alerts in flight (or awaiting their record) from running out, so
@@ -219,73 +229,106 @@ class DeliveryWorker:
         while not done.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), every)
-            held = set(self._in_flight.values()) | self.recorder.unwritten
+            held = {row for rows in self._in_flight.values() for row in rows}
+            held |= self.recorder.unwritten
             if held and not done.is_set():
                 try:
                     await self.ledger.renew(sorted(held), self.settings.lease_s)
                 except Exception as exc:
                     log.error("delivery.renew_failed", alerts=len(held), error=explain(exc))
 
-    async def _deliver(self, item: ClaimedDelivery) -> None:
-        d = item.delivery
+    async def _deliver(self, work: Work) -> None:
+        """One send through the stages: hold → render → send → record."""
+        first = work.items[0].delivery
         alert = log.bind(
-            delivery_id=d.id,
-            subscription_id=d.subscription_id,
-            event_id=d.event_id,
-            target=safe_target(d.target),
+            delivery_id=first.id,
+            subscription_id=first.subscription_id,
+            event_id=first.event_id,
+            target=mask(first.target),
         )
-        admission = self.breaker.admit(d.target_id)
+        if work.digest_id is not None:
+            alert = alert.bind(
+                digest_id=work.digest_id, events=[i.delivery.event_id for i in work.items]
+            )
+        admission = self.breaker.admit(first.target_id)
         if admission.verdict == "wait":
             assert admission.until is not None
-            self.recorder.defer(d.id, admission.until)
+            for item in work.items:
+                self.recorder.defer(item.delivery.id, admission.until)
             return
-        unsubscribe = self.unsubscribe_url(d.subscription_id) if self.unsubscribe_url else None
-        message = render(item.event, item.subscription_name, unsubscribe)
+        message = self._render(work)
         started = time.perf_counter()
         try:
-            await self.notifier.send(d.target, message)
+            await self.notifier.send(first.target, message)
         except asyncio.CancelledError:
-            self.breaker.abandoned(d.target_id, admission)
+            self.breaker.abandoned(first.target_id, admission)
             raise
         except DeliveryFailed as exc:
-            self._failed(item, admission, str(exc), alert)
+            self._failed(work, admission, str(exc), alert)
         except Exception as exc:  # a bug in a plugin must not stop other alerts
-            self._failed(item, admission, scrub(f"{type(exc).__name__}: {exc}", d.target), alert)
+            error = scrub(f"{type(exc).__name__}: {exc}", first.target)
+            self._failed(work, admission, error, alert)
         else:
-            if self.breaker.succeeded(d.target_id, admission):
-                self.recorder.resume(d.target_id)
+            if self.breaker.succeeded(first.target_id, admission):
+                self.recorder.resume(first.target_id)
                 alert.info("delivery.target_recovered")
-            self.recorder.sent(d.id, utcnow())
+            now = utcnow()
+            for item in work.items:
+                self.recorder.sent(item.delivery.id, now)
             alert.info(
                 "delivery.sent",
-                attempt=d.attempts,
+                attempt=first.attempts,
                 send_ms=round((time.perf_counter() - started) * 1000, 1),
-                latency_ms=_ms_since(d.created_at),
+                latency_ms=_ms_since(first.created_at),
             )
+
+    def _render(self, work: Work) -> Message:
+        first = work.items[0]
+        sub = first.delivery.subscription_id
+        unsubscribe = self.unsubscribe_url(sub) if self.unsubscribe_url else None
+        if work.digest_id is None:
+            return render(first.event, first.subscription_name, unsubscribe)
+        events = [item.event for item in work.items]
+        return render_digest(events, first.subscription_name, unsubscribe)
 
     def _failed(
         self,
-        item: ClaimedDelivery,
+        work: Work,
         admission: Admission,
         error: str,
         alert: structlog.typing.FilteringBoundLogger,
     ) -> None:
-        d = item.delivery
-        verdict = self.breaker.failed(d.target_id, admission)
-        if verdict.dead or d.attempts >= self.settings.max_attempts:
+        first = work.items[0].delivery
+        verdict = self.breaker.failed(first.target_id, admission)
+        attempts = max(item.delivery.attempts for item in work.items)
+        if verdict.dead or attempts >= self.settings.max_attempts:
             # The target failed every attempt allowed: its waiting alerts would only fail too.
-            self.recorder.dead(d.id, error)
-            self.recorder.kill(d.target_id, error)
-            alert.error("delivery.dead", attempt=d.attempts, error=error)
+            for item in work.items:
+                self.recorder.dead(item.delivery.id, error)
+            self.recorder.kill(first.target_id, error)
+            alert.error("delivery.dead", attempt=attempts, error=error)
             return
-        self.recorder.retry(d.id, verdict.retry_at, error)
-        self.recorder.hold(d.target_id, verdict.retry_at)
+        for item in work.items:
+            self.recorder.retry(item.delivery.id, verdict.retry_at, error)
+        self.recorder.hold(first.target_id, verdict.retry_at)
         alert.warning(
             "delivery.retry_scheduled",
-            attempt=d.attempts,
+            attempt=attempts,
             next_at=verdict.retry_at.isoformat() + "Z",
             error=error,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """What one send carries: one alert, or a digest of every due alert of one target."""
+
+    items: list[ClaimedDelivery]
+    digest_id: int | None = None
+
+    @property
+    def ids(self) -> list[int]:
+        return [item.delivery.id for item in self.items]
 
 
 def _ms_since(moment: datetime) -> float:

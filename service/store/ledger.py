@@ -12,13 +12,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.events import AnyEvent, Event
 from service.matching import search_text
+from service.store.bulk import DeliveryRow, EventRow, insert_deliveries, insert_events
 from service.store.crypto import Sealer
 from service.store.engine import insert
 from service.store.schema import deliveries, events, subscriptions, targets, utcnow
@@ -26,13 +36,16 @@ from service.store.schema import deliveries, events, subscriptions, targets, utc
 DeliveryStatus = Literal["pending", "sending", "sent", "dead"]
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """An event that a subscription wants, to be sent to each of its targets."""
+class Match(NamedTuple):
+    """An event that a subscription wants, to be sent to each of its targets: at once, or at
+    `due` (a digest's time, or the end of quiet hours) as part of a digest. A named tuple: a
+    batch makes one per match, 50,000 at fan-out 100, and a tuple is the cheapest to build."""
 
     subscription_id: str
     event: Event
     target_ids: Sequence[int]
+    due: datetime | None = None
+    digest: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,8 @@ class Delivery:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    digest: bool = False
+    digest_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +76,18 @@ class ClaimedDelivery:
     event: Event
     subscription_name: str
     scheme: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDigest:
+    """Every due digest row of one target, claimed together: one message, newest first."""
+
+    digest_id: int
+    items: list[ClaimedDelivery]
+
+    @property
+    def first(self) -> ClaimedDelivery:
+        return self.items[0]
 
 
 @dataclass
@@ -94,6 +121,20 @@ class Outcomes:
         )
 
 
+def _targets_of(subscription_ids: Any) -> Select[tuple[int]]:
+    """The ids of the subscriptions' targets: how the ledger is searched by subscription (its
+    index is by target, and a subscription has few)."""
+    return select(targets.c.id).where(targets.c.subscription_id.in_(subscription_ids))
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Pending and due, or claimed by a worker whose lease ran out (it crashed)."""
+    return or_(
+        (deliveries.c.status == "pending") & (deliveries.c.next_attempt_at <= now),
+        (deliveries.c.status == "sending") & (deliveries.c.claimed_until < now),
+    )
+
+
 class Ledger:
     def __init__(self, engine: AsyncEngine, sealer: Sealer) -> None:
         self.engine = engine
@@ -108,59 +149,31 @@ class Ledger:
         Returns how many new alerts were recorded.
         """
         now = utcnow()
-        event_rows = {
-            (ev.kind, ev.id): {
-                "kind": ev.kind,
-                "id": ev.id,
-                "payload": ev.model_dump(mode="json"),
-                "received_at": now,
-                "search": search_text(ev),
-            }
+        event_rows: dict[tuple[str, str], EventRow] = {
+            (ev.kind, ev.id): (ev.kind, ev.id, ev.model_dump_json(), now, search_text(ev))
             for ev in batch
         }
-        delivery_rows = [
-            {
-                "subscription_id": match.subscription_id,
-                "target_id": target_id,
-                "event_kind": match.event.kind,
-                "event_id": match.event.id,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for match in matches
-            for target_id in match.target_ids
+        delivery_rows: list[DeliveryRow] = [
+            (sub, target_id, event.kind, event.id, due, digest)
+            for sub, event, target_ids, due, digest in matches
+            for target_id in target_ids
         ]
         if not event_rows:
             return 0
         async with self.engine.begin() as conn:
-            await conn.execute(
-                self._insert(events).on_conflict_do_nothing(), list(event_rows.values())
-            )
-            if not delivery_rows:
-                return 0
-            # RETURNING, because drivers disagree on rowcount for a bulk insert.
-            inserted = await conn.execute(
-                self._insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.id),
-                delivery_rows,
-            )
-            return len(inserted.all())
+            await insert_events(conn, list(event_rows.values()))
+            return await insert_deliveries(conn, delivery_rows, now)
 
     async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
-        """Take up to `limit` due alerts for sending, safely beside other workers.
+        """Take up to `limit` due alerts (not digest rows) for sending, safely beside other
+        workers.
 
         A claim is a lease: if the worker dies, the row is due again when the lease ends.
         """
         now = utcnow()
         due = (
             select(deliveries.c.id)
-            .where(
-                or_(
-                    (deliveries.c.status == "pending") & (deliveries.c.next_attempt_at <= now),
-                    (deliveries.c.status == "sending") & (deliveries.c.claimed_until < now),
-                )
-            )
+            .where(_due(now), deliveries.c.digest.is_(False))
             .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -180,6 +193,54 @@ class Ledger:
             if not ids:
                 return []
             return await conn.run_sync(self._claimed, ids)
+
+    async def claim_digests(self, limit: int, lease_s: float) -> list[ClaimedDigest]:
+        """Take up to `limit` due digests: for each target, every due digest row at once, under
+        one lease, as one digest named by its first row's id.
+
+        Rows another worker claimed meanwhile are skipped (their status is no longer pending),
+        so a digest is never sent twice, except after a crash ends its lease.
+        """
+        now = utcnow()
+        targets_due = (
+            select(deliveries.c.target_id)
+            .where(_due(now), deliveries.c.digest.is_(True))
+            .group_by(deliveries.c.target_id)
+            .order_by(func.min(deliveries.c.next_attempt_at))
+            .limit(limit)
+        )
+        async with self.engine.begin() as conn:
+            chosen = list((await conn.execute(targets_due)).scalars())
+            if not chosen:
+                return []
+            claimed = await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.target_id.in_(chosen),
+                    deliveries.c.digest.is_(True),
+                    _due(now),
+                )
+                .values(
+                    status="sending",
+                    attempts=deliveries.c.attempts + 1,
+                    claimed_until=now + timedelta(seconds=lease_s),
+                )
+                .returning(deliveries.c.id, deliveries.c.target_id)
+            )
+            by_target: dict[int, list[int]] = {}
+            for row_id, target_id in claimed.all():
+                by_target.setdefault(target_id, []).append(row_id)
+            for ids in by_target.values():
+                await conn.execute(
+                    update(deliveries).where(deliveries.c.id.in_(ids)).values(digest_id=min(ids))
+                )
+            rows = await conn.run_sync(
+                self._claimed, sorted(i for v in by_target.values() for i in v)
+            )
+        return [
+            ClaimedDigest(digest_id=min(ids), items=[r for r in rows if r.delivery.id in ids])
+            for ids in by_target.values()
+        ]
 
     def _claimed(self, conn: Connection, ids: list[int]) -> list[ClaimedDelivery]:
         rows = conn.execute(
@@ -288,6 +349,18 @@ class Ledger:
                 )
         return also_dead
 
+    async def send_digests_now(self, subscription_id: str | None = None) -> int:
+        """Make every waiting digest row due now (of one subscription, or of all); returns
+        how many rows. The running service sends them at its next look."""
+        query = update(deliveries).where(
+            deliveries.c.digest.is_(True), deliveries.c.status == "pending"
+        )
+        if subscription_id is not None:
+            query = query.where(deliveries.c.target_id.in_(_targets_of([subscription_id])))
+        async with self.engine.begin() as conn:
+            result = await conn.execute(query.values(next_attempt_at=utcnow()))
+        return result.rowcount
+
     async def release(self, delivery_ids: Sequence[int]) -> None:
         """Give claimed alerts back at shutdown so the next worker sends them at once."""
         async with self.engine.begin() as conn:
@@ -320,10 +393,10 @@ class Ledger:
         if status is not None:
             query = query.where(deliveries.c.status == status)
         if subscription_id is not None:
-            query = query.where(deliveries.c.subscription_id == subscription_id)
+            query = query.where(targets.c.subscription_id == subscription_id)
         if owner is not None:
             owned = select(subscriptions.c.id).where(subscriptions.c.owner == owner)
-            query = query.where(deliveries.c.subscription_id.in_(owned))
+            query = query.where(targets.c.subscription_id.in_(owned))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [self._delivery(row) for row in rows]
@@ -362,4 +435,6 @@ class Ledger:
             last_error=row["last_error"],
             created_at=row["created_at"],
             sent_at=row["sent_at"],
+            digest=row["digest"],
+            digest_id=row["digest_id"],
         )

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.schedule import Schedule, clock_time, quiet_hours
 from service.store.crypto import Sealer
 from service.store.schema import deliveries, subscriptions, targets, utcnow
 from service.subscriptions import Criteria, Subscription, SubscriptionIn
@@ -26,17 +27,27 @@ REMOVED_TARGET = "its target was removed from the subscription"
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionChange:
-    """A subscription as the matcher needs it: what it wants and where its alerts go."""
+    """A subscription as the matcher needs it: what it wants, where its alerts go, and when
+    (None: each alert at once, as most subscriptions have it)."""
 
     id: str
     criteria: Criteria
     target_ids: tuple[int, ...]
     wanted: bool
     updated_at: datetime
+    schedule: Schedule | None = None
 
 
 def scheme_of(url: str) -> str:
     return url.split("://", 1)[0].lower()[:32] if "://" in url else ""
+
+
+class OwnerLimitReached(Exception):
+    """The owner already has `owned` subscriptions, the most allowed; nothing was added."""
+
+    def __init__(self, owned: int) -> None:
+        super().__init__(f"{owned} subscriptions already")
+        self.owned = owned
 
 
 class Subscriptions:
@@ -44,7 +55,16 @@ class Subscriptions:
         self.engine = engine
         self.sealer = sealer
 
-    async def add(self, spec: SubscriptionIn, owner: str | None = None) -> Subscription:
+    async def add(
+        self, spec: SubscriptionIn, owner: str | None = None, max_owned: int | None = None
+    ) -> Subscription:
+        """Store a new subscription; with `max_owned`, only if the owner has fewer than that.
+
+        Counting and inserting happen in one transaction that holds a per-owner lock, so
+        concurrent adds cannot all see "one below the limit" and all insert (30 at once took
+        a user with 95 of 100 to 120). PostgreSQL: a transaction-scoped advisory lock on the
+        owner. SQLite: BEGIN IMMEDIATE, which takes the database's write lock before reading.
+        """
         now = utcnow()
         row = {
             **spec.model_dump(exclude={"notify"}),
@@ -54,12 +74,34 @@ class Subscriptions:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.engine.begin() as conn:
-            await conn.execute(subscriptions.insert().values(row))
-            ids = await self._add_targets(conn, row["id"], enumerate(spec.notify))
-        return _subscription(
-            row, [(target_id, url) for target_id, url in zip(ids, spec.notify, strict=True)]
-        )
+        if owner is None or max_owned is None:
+            async with self.engine.begin() as conn:
+                ids = await self._insert(conn, row, spec.notify)
+            return _subscription(row, list(zip(ids, spec.notify, strict=True)))
+        async with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                # The driver would BEGIN (deferred) only at the INSERT, after the count.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                await conn.execute(
+                    select(func.pg_advisory_xact_lock(func.hashtext(f"subscriptions:{owner}")))
+                )
+            try:
+                owned = int((await conn.execute(_count(owner))).scalar_one())
+                if owned >= max_owned:
+                    raise OwnerLimitReached(owned)
+                ids = await self._insert(conn, row, spec.notify)
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+        return _subscription(row, list(zip(ids, spec.notify, strict=True)))
+
+    async def _insert(
+        self, conn: AsyncConnection, row: dict[str, Any], urls: Sequence[str]
+    ) -> list[int]:
+        await conn.execute(subscriptions.insert().values(row))
+        return await self._add_targets(conn, row["id"], enumerate(urls))
 
     async def _add_targets(
         self, conn: AsyncConnection, subscription_id: str, urls: Iterable[tuple[int, str]]
@@ -176,11 +218,8 @@ class Subscriptions:
         return await self.get(subscription_id)
 
     async def count(self, owner: str) -> int:
-        query = select(func.count()).where(
-            subscriptions.c.owner == owner, subscriptions.c.deleted.is_(False)
-        )
         async with self.engine.connect() as conn:
-            return int((await conn.execute(query)).scalar_one())
+            return int((await conn.execute(_count(owner))).scalar_one())
 
     async def delete(self, subscription_id: str, owner: str | None = None) -> bool:
         query = update(subscriptions).where(
@@ -216,6 +255,7 @@ class Subscriptions:
                 target_ids=tuple(ids.get(row["id"], ())),
                 wanted=bool(row["active"] and not row["deleted"]),
                 updated_at=row["updated_at"],
+                schedule=_schedule(row),
             )
             for row in rows
         ]
@@ -261,4 +301,23 @@ def _subscription(row: Any, targets_of: list[tuple[int, str]]) -> Subscription:
         **fields,
         notify=[url for _, url in targets_of],
         target_ids=[target_id for target_id, _ in targets_of],
+    )
+
+
+def _count(owner: str) -> Select[int]:
+    return select(func.count()).where(
+        subscriptions.c.owner == owner, subscriptions.c.deleted.is_(False)
+    )
+
+
+def _schedule(row: Any) -> Schedule | None:
+    """The subscription's schedule, None when its alerts all go at once."""
+    if row["frequency"] == "instant" and not row["quiet_hours"]:
+        return None
+    return Schedule(
+        frequency=row["frequency"],
+        at=clock_time(row["at"]),
+        timezone=row["timezone"],
+        weekday=row["weekday"],
+        quiet=quiet_hours(row["quiet_hours"]) if row["quiet_hours"] else None,
     )

@@ -156,6 +156,7 @@ def service_env(settings: Settings) -> dict[str, str]:
         "JOBWIRE_DELIVERY__LEASE_S": "2",
         "JOBWIRE_DELIVERY__BACKOFF_BASE_S": "0.2",
         "JOBWIRE_DELIVERY__POLL_INTERVAL_S": "0.1",
+        "JOBWIRE_TARGETS__ALLOW_PRIVATE_HOSTS": str(settings.targets.allow_private_hosts).lower(),
     }
 
 

@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -112,8 +113,13 @@ async def test_an_api_subscription_alerts_and_its_unsubscribe_link_stops_the_ale
 
         async with httpx.AsyncClient() as browser:  # no key: the link is enough
             page = await browser.get(link.group(1))
-        assert page.status_code == 200
-        assert "no more alerts for “Ross jobs”" in page.text
+            # Opening the link (a link scanner does too) only asks; the button unsubscribes.
+            assert page.status_code == 200
+            assert "Stop the alerts for “Ross jobs”?" in page.text
+            assert (await client.get(f"/subscriptions/{sub_id}")).json()["active"] is True
+            done = await browser.post(link.group(1), data={"List-Unsubscribe": "One-Click"})
+        assert done.status_code == 200
+        assert "no more alerts for “Ross jobs”" in done.text
         assert (await client.get(f"/subscriptions/{sub_id}")).json()["active"] is False
 
         async def paused() -> bool:
@@ -254,3 +260,57 @@ async def test_passwords_keys_and_the_signing_secret_never_leak(
             f"\n[api figures] secrets checked in {len(logs.splitlines())} log lines, "
             f"{len(responses)} responses and {len(outputs)} CLI outputs: none leaked"
         )
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_a_100_mb_chunked_body_without_a_key_is_refused_before_it_is_read(
+    kafka: KafkaBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path, kafka.bootstrap)
+    log_path = tmp_path / "jobwire.log"
+    process = start_jobwire(service_env(settings), log_path)
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        block = b"x" * 65536
+        for _ in range(1600):  # 100 MiB, no Content-Length
+            sent += len(block)
+            yield block
+
+    try:
+        url = await listening_url(log_path)
+        before = _rss_mb(process.pid)
+        started = time.monotonic()
+        async with httpx.AsyncClient(base_url=url) as client:
+            try:
+                response = await client.post("/subscriptions", content=chunks())
+                status = response.status_code
+            except httpx.TransportError:
+                # The server answered 413 and closed while the client was still sending.
+                status = 413
+            took = time.monotonic() - started
+            after = _rss_mb(process.pid)
+            first = sent
+            assert status == 413
+            # Still serving, and the 413 is what a client that reads the answer gets.
+            again = await client.post(
+                "/subscriptions", content=chunks(), headers={"Authorization": "Bearer jw_x"}
+            )
+            assert again.status_code == 413
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    with capsys.disabled():
+        print(
+            f"\n[api figures] 100 MiB chunked, no key: 413 ({first / 2**20:.0f} MiB sent) "
+            f"in {took:.2f} s; RSS {before:.0f} -> {after:.0f} MB"
+        )
+    assert after - before < 30

@@ -11,6 +11,7 @@ service/delivery/fit.py.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 from config.settings import TemplateSettings
 from consumers.events import Event
@@ -24,6 +25,7 @@ __all__ = [
     "TemplateError",
     "check_templates",
     "render",
+    "render_digest",
     "render_test",
 ]
 
@@ -47,9 +49,17 @@ def render(
     """The instant alert from jobwire's own templates.
 
     Transitional: delivery should call the `Renderer` made from settings at start (so an
-    operator's templates apply); this stays until the worker is given one.
+    operator's templates apply, checked); this and `render_digest` stay until the worker is
+    given one.
     """
     return _default().instant(event, subscription_name, unsubscribe_url)
+
+
+def render_digest(
+    events: Sequence[Event], subscription_name: str = "", unsubscribe_url: str | None = None
+) -> Message:
+    """The digest from jobwire's own templates. Transitional, as `render` is."""
+    return _default().digest(subscription_name, events, unsubscribe_url)
 
 
 def render_test(subscription_name: str, unsubscribe_url: str | None = None) -> Message:
