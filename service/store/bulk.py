@@ -55,8 +55,9 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> None
     if not rows:
         return
     if conn.dialect.name == "sqlite":
+        times = {at: _sqlite_time(at) for at in {row[3] for row in rows}}  # one or two a batch
         await conn.exec_driver_sql(
-            _SQLITE_EVENTS, [(k, i, p, _sqlite_time(at), s) for k, i, p, at, s in rows]
+            _SQLITE_EVENTS, [(k, i, p, times[at], s) for k, i, p, at, s in rows]
         )
         return
     kinds, ids, payloads, received, search = zip(*rows, strict=True)
