@@ -377,6 +377,24 @@ class LimitSettings(BaseModel):
     )
 
 
+class TemplateSettings(BaseModel):
+    """How alerts and digests look: jobwire's templates, or an operator's in their place."""
+
+    dir: Path | None = Field(
+        None,
+        description="Directory of Jinja2 templates that replace jobwire's own of the same "
+        "file name, any subset (docs/templates.md); each is checked at start (unset: "
+        "jobwire's own).",
+    )
+
+    @field_validator("dir")
+    @classmethod
+    def _a_directory(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"no such directory: {value}")
+        return value
+
+
 class LogSettings(BaseModel):
     """What operators read."""
 
@@ -457,6 +475,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     targets: TargetSettings = TargetSettings()
     limits: LimitSettings = LimitSettings()
+    templates: TemplateSettings = TemplateSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     operator: OperatorSettings = OperatorSettings()

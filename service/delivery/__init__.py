@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from service.delivery.breaker import Admission, TargetBreaker, Verdict
+from service.delivery.fit import NotifyArgs, fit
 from service.delivery.notifier import AppriseNotifier, DeliveryFailed, Notifier
-from service.delivery.render import Message, render, render_digest, render_test
+from service.delivery.render import (
+    Message,
+    Renderer,
+    TemplateError,
+    render,
+    render_digest,
+    render_test,
+)
 from service.delivery.worker import DeliveryWorker, Recorder, backoff
 
 __all__ = [
@@ -14,10 +22,14 @@ __all__ = [
     "DeliveryWorker",
     "Message",
     "Notifier",
+    "NotifyArgs",
     "Recorder",
+    "Renderer",
     "TargetBreaker",
+    "TemplateError",
     "Verdict",
     "backoff",
+    "fit",
     "render",
     "render_digest",
     "render_test",
