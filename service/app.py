@@ -18,6 +18,7 @@ from consumers.kafka import EventConsumer
 from service.api import ApiContext, bind, create_api, serve
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.delivery.observer import Observers
+from service.delivery.render import Renderer
 from service.delivery.senders import SenderPool
 from service.health import StoreWatch
 from service.meta_alerts import MetaAlerts
@@ -53,6 +54,9 @@ class Service:
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
+        # The operator's templates render every sample first: a broken one stops start-up
+        # here, with its file and line, never at send time.
+        renderer = Renderer.from_settings(settings.templates)
         # Listen first: a taken port should stop start-up before anything else is opened.
         sock = bind(settings.api.host, settings.api.port) if settings.api.enabled else None
         metrics, metrics_sock = self.metrics, None
@@ -98,6 +102,7 @@ class Service:
             settings.delivery,
             links.url if served else None,
             observer=Observers(metrics, meta_alerts),
+            renderer=renderer,
         )
 
         consumer = EventConsumer(
@@ -164,7 +169,9 @@ async def _notifier(settings: Settings, policy: TargetPolicy) -> Notifier:
     if delivery.processes == 0:
         return AppriseNotifier(policy, delivery.concurrency, delivery.timeout_s)
     threads = -(-delivery.concurrency // delivery.processes)  # ceiling
-    pool = SenderPool(settings.targets, delivery.processes, threads, delivery.timeout_s)
+    pool = SenderPool(
+        settings.targets, settings.templates, delivery.processes, threads, delivery.timeout_s
+    )
     await pool.start()
     return pool
 

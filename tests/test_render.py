@@ -10,7 +10,7 @@ import pytest
 
 from config.settings import TemplateSettings
 from consumers.events import AnyEvent, Article, Event, JobPosting
-from service.delivery import render, render_test
+from service.delivery import render_test
 from service.delivery.render import TEMPLATE_NAMES, Renderer, TemplateError, check_templates
 
 UNSUBSCRIBE = "https://jobwire.example.com/unsubscribe/s1.bWFj"
@@ -56,7 +56,7 @@ def test_a_posting_alert_names_employer_title_city_and_link() -> None:
         city="Portland",
         url="https://jobs.example.com/p",
     )
-    message = render(event, "Nordstrom in Portland", "https://jobwire.example.com/u/t")
+    message = Renderer().instant(event, "Nordstrom in Portland", "https://jobwire.example.com/u/t")
     assert message.title == "New job: Asset Protection Agent at NORDSTROM, Portland"
     for part in ("NORDSTROM", "Asset Protection Agent", "Portland", "https://jobs.example.com/p"):
         assert part in message.body

@@ -5,14 +5,7 @@ from __future__ import annotations
 from service.delivery.breaker import Admission, TargetBreaker, Verdict
 from service.delivery.fit import NotifyArgs, fit
 from service.delivery.notifier import AppriseNotifier, DeliveryFailed, Notifier
-from service.delivery.render import (
-    Message,
-    Renderer,
-    TemplateError,
-    render,
-    render_digest,
-    render_test,
-)
+from service.delivery.render import Message, Renderer, TemplateError, render_test
 from service.delivery.worker import DeliveryWorker, Recorder, backoff
 
 __all__ = [
@@ -30,7 +23,5 @@ __all__ = [
     "Verdict",
     "backoff",
     "fit",
-    "render",
-    "render_digest",
     "render_test",
 ]

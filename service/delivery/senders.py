@@ -26,29 +26,52 @@ from typing import Any
 
 import structlog
 
-from config.settings import TargetSettings
+from config.settings import TargetSettings, TemplateSettings
 from service.delivery.notifier import AppriseNotifier, DeliveryFailed
-from service.delivery.render import Message
+from service.delivery.render import Message, Renderer
+from service.delivery.render.renderer import remake
 from service.redaction import scrub
 from service.targets import TargetPolicy
 
 log = structlog.get_logger("jobwire.delivery")
 
-Request = tuple[int, str, Message]
+# A message travels as its recipe (the child's Renderer makes it again, so the rendering is
+# done off the service's core too) or, for one made by hand, as what it says.
+Said = tuple[str, str, str | None, str | None, str | None]
+Payload = tuple[str, Any]
+Request = tuple[int, str, Payload]
 Reply = tuple[int, str | None]
 
 
+def _payload(message: Message) -> Payload:
+    if message.recipe is not None:
+        return ("recipe", message.recipe)
+    return ("said", message._said())
+
+
+def _message(payload: Payload, renderer: Renderer) -> Message:
+    kind, content = payload
+    if kind == "recipe":
+        return remake(renderer, content)
+    title, body, html, markdown, unsubscribe_url = content
+    return Message(title, body, unsubscribe_url, html=html, markdown=markdown)
+
+
 def _serve(
-    conn: multiprocessing.connection.Connection, targets: TargetSettings, threads: int
+    conn: multiprocessing.connection.Connection,
+    targets: TargetSettings,
+    templates: TemplateSettings,
+    threads: int,
 ) -> None:
     """A child's life: send what arrives, answer each request once, until told to stop."""
     notifier = AppriseNotifier(TargetPolicy.from_settings(targets), threads, timeout_s=0)
+    renderer = Renderer.from_settings(templates)  # already checked by the service at start
     answering = threading.Lock()
 
-    def send(request_id: int, target: str, message: Message) -> None:
+    def send(request_id: int, target: str, payload: Payload) -> None:
         error: str | None = None
         try:
-            notifier.send_blocking(target, message)
+            notifier.send_blocking(target, _message(payload, renderer))
         except DeliveryFailed as exc:
             error = str(exc)
         except Exception as exc:  # a bug in a plugin must not stop the child
@@ -78,9 +101,15 @@ class SenderPool:
     """A Notifier whose sends run in child processes."""
 
     def __init__(
-        self, targets: TargetSettings, processes: int, threads: int, timeout_s: float
+        self,
+        targets: TargetSettings,
+        templates: TemplateSettings,
+        processes: int,
+        threads: int,
+        timeout_s: float,
     ) -> None:
         self._targets = targets
+        self._templates = templates
         self._threads = threads
         self._timeout_s = timeout_s
         self._context = multiprocessing.get_context("spawn")
@@ -98,7 +127,9 @@ class SenderPool:
     def _spawn(self) -> _Child:
         mine, theirs = self._context.Pipe()
         process = self._context.Process(
-            target=_serve, args=(theirs, self._targets, self._threads), daemon=True
+            target=_serve,
+            args=(theirs, self._targets, self._templates, self._threads),
+            daemon=True,
         )
         process.start()
         theirs.close()
@@ -136,7 +167,7 @@ class SenderPool:
         future: asyncio.Future[str | None] = self._loop.create_future()
         child.waiting[request_id] = future
         try:
-            child.conn.send((request_id, target, message))
+            child.conn.send((request_id, target, _payload(message)))
         except OSError:
             child.waiting.pop(request_id, None)
             self._lost(child)

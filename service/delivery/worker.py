@@ -28,7 +28,7 @@ from config.settings import DeliverySettings
 from service.delivery.breaker import Admission, TargetBreaker
 from service.delivery.notifier import DeliveryFailed, Notifier
 from service.delivery.observer import DeliveryObserver, Observers
-from service.delivery.render import Message, render, render_digest
+from service.delivery.render import Message, Renderer
 from service.redaction import mask, scrub
 from service.store import ClaimedDelivery, Store, explain, utcnow
 from service.store.ledger import Ledger, Outcomes
@@ -153,9 +153,12 @@ class DeliveryWorker:
         settings: DeliverySettings,
         unsubscribe_url: Callable[[str], str] | None = None,
         observer: DeliveryObserver | None = None,
+        renderer: Renderer | None = None,
     ) -> None:
         self.ledger = store.ledger
         self.observer = observer or Observers()
+        # The operator's templates, checked at start; jobwire's own when none is given.
+        self.renderer = renderer or Renderer()
         self.notifier = notifier
         self.settings = settings
         self.unsubscribe_url = unsubscribe_url
@@ -324,9 +327,9 @@ class DeliveryWorker:
         sub = first.delivery.subscription_id
         unsubscribe = self.unsubscribe_url(sub) if self.unsubscribe_url else None
         if work.digest_id is None:
-            return render(first.event, first.subscription_name, unsubscribe)
+            return self.renderer.instant(first.event, first.subscription_name, unsubscribe)
         events = [item.event for item in work.items]
-        return render_digest(events, first.subscription_name, unsubscribe)
+        return self.renderer.digest(first.subscription_name, events, unsubscribe)
 
     def _failed(
         self,

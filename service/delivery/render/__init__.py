@@ -10,11 +10,7 @@ service/delivery/fit.py.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
-
 from config.settings import TemplateSettings
-from consumers.events import Event
 from service.delivery.render.message import Message
 from service.delivery.render.renderer import TEMPLATE_NAMES, Renderer, TemplateError
 
@@ -24,8 +20,6 @@ __all__ = [
     "Renderer",
     "TemplateError",
     "check_templates",
-    "render",
-    "render_digest",
     "render_test",
 ]
 
@@ -36,30 +30,6 @@ def check_templates(settings: TemplateSettings) -> str:
     renderer = Renderer.from_settings(settings)
     lines = [f"{name}: {source}" for name, source in renderer.sources().items()]
     return "\n".join(["templates OK (each renders the sample events):", *lines])
-
-
-@functools.cache
-def _default() -> Renderer:
-    return Renderer()
-
-
-def render(
-    event: Event, subscription_name: str = "", unsubscribe_url: str | None = None
-) -> Message:
-    """The instant alert from jobwire's own templates.
-
-    Transitional: delivery should call the `Renderer` made from settings at start (so an
-    operator's templates apply, checked); this and `render_digest` stay until the worker is
-    given one.
-    """
-    return _default().instant(event, subscription_name, unsubscribe_url)
-
-
-def render_digest(
-    events: Sequence[Event], subscription_name: str = "", unsubscribe_url: str | None = None
-) -> Message:
-    """The digest from jobwire's own templates. Transitional, as `render` is."""
-    return _default().digest(subscription_name, events, unsubscribe_url)
 
 
 def render_test(subscription_name: str, unsubscribe_url: str | None = None) -> Message:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 Format = Literal["txt", "html", "md"]
+# ("instant", event, subscription name, unsubscribe URL) or
+# ("digest", subscription name, events, unsubscribe URL, manage URL)
+Recipe = tuple[Any, ...]
 
 
 class Message:
@@ -26,6 +29,7 @@ class Message:
         "_html",
         "_markdown",
         "_render",
+        "recipe",
         "shorten",
         "shrinkable",
         "title",
@@ -43,6 +47,7 @@ class Message:
         shrinkable: int = 0,
         shorten: Callable[[int], Message] | None = None,
         render: Callable[[Format], str] | None = None,
+        recipe: Recipe | None = None,
     ) -> None:
         if body is None and render is None:
             raise TypeError("a Message needs a body, or a way to render one")
@@ -55,6 +60,9 @@ class Message:
         self.unsubscribe_url = unsubscribe_url
         self.shrinkable = shrinkable
         self.shorten = shorten
+        # How the Renderer made it, so another process with the same templates can make it
+        # again (service/delivery/senders.py): a message's lazy bodies do not travel.
+        self.recipe = recipe
 
     @property
     def body(self) -> str:

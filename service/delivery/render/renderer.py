@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +46,7 @@ from markupsafe import Markup
 from config.settings import TemplateSettings
 from consumers.events import Event, JobPosting
 from service.delivery.render import markdown
-from service.delivery.render.message import Format, Message
+from service.delivery.render.message import Format, Message, Recipe
 from service.delivery.render.samples import sample_renders
 from service.delivery.render.views import ArticleView, PostingView, shorten_words, view
 
@@ -140,7 +140,9 @@ class Renderer:
     ) -> Message:
         """The alert for one event, sent the moment it matched."""
         seen = view(event)
-        return self._instant(seen, subscription_name, unsubscribe_url)
+        message = self._instant(seen, subscription_name, unsubscribe_url)
+        message.recipe = ("instant", event, subscription_name, unsubscribe_url)
+        return message
 
     def _instant(
         self, seen: PostingView | ArticleView, subscription_name: str, unsubscribe_url: str | None
@@ -185,7 +187,7 @@ class Renderer:
     def digest(
         self,
         subscription_name: str,
-        events: Iterable[Event],
+        events: Sequence[Event],
         unsubscribe_url: str | None = None,
         manage_url: str | None = None,
     ) -> Message:
@@ -206,7 +208,9 @@ class Renderer:
         layout = _Digest(
             subscription_name, postings + articles, len(postings), unsubscribe_url, manage_url
         )
-        return self._digest(layout, len(layout.entries))
+        message = self._digest(layout, len(layout.entries))
+        message.recipe = ("digest", subscription_name, events, unsubscribe_url, manage_url)
+        return message
 
     def _digest(self, layout: _Digest, keep: int) -> Message:
         """The digest with its first `keep` entries and "…and N more" for the rest."""
@@ -483,3 +487,13 @@ def _empty_parts(
         for part, text in zip(("title", *FORMATS), parts, strict=True)
         if not text
     ]
+
+
+def remake(renderer: Renderer, recipe: Recipe) -> Message:
+    """The message `recipe` names, made again by `renderer` (in a sending process)."""
+    kind, *args = recipe
+    if kind == "instant":
+        event, subscription_name, unsubscribe_url = args
+        return renderer.instant(event, subscription_name, unsubscribe_url)
+    subscription_name, events, unsubscribe_url, manage_url = args
+    return renderer.digest(subscription_name, events, unsubscribe_url, manage_url)
