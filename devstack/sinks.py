@@ -281,6 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
                 json=_json_or_none(body),
             )
         )
+        # A slow receiver: what arrived is kept (above), the sender waits for its answer.
+        time.sleep(self.server.sink.answer_delay_s)
         reply = b'{"ok": true}' if status < 300 else b'{"ok": false}'
         self.send_response(status)
         location = self.server.sink.redirect_location
@@ -319,6 +321,8 @@ class HttpSink:
         self._fail_status: int | None = None
         self._redirect: str | None = None
         self._rejected = 0
+        # Seconds to wait before answering a request it has kept: a slow webhook.
+        self.answer_delay_s = 0.0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

@@ -72,7 +72,13 @@ class LiveSubscriptions:
                 log.error("subscriptions.refresh_failed", error=explain(exc))
                 continue
             if changed:
-                log.info("subscriptions.refreshed", changed=changed, active=len(self.targets))
+                log.info(
+                    "subscriptions.refreshed",
+                    changed=changed,
+                    active=len(self.targets),
+                    # Changes made up to this moment (the newest `updated_at` read) now apply.
+                    as_of=self._seen.isoformat() + "Z" if self._seen else None,
+                )
 
     def matches(self, events: Sequence[Event], now: datetime) -> list[Match]:
         found = [

@@ -26,6 +26,7 @@ from typing import Protocol
 import apprise
 from apprise.plugins.matrix import NotifyMatrix
 
+from service.delivery import smtp_tls
 from service.delivery.fit import fit
 from service.delivery.render import Message
 from service.egress import EgressRefused
@@ -35,6 +36,9 @@ from service.unsubscribe import with_unsubscribe_headers
 
 # Plugins one sending thread keeps (by URL); the least recently used go first.
 PLUGINS_PER_THREAD = 256
+
+# Email: one TLS context for every message instead of one built per message (smtp_tls.py).
+smtp_tls.install()
 
 
 class DeliveryFailed(Exception):

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -211,9 +212,17 @@ async def test_passwords_keys_and_the_signing_secret_never_leak(
             report = responses[6].json()
             assert [r["ok"] for r in report["results"]] == [False, False]
 
+            patched = datetime.fromisoformat(responses[4].json()["updated_at"]).replace(tzinfo=UTC)
+
             async def applied() -> bool:
-                text = await asyncio.to_thread(log_path.read_text)
-                return '"event":"subscriptions.refreshed"' in text
+                # The PATCH added the webhook: events matched before the service read it would
+                # go to the old targets only.
+                lines = (await asyncio.to_thread(log_path.read_text)).splitlines()
+                return any(
+                    datetime.fromisoformat(orjson.loads(line)["as_of"]) >= patched
+                    for line in lines
+                    if '"event":"subscriptions.refreshed"' in line
+                )
 
             await eventually(applied)
             await publish_file(
