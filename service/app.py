@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -15,16 +16,20 @@ import structlog
 
 from config.settings import Settings
 from consumers.kafka import EventConsumer
-from service.api import ApiContext, bind, create_api, serve
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.pipeline import LiveSubscriptions, Pipeline
 from service.registry import SubscriptionRegistry
 from service.store import Store, describe_failure
 from service.store.retention import Retention
+from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
 from service.unsubscribe import load_links
+from service.web import ApiContext, bind, create_api, serve
 
 log = structlog.get_logger("jobwire.app")
+
+# Signs the web page's CSRF tokens; kept in the store so every instance shares it.
+WEB_SECRET = "web-signing"
 
 
 class Service:
@@ -48,9 +53,13 @@ class Service:
             settings.store.url, settings.store.auto_migrate, settings.store.keys()
         )
         policy = TargetPolicy.from_settings(settings.targets)
-        notifier = self._notifier or AppriseNotifier(
+        # Users' targets, held to the target policy; alerts of people who signed up on the web
+        # page go through jobwire's own mail instead (service/system_mail.py).
+        mail = SystemMail.from_settings(settings.mail, settings.delivery.timeout_s)
+        users_notifier = self._notifier or AppriseNotifier(
             policy, settings.delivery.concurrency, settings.delivery.timeout_s
         )
+        notifier = MailRouting(users_notifier, mail)
         live = self.live = LiveSubscriptions(store)
         await live.refresh()
         port = sock.getsockname()[1] if sock else None
@@ -85,19 +94,30 @@ class Service:
         # Test alerts check every connection at send time (service/egress.py).
         if sock is not None:
             operator_key = settings.api.operator_key
+            web_secret = await store.secrets.get_or_create(WEB_SECRET, secrets.token_urlsafe(32))
             api = create_api(
                 ApiContext(
                     store=store,
-                    registry=SubscriptionRegistry(store, policy, settings.limits),
+                    registry=SubscriptionRegistry(
+                        store, policy, settings.limits, mail_on=mail is not None
+                    ),
                     links=links,
                     notifier=notifier,
                     operator_key=operator_key.get_secret_value() if operator_key else None,
                     kafka_connected=lambda: consumer.connected,
+                    mail=mail,
+                    web=settings.web,
+                    secret=web_secret.encode(),
                 )
             )
             tasks.append(asyncio.create_task(serve(api, sock, stop), name="api"))
             self.api_url = f"http://{settings.api.host}:{port}"
-            log.info("api.listening", url=self.api_url, docs=f"{self.api_url}/docs")
+            log.info(
+                "api.listening",
+                url=self.api_url,
+                docs=f"{self.api_url}/docs",
+                page=f"{links.base_url}/" if settings.web.enabled else None,
+            )
         self.ready.set()
         try:
             await asyncio.gather(*tasks)
@@ -105,8 +125,10 @@ class Service:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if isinstance(notifier, AppriseNotifier):
-                notifier.close()
+            if isinstance(users_notifier, AppriseNotifier):
+                users_notifier.close()
+            if mail is not None:
+                mail.close()
             await store.close()
             log.info("service.stopped")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.events import AnyEvent, Event
@@ -50,3 +50,15 @@ class RecentEvents:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).scalars().all()
         return [AnyEvent.validate_python(payload) for payload in rows]
+
+    async def some(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Event]:
+        """The events still kept among `keys` (kind, id): what a list of alerts shows."""
+        if not keys:
+            return {}
+        query = select(events.c.payload).where(
+            tuple_(events.c.kind, events.c.id).in_(list(dict.fromkeys(keys)))
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).scalars().all()
+        found = [AnyEvent.validate_python(payload) for payload in rows]
+        return {(event.kind, event.id): event for event in found}
