@@ -368,21 +368,6 @@ async def add_target(
                 target_error="Paste the Apprise URL of a chat or webhook, e.g. "
                 "slack://TokenA/TokenB/TokenC/#jobs.",
             )
-    try:
-        SubscriptionIn.model_validate({**sub.model_dump(), "notify": [*sub.notify, url]})
-    except ValidationError as exc:
-        problems = [problem_of(error) for error in exc.errors()]
-        said = "; ".join(in_words(p)[1] for p in problems if p.field.startswith("notify"))
-        return await _edit_page(
-            request,
-            ctx,
-            user,
-            sub,
-            SubscriptionForm.of(sub),
-            422,
-            target_error=said or "This URL cannot be used.",
-            new_target=url,
-        )
     return await _update(
         request,
         ctx,
