@@ -397,9 +397,7 @@ async def test_every_page_fits_a_phone_and_is_used_by_keyboard(
                 # Every form control has a name a screen reader says.
                 unlabeled = await page.evaluate(UNLABELED)
                 assert unlabeled == [], path
-                await web.shot(
-                    page,
-                    f"{n:02d}-phone-{path.strip('/').replace('/', '-').replace('{id}', 'edit') or 'home'}",
-                )
+                shown = path.strip("/").replace("/", "-").replace("{id}", "edit") or "home"
+                await web.shot(page, f"{n:02d}-phone-{shown}")
     finally:
         await context.close()
