@@ -221,7 +221,7 @@ async def preview_of(ctx: ApiContext, form: SubscriptionForm) -> dict[str, Any]:
     except ValidationError:
         kinds = form.values["kinds"] or list(ALL_KINDS)
         since = utcnow() - timedelta(days=days)
-        latest = await ctx.store.events.candidates(since, kinds, [], limit=PREVIEW_SHOWN)
+        latest = await ctx.store.events.newest(since, kinds, PREVIEW_SHOWN)
         return {"preview_days": days, "matched": None, "events": latest}
     found = await recent_matches(ctx.store, criteria, days)
     return {"preview_days": days, "matched": len(found), "events": found[:PREVIEW_SHOWN]}
