@@ -6,6 +6,7 @@ must not change without a new topic or version.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -34,10 +35,14 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
+_CONTROLS = re.compile("[\x00-\x1f\x7f]")
+
+
 def _no_controls(value: str) -> str:
     # PostgreSQL refuses NUL in text and JSON; other control characters would end up in an
-    # alert's subject or a chat line, where they do not belong.
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    # alert's subject or a chat line, where they do not belong. (A regular expression: a loop
+    # over the characters in Python cost a third of ingest.)
+    if _CONTROLS.search(value):
         raise ValueError("control characters are not allowed")
     return value
 

@@ -177,15 +177,15 @@ class EventConsumer:
                     dead.append(DeadLetter(record, exc.reason))
                 else:
                     events.append(event)
-                    log.info(
-                        "event.received",
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        event_id=event.id,
-                        kind=event.kind,
-                    )
             offsets[tp] = records[-1].offset + 1
+        event_ids = [event.id for event in events]
+        # One line a batch, naming its events: a line per event cost two fifths of ingest at
+        # thousands of events a second (README: how to follow one event with jq).
+        log.info(
+            "events.received",
+            partitions={f"{tp.topic}[{tp.partition}]": len(r) for tp, r in batch.items()},
+            event_ids=event_ids,
+        )
 
         await self._dead_letter(producer, dead)
         if events:
@@ -202,6 +202,7 @@ class EventConsumer:
             offsets={f"{tp.topic}[{tp.partition}]": offset for tp, offset in offsets.items()},
             events=len(events),
             dead_lettered=len(dead),
+            event_ids=event_ids,
         )
 
     async def _dead_letter(self, producer: AIOKafkaProducer, dead: list[DeadLetter]) -> None:

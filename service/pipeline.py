@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -97,6 +98,10 @@ class Pipeline:
     async def __call__(self, events: Sequence[Event]) -> None:
         matches = self.live.matches(events, utcnow())
         new = await self.store.ledger.record(events, matches)
-        log.info("match.recorded", events=len(events), matches=len(matches), new=new)
+        # Which events matched and how often, so one event can be followed through the log.
+        per_event = Counter(match.event.id for match in matches)
+        log.info(
+            "match.recorded", events=len(events), matches=len(matches), new=new, matched=per_event
+        )
         if new:
             self._recorded()

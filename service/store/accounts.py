@@ -155,7 +155,11 @@ class Accounts:
             )
             owned = select(subscriptions.c.id).where(subscriptions.c.owner == user_id)
             removed = await conn.execute(
-                delete(deliveries).where(deliveries.c.subscription_id.in_(owned))
+                delete(deliveries).where(
+                    deliveries.c.target_id.in_(
+                        select(targets.c.id).where(targets.c.subscription_id.in_(owned))
+                    )
+                )
             )
             await conn.execute(delete(targets).where(targets.c.subscription_id.in_(owned)))
             await conn.execute(

@@ -12,13 +12,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, bindparam, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.events import AnyEvent, Event
 from service.matching import search_text
+from service.store.bulk import DeliveryRow, EventRow, insert_deliveries, insert_events
 from service.store.crypto import Sealer
 from service.store.engine import insert
 from service.store.schema import deliveries, events, subscriptions, targets, utcnow
@@ -26,10 +36,10 @@ from service.store.schema import deliveries, events, subscriptions, targets, utc
 DeliveryStatus = Literal["pending", "sending", "sent", "dead"]
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """An event that a subscription wants, to be sent to each of its targets: at once, or at
-    `due` (a digest's time, or the end of quiet hours) as part of a digest."""
+    `due` (a digest's time, or the end of quiet hours) as part of a digest. A named tuple: a
+    batch makes one per match, 50,000 at fan-out 100, and a tuple is the cheapest to build."""
 
     subscription_id: str
     event: Event
@@ -111,6 +121,12 @@ class Outcomes:
         )
 
 
+def _targets_of(subscription_ids: Any) -> Select[tuple[int]]:
+    """The ids of the subscriptions' targets: how the ledger is searched by subscription (its
+    index is by target, and a subscription has few)."""
+    return select(targets.c.id).where(targets.c.subscription_id.in_(subscription_ids))
+
+
 def _due(now: datetime) -> ColumnElement[bool]:
     """Pending and due, or claimed by a worker whose lease ran out (it crashed)."""
     return or_(
@@ -133,45 +149,20 @@ class Ledger:
         Returns how many new alerts were recorded.
         """
         now = utcnow()
-        event_rows = {
-            (ev.kind, ev.id): {
-                "kind": ev.kind,
-                "id": ev.id,
-                "payload": ev.model_dump(mode="json"),
-                "received_at": now,
-                "search": search_text(ev),
-            }
+        event_rows: dict[tuple[str, str], EventRow] = {
+            (ev.kind, ev.id): (ev.kind, ev.id, ev.model_dump_json(), now, search_text(ev))
             for ev in batch
         }
-        delivery_rows = [
-            {
-                "subscription_id": match.subscription_id,
-                "target_id": target_id,
-                "event_kind": match.event.kind,
-                "event_id": match.event.id,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": match.due or now,
-                "created_at": now,
-                "digest": match.digest,
-            }
-            for match in matches
-            for target_id in match.target_ids
+        delivery_rows: list[DeliveryRow] = [
+            (sub, target_id, event.kind, event.id, due, digest)
+            for sub, event, target_ids, due, digest in matches
+            for target_id in target_ids
         ]
         if not event_rows:
             return 0
         async with self.engine.begin() as conn:
-            await conn.execute(
-                self._insert(events).on_conflict_do_nothing(), list(event_rows.values())
-            )
-            if not delivery_rows:
-                return 0
-            # RETURNING, because drivers disagree on rowcount for a bulk insert.
-            inserted = await conn.execute(
-                self._insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.id),
-                delivery_rows,
-            )
-            return len(inserted.all())
+            await insert_events(conn, list(event_rows.values()))
+            return await insert_deliveries(conn, delivery_rows, now)
 
     async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
         """Take up to `limit` due alerts (not digest rows) for sending, safely beside other
@@ -365,7 +356,7 @@ class Ledger:
             deliveries.c.digest.is_(True), deliveries.c.status == "pending"
         )
         if subscription_id is not None:
-            query = query.where(deliveries.c.subscription_id == subscription_id)
+            query = query.where(deliveries.c.target_id.in_(_targets_of([subscription_id])))
         async with self.engine.begin() as conn:
             result = await conn.execute(query.values(next_attempt_at=utcnow()))
         return result.rowcount
@@ -402,10 +393,10 @@ class Ledger:
         if status is not None:
             query = query.where(deliveries.c.status == status)
         if subscription_id is not None:
-            query = query.where(deliveries.c.subscription_id == subscription_id)
+            query = query.where(targets.c.subscription_id == subscription_id)
         if owner is not None:
             owned = select(subscriptions.c.id).where(subscriptions.c.owner == owner)
-            query = query.where(deliveries.c.subscription_id.in_(owned))
+            query = query.where(targets.c.subscription_id.in_(owned))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [self._delivery(row) for row in rows]

@@ -76,7 +76,10 @@ class Retention:
         old_events = select(events.c.kind, events.c.id).where(
             events.c.received_at < now - timedelta(days=self.settings.events_days), ~needed
         )
-        referenced = exists().where(deliveries.c.subscription_id == subscriptions.c.id)
+        # Through the subscription's targets: the ledger's index is by target.
+        referenced = exists().where(
+            deliveries.c.target_id == targets.c.id, targets.c.subscription_id == subscriptions.c.id
+        )
         old_tombstones = select(subscriptions.c.id).where(
             subscriptions.c.deleted.is_(True),
             subscriptions.c.updated_at < now - TOMBSTONE_AGE,
