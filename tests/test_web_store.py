@@ -1,5 +1,5 @@
 """The store behind the web page: several API keys per user, links that work once, sessions,
-the user's confirmed address, and what erasing a user removes; migration 0005 both ways."""
+the user's confirmed address, and what erasing a user removes; migration 0006 both ways."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ async def test_erasing_a_user_removes_their_keys_sessions_and_pending_links(
     assert await store.accounts.by_email("ana@example.com") is None
 
 
-async def test_migration_0005_moves_keys_to_their_table_and_back(tmp_path: Path) -> None:
+async def test_migration_0006_moves_keys_to_their_table_and_back(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}"
     store = await Store.open(url)
     made = await add_user(store, "ana")
@@ -117,7 +117,7 @@ async def test_migration_0005_moves_keys_to_their_table_and_back(tmp_path: Path)
 
     engine = Store.connect(url)
     try:
-        assert await migrate.downgrade(engine, "0004") == "0004"
+        assert await migrate.downgrade(engine, "0005") == "0005"
         async with engine.connect() as conn:
             rows = dict((await conn.execute(text("SELECT name, key_hash FROM users"))).all())
         assert rows["ana"] == key_hash(first)  # the oldest key stays the user's key
@@ -131,6 +131,6 @@ async def test_migration_0005_moves_keys_to_their_table_and_back(tmp_path: Path)
         actor = await authenticate(store, first, None)
         assert actor is not None
         assert actor.user_id == user.id
-        assert await authenticate(store, second, None) is None  # newer keys go with 0005
+        assert await authenticate(store, second, None) is None  # newer keys go with 0006
     finally:
         await store.close()

@@ -5,8 +5,8 @@ Each user's key moves from `users.key_hash` to `api_keys` (labelled as the opera
 user can hold several and revoke any. Downgrading keeps each user's oldest key; a user with
 none gets a hash no key has, so the column can be NOT NULL again.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-27
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
