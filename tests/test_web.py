@@ -6,6 +6,7 @@ The same journeys in a real Chromium are in tests/integration/test_web_browser.p
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +26,8 @@ from service.delivery import AppriseNotifier
 from service.preview import recent_matches
 from service.redaction import mask
 from service.registry import SubscriptionRegistry
-from service.store import Store
+from service.store import Match, Store, utcnow
+from service.store.ledger import Outcomes
 from service.subscriptions import Criteria, SubscriptionIn
 from service.system_mail import MailRouting, SystemMail, own_mail_target
 from service.targets import TargetPolicy
@@ -666,3 +668,56 @@ def _operator() -> Any:
     from service.accounts import OPERATOR
 
     return OPERATOR
+
+
+async def test_a_test_alert_from_the_page_says_per_target_whether_it_arrived(web: Web) -> None:
+    async with web.browser() as browser:
+        await signed_up(web, browser, "ana@example.com")
+        (sub,) = await web.store.subscriptions.all()
+        page = await browser.get(f"/manage/subscriptions/{sub.id}")
+        tested = await browser.post(
+            f"/manage/subscriptions/{sub.id}/test", data={"csrf": csrf_of(page)}
+        )
+    assert tested.status_code == 200
+    assert re.search(r'<li class="ok">Email to ana@example.com: arrived</li>', tested.text)
+    test_mail = (await web.mail(2))[1]
+    assert test_mail.subject == "jobwire test alert"
+    assert test_mail.to == "ana@example.com"
+
+
+async def test_the_last_alerts_and_a_dead_target_with_its_reason_are_shown(
+    web: Web, sample_events: list[Event]
+) -> None:
+    async with web.browser() as browser:
+        await signed_up(web, browser, "ana@example.com")
+        (sub,) = await web.store.subscriptions.all()
+        hook = f"json://hooks.example.com/alerts?token={TARGET_SECRET}"
+        page = await browser.get(f"/manage/subscriptions/{sub.id}")
+        await browser.post(
+            f"/manage/subscriptions/{sub.id}/targets", data={"csrf": csrf_of(page), "notify": hook}
+        )
+        sub = await web.store.subscriptions.get(sub.id)  # type: ignore[assignment]
+        posting = next(e for e in sample_events if e.kind == "posting")
+        await web.store.ledger.record([posting], [Match(sub.id, posting, sub.target_ids)])
+        rows = {row.target_id: row for row in await web.store.ledger.recent()}
+        mail_row, hook_row = (rows[tid] for tid in sub.target_ids)
+        now = utcnow()
+        await web.store.ledger.apply(
+            Outcomes(
+                sent=[(mail_row.id, now)],
+                dead=[(hook_row.id, f"HTTP 410 from {hook}: the webhook is gone")],
+            )
+        )
+        manage = await browser.get("/manage")
+    text = manage.text
+    assert TARGET_SECRET not in text
+    dead = re.search(r'<section class="problems".*?</section>', text, re.S)
+    assert dead
+    assert mask(hook) in dead[0]
+    assert "the webhook is gone" in dead[0]
+    alerts = re.search(r'aria-labelledby="alerts-title">.*?</section>', text, re.S)
+    assert alerts
+    what = f"{posting.title} at {posting.employer}, {posting.city}"  # type: ignore[union-attr]
+    assert alerts[0].count(html.escape(what)) == 2
+    assert "Sent" in alerts[0]
+    assert "Not delivered: HTTP 410" in alerts[0]

@@ -128,6 +128,7 @@ async def test_a_person_signs_up_confirms_gets_an_alert_pauses_and_unsubscribes(
     kafka: KafkaBroker, browser: Browser, page: Page, tmp_path: Path, screens: Path
 ) -> None:
     started = time.monotonic()
+    print(f"Chromium {browser.version}")
     async with site(kafka, tmp_path, screens) as web:
         # The front door: the newest events before anything is typed.
         await page.goto(web.url + "/")
