@@ -6,7 +6,6 @@ The same journeys in a real Chromium are in tests/integration/test_web_browser.p
 from __future__ import annotations
 
 import asyncio
-import html
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from config.settings import LimitSettings
 from consumers.events import Event, JobPosting
@@ -718,6 +718,6 @@ async def test_the_last_alerts_and_a_dead_target_with_its_reason_are_shown(
     alerts = re.search(r'aria-labelledby="alerts-title">.*?</section>', text, re.S)
     assert alerts
     what = f"{posting.title} at {posting.employer}, {posting.city}"  # type: ignore[union-attr]
-    assert alerts[0].count(html.escape(what)) == 2
+    assert alerts[0].count(str(escape(what))) == 2
     assert "Sent" in alerts[0]
     assert "Not delivered: HTTP 410" in alerts[0]
