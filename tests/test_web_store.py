@@ -14,11 +14,18 @@ from sqlalchemy import text
 from service.accounts import add_user, authenticate, key_hash, new_api_key
 from service.store import Store, migrate
 from service.store.api_keys import KeyLimitReached
+from tests.conftest import empty_database
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A new store of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}"
+    else:
+        url = request.getfixturevalue("postgres").url
+        await empty_database(url)
+    opened = await Store.open(url, auto_migrate=True)
     yield opened
     await opened.close()
 

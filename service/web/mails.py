@@ -18,11 +18,12 @@ from service.delivery import Message
 log = structlog.get_logger("jobwire.web.mail")
 
 
-def confirm_message(what: str, link: str, hours: float) -> Message:
+def confirm_message(link: str, hours: float) -> Message:
+    """The confirmation email. It carries nothing the sign-up typed: a form that emails any
+    address must not carry a stranger's words to it. The page the link opens shows them."""
     body = (
-        "Someone, hopefully you, asked jobwire for alerts at this address:\n\n"
-        f"  {what}\n\n"
-        f"To start them, open this link within {_hours(hours)}:\n\n"
+        "Someone, hopefully you, asked jobwire for job or news alerts at this address.\n\n"
+        f"To see what they are about and start them, open this link within {_hours(hours)}:\n\n"
         f"{link}\n\n"
         "If it was not you, ignore this email: nothing will be sent to you."
     )

@@ -158,7 +158,7 @@ async def sign_up(
             "confirm", address, timedelta(hours=hours), payload=fields
         )
         link = f"{ctx.base_url}/confirm/{token}"
-        await mail.send(address, confirm_message(describe(fields), link, hours))
+        await mail.send(address, confirm_message(link, hours))
 
     ctx.outbox.send_later("confirm", send())
     log.info("web.signed_up", client=client_address(request))
