@@ -229,6 +229,13 @@ class DeliverySettings(BaseModel):
     """How alerts are sent, retried and given up on."""
 
     concurrency: int = Field(8, ge=1, description="Alerts sent at the same time.")
+    processes: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="Processes that send alerts beside the service's own (0: send from it), "
+        "so delivery can use more than one core.",
+    )
     max_attempts: int = Field(5, ge=1, description="Attempts before an alert is marked dead.")
     backoff_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles each time.")
     backoff_cap_s: float = Field(300.0, gt=0, description="Longest delay between retries.")
@@ -434,6 +441,24 @@ class WebSettings(BaseModel):
     )
 
 
+class TemplateSettings(BaseModel):
+    """How alerts and digests look: jobwire's templates, or an operator's in their place."""
+
+    dir: Path | None = Field(
+        None,
+        description="Directory of Jinja2 templates that replace jobwire's own of the same "
+        "file name, any subset (docs/templates.md); each is checked at start (unset: "
+        "jobwire's own).",
+    )
+
+    @field_validator("dir")
+    @classmethod
+    def _a_directory(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"no such directory: {value}")
+        return value
+
+
 class LogSettings(BaseModel):
     """What operators read."""
 
@@ -445,6 +470,58 @@ class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Least severe level logged."
     )
+
+
+class MetricsSettings(BaseModel):
+    """Where Prometheus reads jobwire's metrics (`/metrics`)."""
+
+    host: str = Field(
+        "127.0.0.1",
+        description="Address of /metrics when the API is off (with the API on, /metrics is "
+        "served on the API's port).",
+    )
+    port: int = Field(
+        9464, ge=0, le=65535, description="Port of /metrics when the API is off (0: any free port)."
+    )
+    ledger_interval_s: float = Field(
+        15.0,
+        gt=0,
+        description="How often the ledger's alerts are counted by status for jobwire_ledger_rows "
+        "(a query over the whole ledger).",
+    )
+
+
+class OperatorSettings(BaseModel):
+    """Who is told when alerting itself fails: a target that stops working."""
+
+    notify: SecretStr | None = Field(
+        None,
+        description="Apprise URL that tells the operator when a target dies and when it "
+        "recovers, at most once per target a day, with the reason (unset: only the logs say so).",
+    )
+    owner_mail_url: SecretStr | None = Field(
+        None,
+        description="Apprise mailto:// or mailtos:// URL, without `to=`, through which an owner "
+        "is emailed at their user name (when it is an email address) when a target of theirs "
+        "dies and their subscription has no other target that works (unset: no email).",
+    )
+
+    @field_validator("notify", "owner_mail_url")
+    @classmethod
+    def _apprise_can_use(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        import apprise  # here, not at the top: the other settings load without its plugins
+
+        url = value.get_secret_value().strip()
+        if not apprise.Apprise().add(url):
+            raise ValueError("Apprise cannot use this URL (`apprise --details` lists the schemes)")
+        if info.field_name == "owner_mail_url":
+            if not url.startswith(("mailto://", "mailtos://")):
+                raise ValueError("must be a mailto:// or mailtos:// URL")
+            if "to=" in url:
+                raise ValueError("leave out `to=`: jobwire adds each owner's address")
+        return SecretStr(url)
 
 
 class Settings(BaseSettings):
@@ -464,7 +541,10 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     mail: MailSettings = MailSettings()
     web: WebSettings = WebSettings()
+    templates: TemplateSettings = TemplateSettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    operator: OperatorSettings = OperatorSettings()
 
 
 class SettingsError(Exception):
@@ -482,7 +562,7 @@ def load_settings() -> Settings:
             # Values of these may hold credentials, so only their names are shown; nor is a
             # whole group's input, which would show every value in it.
             sensitive = any(
-                word in path for word in ("URL", "SECRET", "KEY", "PASSWORD")
+                word in path for word in ("URL", "SECRET", "KEY", "PASSWORD", "NOTIFY")
             ) or isinstance(error.get("input"), dict)
             shown = "" if sensitive else f" (got {error.get('input')!r})"
             problems.append(f"JOBWIRE_{path}: {error['msg']}{shown}")

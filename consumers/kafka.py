@@ -9,6 +9,7 @@ reason and where they came from, before their offsets are committed, so nothing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,7 +27,14 @@ from aiokafka.errors import (
 
 from config.settings import KafkaSettings
 from consumers.connection import client_options, explain_failure
-from consumers.events import Event, EventKind, MalformedEvent, decode
+from consumers.events import Event, EventKind, MalformedCause, MalformedEvent, decode
+from consumers.health import (
+    PROBE_INTERVAL_S,
+    ConsumerObserver,
+    KafkaLiveness,
+    NoObserver,
+    partition_lag,
+)
 
 log = structlog.get_logger("jobwire.consumer")
 
@@ -37,14 +45,22 @@ BatchHandler = Callable[[Sequence[Event]], Awaitable[None]]
 class DeadLetter:
     record: ConsumerRecord[bytes, bytes]
     reason: str
+    cause: MalformedCause
 
 
 class EventConsumer:
     """Consumes the postings and articles topics as one member of the consumer group."""
 
-    def __init__(self, settings: KafkaSettings, handle: BatchHandler) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        handle: BatchHandler,
+        observer: ConsumerObserver | None = None,
+    ) -> None:
         self.settings = settings
         self.handle = handle
+        self.observer = observer or NoObserver()
+        self.liveness = KafkaLiveness(settings.bootstrap_servers, self.observer)
         self.kinds: dict[str, EventKind] = {
             settings.postings_topic: "posting",
             settings.articles_topic: "article",
@@ -52,7 +68,11 @@ class EventConsumer:
         # Held while a batch is handled and committed; a rebalance waits for it, so partitions
         # never move with a batch half done.
         self._batch_lock = asyncio.Lock()
-        self.connected = False
+
+    @property
+    def connected(self) -> bool:
+        """Joined, and the brokers answered within the last few seconds (readiness)."""
+        return self.liveness.connected
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set, then commit what was handled and leave the group."""
@@ -75,8 +95,10 @@ class EventConsumer:
         if self.settings.create_topics:
             await self._create_missing_topics()
         consumer.subscribe(list(self.kinds), listener=_Rebalance(self._batch_lock))
-        self.connected = True
+        self.liveness.started()
         log.info("consumer.started", topics=list(self.kinds), group_id=self.settings.group_id)
+        done = asyncio.Event()
+        watch = asyncio.create_task(self._watch(consumer, done), name="consumer.watch")
         try:
             while not stop.is_set():
                 batch = await consumer.getmany(
@@ -86,8 +108,12 @@ class EventConsumer:
                 if batch:
                     async with self._batch_lock:
                         await self._handle_batch(consumer, producer, batch)
+                self.observer.consumer_lag(await partition_lag(consumer))
         finally:
-            self.connected = False
+            done.set()
+            await asyncio.gather(watch, return_exceptions=True)
+            self.liveness.stopped()
+            self.observer.consumer_lag({})
             await consumer.stop()
             await producer.stop()
             log.info("consumer.stopped", topics=list(self.kinds), group_id=self.settings.group_id)
@@ -122,6 +148,17 @@ class EventConsumer:
                     await asyncio.wait_for(stop.wait(), delay)
                 except TimeoutError:
                     delay = min(delay * 2, 30.0)
+
+    async def _watch(self, consumer: AIOKafkaConsumer, done: asyncio.Event) -> None:
+        """Beside the loop, which may wait on the store for a while: do the brokers answer,
+        and how far behind is each partition."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), PROBE_INTERVAL_S)
+            if done.is_set():
+                return
+            await self.liveness.probe(consumer.topics)
+            self.observer.consumer_lag(await partition_lag(consumer))
 
     async def _create_missing_topics(self) -> None:
         """Create the topics if absent: a consumer subscribed to a topic that does not exist
@@ -174,9 +211,10 @@ class EventConsumer:
                 try:
                     event = decode(kind, record.value)
                 except MalformedEvent as exc:
-                    dead.append(DeadLetter(record, exc.reason))
+                    dead.append(DeadLetter(record, exc.reason, exc.cause))
                 else:
                     events.append(event)
+                    self.observer.event_received(record.topic, event, record.timestamp)
             offsets[tp] = records[-1].offset + 1
         event_ids = [event.id for event in events]
         # One line a batch, naming its events: a line per event cost two fifths of ingest at
@@ -238,6 +276,8 @@ class EventConsumer:
         except KafkaError:
             log.error("event.dead_letter_failed", count=len(dead))
             raise
+        for item in dead:
+            self.observer.event_dead_lettered(item.record.topic, item.cause)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -79,6 +79,20 @@ class PostgresServer:
         """The same server as a libpq/asyncpg DSN (no SQLAlchemy driver prefix)."""
         return f"postgresql://{USER}:{PASSWORD}@{LOOPBACK}:{self.port}/{DATABASE}"
 
+    def halt(self) -> None:
+        """Stop the server as an outage would (open sessions are ended), keeping its files
+        for `restart`."""
+        _run(
+            [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.datadir), "-m", "fast", *WAIT],
+            self._run_as,
+            cwd=self.datadir.parent,
+        )
+
+    def restart(self) -> None:
+        """Start a halted server again, on the same port; returns once it accepts connections."""
+        start = ["start", "-D", str(self.datadir), "-l", str(self.logfile), "-o", f"-p {self.port}"]
+        _run([str(self.bindir / "pg_ctl"), *start, *WAIT], self._run_as, cwd=self.datadir.parent)
+
     def stop(self) -> None:
         """Stop the server (fast shutdown: open sessions are ended) and remove its files.
 

@@ -17,10 +17,18 @@ import structlog
 from config.settings import Settings
 from consumers.kafka import EventConsumer
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
+from service.delivery.observer import Observers
+from service.delivery.render import Renderer
+from service.delivery.senders import SenderPool
+from service.health import StoreWatch
+from service.meta_alerts import MetaAlerts
+from service.metrics import Metrics
+from service.metrics_endpoint import bind_metrics, instrument, metrics_only_app
 from service.pipeline import LiveSubscriptions, Pipeline
 from service.registry import SubscriptionRegistry
 from service.store import Store, describe_failure
 from service.store.retention import Retention
+from service.store.target_state import TargetState
 from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
 from service.unsubscribe import load_links
@@ -44,23 +52,34 @@ class Service:
         self.live: LiveSubscriptions | None = None
         # How often each part was restarted after a failure; operators see it in the logs too.
         self.restarts: Counter[str] = Counter()
+        self.metrics = Metrics()
+        self.metrics.count_restarts(self.restarts)
+        # Where /metrics is served on a port of its own (with the API off).
+        self.metrics_url: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
+        # The operator's templates render every sample first: a broken one stops start-up
+        # here, with its file and line, never at send time.
+        renderer = Renderer.from_settings(settings.templates)
         # Listen first: a taken port should stop start-up before anything else is opened.
         sock = bind(settings.api.host, settings.api.port) if settings.api.enabled else None
+        metrics, metrics_sock = self.metrics, None
+        if sock is None:
+            metrics_sock = bind_metrics(settings.metrics.host, settings.metrics.port)
         store = await Store.open(
             settings.store.url, settings.store.auto_migrate, settings.store.keys()
         )
         policy = TargetPolicy.from_settings(settings.targets)
-        # Users' targets, held to the target policy; alerts of people who signed up on the web
-        # page go through jobwire's own mail instead (service/system_mail.py).
-        mail = SystemMail.from_settings(settings.mail, settings.delivery.timeout_s)
-        users_notifier = self._notifier or AppriseNotifier(
-            policy, settings.delivery.concurrency, settings.delivery.timeout_s
+        users_notifier = self._notifier or await _notifier(settings, policy)
+        # jobwire's own email (web sign-ups, sign-in links, and the alerts of people who signed
+        # up on the page) goes through the operator's JOBWIRE_MAIL__URL, outside the users'
+        # target policy; every other target through `users_notifier` (service/system_mail.py).
+        mail = SystemMail.from_settings(
+            settings.mail, settings.delivery.concurrency, settings.delivery.timeout_s
         )
         notifier = MailRouting(users_notifier, mail)
-        live = self.live = LiveSubscriptions(store)
+        live = self.live = LiveSubscriptions(store, metrics)
         await live.refresh()
         port = sock.getsockname()[1] if sock else None
         links = await load_links(settings.api, store, port)
@@ -76,9 +95,31 @@ class Service:
         # A link is only worth sending if something serves it: this instance, or another one
         # behind the configured public address.
         served = settings.api.enabled or bool(settings.api.public_url)
-        worker = DeliveryWorker(store, notifier, settings.delivery, links.url if served else None)
+        operator = settings.operator
+        # The operator's own URLs are not users' targets: any host the operator names.
+        operator_notifier = self._notifier or AppriseNotifier(
+            TargetPolicy((), allow_private_hosts=True), 1, settings.delivery.timeout_s
+        )
+        meta_alerts = MetaAlerts(
+            TargetState(store.engine, store.sealer),
+            notifier,
+            metrics,
+            operator.notify.get_secret_value() if operator.notify else None,
+            operator.owner_mail_url.get_secret_value() if operator.owner_mail_url else None,
+            operator_notifier=operator_notifier,
+        )
+        worker = DeliveryWorker(
+            store,
+            notifier,
+            settings.delivery,
+            links.url if served else None,
+            observer=Observers(metrics, meta_alerts),
+            renderer=renderer,
+        )
 
-        consumer = EventConsumer(settings.kafka, Pipeline(live, store, worker.wake))
+        consumer = EventConsumer(
+            settings.kafka, Pipeline(live, store, worker.wake, metrics), observer=metrics
+        )
         tasks = [
             asyncio.create_task(
                 _supervised("consumer", consumer.run, stop, self.restarts), name="consumer"
@@ -90,6 +131,13 @@ class Service:
             asyncio.create_task(
                 Retention(store.engine, settings.retention).run(stop), name="retention"
             ),
+            asyncio.create_task(
+                StoreWatch(
+                    store, metrics, ledger_interval_s=settings.metrics.ledger_interval_s
+                ).run(stop),
+                name="store.watch",
+            ),
+            asyncio.create_task(meta_alerts.run(stop), name="meta_alerts"),
         ]
         # Test alerts check every connection at send time (service/egress.py).
         if sock is not None:
@@ -110,6 +158,7 @@ class Service:
                     secret=web_secret.encode(),
                 )
             )
+            instrument(api, metrics)
             tasks.append(asyncio.create_task(serve(api, sock, stop), name="api"))
             self.api_url = f"http://{settings.api.host}:{port}"
             log.info(
@@ -118,6 +167,11 @@ class Service:
                 docs=f"{self.api_url}/docs",
                 page=f"{links.base_url}/" if settings.web.enabled else None,
             )
+        if metrics_sock is not None:
+            app = metrics_only_app(metrics)
+            tasks.append(asyncio.create_task(serve(app, metrics_sock, stop), name="metrics"))
+            self.metrics_url = f"http://{settings.metrics.host}:{metrics_sock.getsockname()[1]}"
+            log.info("metrics.listening", url=f"{self.metrics_url}/metrics")
         self.ready.set()
         try:
             await asyncio.gather(*tasks)
@@ -125,12 +179,26 @@ class Service:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if isinstance(users_notifier, AppriseNotifier):
-                users_notifier.close()
+            for sender in (users_notifier, operator_notifier):
+                if isinstance(sender, AppriseNotifier | SenderPool):
+                    sender.close()
             if mail is not None:
                 mail.close()
             await store.close()
             log.info("service.stopped")
+
+
+async def _notifier(settings: Settings, policy: TargetPolicy) -> Notifier:
+    """Where sends run: child processes (JOBWIRE_DELIVERY__PROCESSES), or this process."""
+    delivery = settings.delivery
+    if delivery.processes == 0:
+        return AppriseNotifier(policy, delivery.concurrency, delivery.timeout_s)
+    threads = -(-delivery.concurrency // delivery.processes)  # ceiling
+    pool = SenderPool(
+        settings.targets, settings.templates, delivery.processes, threads, delivery.timeout_s
+    )
+    await pool.start()
+    return pool
 
 
 async def _supervised(

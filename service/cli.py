@@ -108,12 +108,13 @@ def run() -> None:
     """
     from service.api import ApiUnavailable
     from service.app import run_service
+    from service.delivery.render import TemplateError
 
     settings = _settings()
     configure_logging(settings.log.format, settings.log.level)
     try:
         run_service(settings)
-    except (StoreUnavailable, ApiUnavailable) as exc:
+    except (StoreUnavailable, ApiUnavailable, TemplateError) as exc:
         raise _fail(str(exc), 1) from None
 
 
@@ -334,6 +335,26 @@ async def _recent_pairs(
     return pairs
 
 
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+) -> None:
+    """One screen for an operator: instances in the group, lag per partition, last event,
+    ledger backlog by status, dead targets. Needs no running instance. Exits 1 when Kafka or
+    the store does not answer."""
+    from service.status import gather, render
+
+    settings = _settings()
+    quiet_library_logs()
+    found = _run(gather(settings))
+    if as_json:
+        typer.echo(orjson.dumps(found.as_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(render(found))
+    if not found.healthy:
+        raise typer.Exit(1)
+
+
 deliveries_app = typer.Typer(
     help="The delivery ledger: what was sent, what is waiting, what died and why."
 )
@@ -398,6 +419,24 @@ def deliveries_retry(
     settings = _settings()
     count = _run(_with_store(settings, lambda store: store.ledger.requeue(None if dead else ids)))
     typer.echo(f"re-queued {count} alert(s)")
+
+
+templates_app = typer.Typer(
+    help="The templates alerts and digests are written with (JOBWIRE_TEMPLATES__DIR overrides "
+    "any of them; docs/templates.md)."
+)
+app.add_typer(templates_app, name="templates")
+
+
+@templates_app.command("check")
+def templates_check() -> None:
+    """Render every template with sample events; name each file and line that fails."""
+    from service.delivery.render import TemplateError, check_templates
+
+    try:
+        typer.echo(check_templates(_settings().templates))
+    except TemplateError as exc:
+        raise _fail(str(exc), 1) from None
 
 
 digests_app = typer.Typer(

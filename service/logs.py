@@ -58,7 +58,7 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)
-    handler.addFilter(RepeatLimiter(("aiokafka",)))
+    handler.addFilter(RepeatLimiter(("aiokafka",), emit=handler.handle))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
@@ -86,44 +86,80 @@ def _only_progress(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith(("Context impl", "Will assume"))
 
 
+# How long a repeated library line stays quiet; its repeats are counted meanwhile.
+WINDOW_S = 10.0
+_COUNTED = "jobwire_repeats_counted"
+
+
 class RepeatLimiter(logging.Filter):
     """Passes each line from the given libraries once per window, and counts the repeats.
 
     aiokafka retries a lost broker every 100 ms or so and logs every failure: measured, about
-    40 lines a second while a broker restarts, and 6 a second for as long as a password is
+    60 lines a second while a broker is down, and 6 a second for as long as a password is
     refused after a rotation. The first line says what is wrong; its repeats only bury
-    jobwire's own lines. The next one after the window says how many were dropped. A line
+    jobwire's own lines. So each kind of line (logger and message) passes once per window; the
+    next one after the window says how many were dropped ("... (59 more in 10 s)"). A line
     that differs (another cause, another broker) passes at once.
+
+    When a line stops repeating (the broker is back), its last count would never be said: so
+    with `emit` (the handler's `handle`), any line that comes after such a window has closed
+    first brings out a line with that count.
     """
 
     def __init__(
         self,
         libraries: tuple[str, ...],
-        window_s: float = 30.0,
+        window_s: float = WINDOW_S,
         clock: Callable[[], float] = time.monotonic,
+        emit: Callable[[logging.LogRecord], object] | None = None,
     ) -> None:
         super().__init__()
         self.libraries = libraries
         self.window_s = window_s
         self.clock = clock
-        # (logger, message) -> (when it last passed, how many were dropped since)
-        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+        self.emit = emit
+        # (logger, message) -> (when its window began, how many were dropped since, level)
+        self._seen: dict[tuple[str, str], tuple[float, int, int]] = {}
+        self._next_sweep = 0.0
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.split(".", 1)[0] not in self.libraries:
+        if getattr(record, _COUNTED, False):
             return True
-        key = (record.name, record.getMessage())
         now = self.clock()
+        library = record.name.split(".", 1)[0] in self.libraries
+        key = (record.name, record.getMessage()) if library else None
+        if self.emit is not None and now >= self._next_sweep:
+            self._sweep(now, key)
+        if key is None:
+            return True
         seen = self._seen.get(key)
         if seen is not None and now - seen[0] < self.window_s:
-            self._seen[key] = (seen[0], seen[1] + 1)
+            self._seen[key] = (seen[0], seen[1] + 1, seen[2])
             return False
         if len(self._seen) > 1000:  # lines differ in offsets or ids: forget the old ones
             self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
-        self._seen[key] = (now, 0)
+        self._seen[key] = (now, 0, record.levelno)
         if seen is not None and seen[1]:
-            record.msg, record.args = f"{key[1]} ({seen[1]} more in {now - seen[0]:.0f} s)", None
+            record.msg, record.args = _counted(key[1], seen[1], now - seen[0]), None
         return True
+
+    def _sweep(self, now: float, current: tuple[str, str] | None) -> None:
+        """Say the counts of windows that closed without another line of their kind."""
+        self._next_sweep = now + 1.0
+        for key, (began, dropped, level) in list(self._seen.items()):
+            if key == current or now - began < self.window_s:
+                continue
+            del self._seen[key]
+            if dropped and self.emit is not None:
+                line = logging.LogRecord(
+                    key[0], level, "", 0, _counted(key[1], dropped, now - began), None, None
+                )
+                setattr(line, _COUNTED, True)
+                self.emit(line)
+
+
+def _counted(message: str, dropped: int, seconds: float) -> str:
+    return f"{message} ({dropped} more in {seconds:.0f} s)"
 
 
 def quiet_library_logs() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -17,6 +18,7 @@ import structlog
 
 from consumers.events import Event
 from service.matching import Matcher
+from service.metrics import Metrics
 from service.schedule import Schedule
 from service.store import Match, Store, explain, utcnow
 
@@ -30,8 +32,9 @@ class LiveSubscriptions:
     changed, so a change takes effect within one refresh interval, without a restart.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.matcher = Matcher()
         # Each subscription's target ids: what its ledger rows will name.
         self.targets: dict[str, tuple[int, ...]] = {}
@@ -43,6 +46,7 @@ class LiveSubscriptions:
         """Apply what changed since the last refresh; returns how many subscriptions did."""
         before = self._seen
         changes, self._seen = await self.store.subscriptions.changes(before)
+        started = time.perf_counter()
         for change in changes:
             self.schedules.pop(change.id, None)
             if not change.wanted:
@@ -53,6 +57,8 @@ class LiveSubscriptions:
         wanted_now = [change for change in changes if change.wanted]
         self.matcher.add_many((change.id, change.criteria) for change in wanted_now)
         self.targets.update((change.id, change.target_ids) for change in wanted_now)
+        index_s = time.perf_counter() - started if changes else None
+        self.metrics.subscriptions_refreshed(len(self.targets), index_s)
         # The store returns a small overlap again each time; count only what is new.
         return sum(1 for change in changes if before is None or change.updated_at > before)
 
@@ -90,18 +96,30 @@ class LiveSubscriptions:
 class Pipeline:
     """Match a batch and record it: the handler the consumer awaits before it commits."""
 
-    def __init__(self, live: LiveSubscriptions, store: Store, recorded: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        live: LiveSubscriptions,
+        store: Store,
+        recorded: Callable[[], None],
+        metrics: Metrics | None = None,
+    ) -> None:
         self.live = live
+        self.metrics = metrics or Metrics()
         self.store = store
         self._recorded = recorded
 
     async def __call__(self, events: Sequence[Event]) -> None:
         matches = self.live.matches(events, utcnow())
         new = await self.store.ledger.record(events, matches)
-        # Which events matched and how often, so one event can be followed through the log.
-        per_event = Counter(match.event.id for match in matches)
+        self.metrics.matches_recorded(len(matches), new)
+        # Every event's id, so one `jq` filter follows an event from received to sent.
         log.info(
-            "match.recorded", events=len(events), matches=len(matches), new=new, matched=per_event
+            "match.recorded",
+            events=len(events),
+            matches=len(matches),
+            new=new,
+            event_ids=[event.id for event in events],
+            matched=dict(Counter(match.event.id for match in matches)),
         )
         if new:
             self._recorded()

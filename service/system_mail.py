@@ -65,13 +65,17 @@ class SystemMail:
         self._notifier = notifier
 
     @classmethod
-    def from_settings(cls, settings: MailSettings, timeout_s: float) -> SystemMail | None:
-        """jobwire's mail when JOBWIRE_MAIL__URL is set, sending on a small pool of its own
-        (close it with `close`); None when it is not."""
+    def from_settings(
+        cls, settings: MailSettings, concurrency: int, timeout_s: float
+    ) -> SystemMail | None:
+        """jobwire's mail when JOBWIRE_MAIL__URL is set, sending on a pool of its own of
+        `concurrency` threads (the alerts of everyone who signed up on the page go through it;
+        close it with `close`); None when it is not."""
         if settings.url is None:
             return None
         trusted = TargetPolicy((), allow_private_hosts=True)
-        return cls(settings.url.get_secret_value(), AppriseNotifier(trusted, 2, timeout_s))
+        notifier = AppriseNotifier(trusted, concurrency, timeout_s)
+        return cls(settings.url.get_secret_value(), notifier)
 
     def close(self) -> None:
         if isinstance(self._notifier, AppriseNotifier):

@@ -149,7 +149,7 @@ class FakeLedger:
             scheme="json",
         )
 
-    async def apply(self, outcomes: Outcomes) -> int:
+    async def apply(self, outcomes: Outcomes) -> dict[int, int]:
         self.applied.append(outcomes)
         for r, _ in outcomes.sent:
             self.rows[r]["status"] = "sent"
@@ -159,13 +159,13 @@ class FakeLedger:
             self.rows[r].update(status="pending", due=at, n=int(self.rows[r]["n"]) - 1)  # type: ignore[call-overload]
         for r, _ in outcomes.dead:
             self.rows[r]["status"] = "dead"
-        also = 0
+        also: dict[int, int] = {target: 0 for target in outcomes.dead_targets}
         for row in self.rows.values():
             if row["status"] != "pending":
                 continue
             if row["target"] in outcomes.dead_targets:
                 row["status"] = "dead"
-                also += 1
+                also[int(row["target"])] += 1
             elif row["target"] in outcomes.held_targets:
                 row["due"] = outcomes.held_targets[row["target"]]  # type: ignore[index]
             elif row["target"] in outcomes.resumed_targets:

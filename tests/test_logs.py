@@ -43,3 +43,26 @@ def test_jobwires_own_lines_are_never_limited() -> None:
     assert all(
         limiter.filter(_record("jobwire.consumer", "consumer.kafka_auth_failed")) for _ in range(5)
     )
+
+
+def test_the_last_count_of_a_line_that_stopped_repeating_comes_out_with_the_next_line() -> None:
+    now = [0.0]
+    emitted: list[logging.LogRecord] = []
+    limiter = RepeatLimiter(("aiokafka",), window_s=10.0, clock=lambda: now[0], emit=emitted.append)
+    lost = ("aiokafka.client", "Unable to update metadata from %s", [1])
+    for _ in range(40):  # four seconds of a broker that is down, then it is back
+        limiter.filter(_record(*lost))
+        now[0] += 0.1
+    assert emitted == []  # its window is still open: the count may still grow
+
+    now[0] = 11.0
+    # jobwire's next line of its own, after the window closed, brings the count out first.
+    assert limiter.filter(_record("jobwire.consumer", "consumer.committed"))
+    [counted] = emitted
+    assert (counted.name, counted.levelno) == ("aiokafka.client", logging.ERROR)
+    assert counted.getMessage() == "Unable to update metadata from [1] (39 more in 11 s)"
+    # Said once: the kind starts afresh, and a counted line is not limited itself.
+    assert limiter.filter(counted)
+    limiter.filter(_record("jobwire.consumer", "consumer.committed"))
+    assert len(emitted) == 1
+    assert limiter.filter(_record(*lost))

@@ -127,7 +127,8 @@ async def test_a_dead_target_takes_its_waiting_alerts_with_it_and_requeue_spares
     )
     failing, _ = sub.target_ids
 
-    assert await store.ledger.apply(Outcomes(dead_targets={failing: "550 no such user"})) == 3
+    died = await store.ledger.apply(Outcomes(dead_targets={failing: "550 no such user"}))
+    assert died == {failing: 3}
     assert await store.ledger.counts() == {"pending": 3, "dead": 3}
     # The user takes the dead target out of the subscription: its alerts stay dead.
     await store.subscriptions.update(sub.id, spec(employers=["NORDSTROM"], notify=[other]))

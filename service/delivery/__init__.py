@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from service.delivery.breaker import Admission, TargetBreaker, Verdict
+from service.delivery.fit import NotifyArgs, fit
 from service.delivery.notifier import AppriseNotifier, DeliveryFailed, Notifier
-from service.delivery.render import Message, render, render_digest, render_test
+from service.delivery.render import Message, Renderer, TemplateError, render_test
 from service.delivery.worker import DeliveryWorker, Recorder, backoff
 
 __all__ = [
@@ -14,11 +15,13 @@ __all__ = [
     "DeliveryWorker",
     "Message",
     "Notifier",
+    "NotifyArgs",
     "Recorder",
+    "Renderer",
     "TargetBreaker",
+    "TemplateError",
     "Verdict",
     "backoff",
-    "render",
-    "render_digest",
+    "fit",
     "render_test",
 ]

@@ -9,18 +9,24 @@ is off, since jobwire paces a failing target itself (the breaker).
 Every send runs inside the target policy's guard (service/egress.py): each connection the
 plugin opens goes only to an address checked at that moment (no DNS rebinding), and no HTTP
 redirect is followed. A refusal fails the send with its reason, like any other failure.
+
+What each target receives is `fit(message, plugin)` (fit.py): the format its service shows
+(email HTML with a text part, chat Markdown, else text), shortened to the service's limits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import apprise
+from apprise.plugins.matrix import NotifyMatrix
 
+from service.delivery.fit import fit
 from service.delivery.render import Message
 from service.egress import EgressRefused
 from service.redaction import mask, scrub
@@ -69,12 +75,17 @@ class AppriseNotifier:
             target = with_unsubscribe_headers(target, message.unsubscribe_url)
         try:
             with self._policy.sending():
-                result = self._sender(target).notify(
-                    title=message.title,
-                    body=message.body,
-                    # Our bodies are plain text; Apprise would otherwise read them as HTML and
-                    # an email's text part would lose its line breaks.
-                    body_format=apprise.NotifyFormat.TEXT,
+                sender = self._sender(target)
+                plugin = next(iter(sender))
+                if isinstance(plugin, NotifyMatrix):
+                    # Apprise 2.3.0 never advances a token URL's transaction id
+                    # (matrix://TOKEN@…): Synapse takes every later send for a retry of the
+                    # first and drops it, while Apprise reports success. A fresh id makes each
+                    # send a new event.
+                    plugin.transaction_id = secrets.randbits(62)  # an int: Apprise adds 1 to it
+                args = fit(message, plugin)
+                result = sender.notify(
+                    title=args.title, body=args.body, body_format=args.body_format
                 )
         except EgressRefused as exc:
             raise DeliveryFailed(str(exc)) from None
@@ -98,6 +109,9 @@ class AppriseNotifier:
             raise DeliveryFailed(f"Apprise cannot use this target: {mask(target)}")
         for plugin in sender:
             plugin.request_rate_per_sec = 0  # no pause between two alerts to one target
+            # fit() makes every message fit whole; one that still did not is better refused
+            # (a failed delivery, recorded) than cut mid-word or split into parts.
+            plugin.overflow_mode = apprise.OverflowMode.UPSTREAM
         senders[target] = sender
         if len(senders) > PLUGINS_PER_THREAD:
             senders.popitem(last=False)

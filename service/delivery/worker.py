@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,8 @@ import structlog
 from config.settings import DeliverySettings
 from service.delivery.breaker import Admission, TargetBreaker
 from service.delivery.notifier import DeliveryFailed, Notifier
-from service.delivery.render import Message, render, render_digest
+from service.delivery.observer import DeliveryObserver, Observers
+from service.delivery.render import Message, Renderer
 from service.redaction import mask, scrub
 from service.store import ClaimedDelivery, Store, explain, utcnow
 from service.store.ledger import Ledger, Outcomes
@@ -47,8 +49,15 @@ class Recorder:
     """The record stage: outcomes gather here and are written in one transaction every few
     milliseconds, instead of one transaction per alert."""
 
-    def __init__(self, ledger: Ledger, interval_s: float = 0.02, most: int = 500) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        interval_s: float = 0.02,
+        most: int = 500,
+        observer: DeliveryObserver | None = None,
+    ) -> None:
         self.ledger = ledger
+        self.observer = observer or Observers()
         self.interval_s = interval_s
         self.most = most
         self._outcomes = Outcomes()
@@ -117,7 +126,9 @@ class Recorder:
             log.error("delivery.record_failed", alerts=len(ids), error=explain(exc))
             return
         for target_id, error in outcomes.dead_targets.items():
-            log.error("delivery.target_dead", target_id=target_id, also_dead=also_dead, error=error)
+            died = also_dead.get(target_id, 0)
+            log.error("delivery.target_dead", target_id=target_id, also_dead=died, error=error)
+            self.observer.target_dead(target_id, error, died)
 
     def _merge(self, outcomes: Outcomes, ids: set[int]) -> None:
         mine = self._outcomes
@@ -141,8 +152,13 @@ class DeliveryWorker:
         notifier: Notifier,
         settings: DeliverySettings,
         unsubscribe_url: Callable[[str], str] | None = None,
+        observer: DeliveryObserver | None = None,
+        renderer: Renderer | None = None,
     ) -> None:
         self.ledger = store.ledger
+        self.observer = observer or Observers()
+        # The operator's templates, checked at start; jobwire's own when none is given.
+        self.renderer = renderer or Renderer()
         self.notifier = notifier
         self.settings = settings
         self.unsubscribe_url = unsubscribe_url
@@ -152,10 +168,13 @@ class DeliveryWorker:
             probe_timeout_s=settings.timeout_s,
             dead_hold_s=settings.backoff_cap_s,
         )
-        self.recorder = Recorder(self.ledger)
+        self.recorder = Recorder(self.ledger, observer=self.observer)
         self._wake = asyncio.Event()
+        # Claimed ahead, not started yet: one claim takes many rows, not one per free slot.
+        self._queue: deque[Work] = deque()
         # Each send in flight, with the ledger rows it carries.
         self._in_flight: dict[asyncio.Task[None], list[int]] = {}
+        self._claim_size = max(4 * settings.concurrency, 32)
 
     def wake(self) -> None:
         """New alerts were recorded: look for them now instead of at the next poll."""
@@ -168,20 +187,32 @@ class DeliveryWorker:
             asyncio.create_task(self.recorder.run(done), name="delivery.record"),
             asyncio.create_task(self._renew_leases(done), name="delivery.leases"),
         ]
+        loop = asyncio.get_running_loop()
+        look_at = 0.0  # when to look for due rows next, woken or not
+        more = True  # the last claim was full: there may be more due right now
         try:
             while not stop.is_set():
+                woken = self._wake.is_set()
                 self._wake.clear()
-                free = self.settings.concurrency - len(self._in_flight)
-                claimed = await self._claim(free) if free > 0 else []
-                for work in claimed:
+                now = loop.time()
+                if len(self._queue) < self.settings.concurrency and (
+                    woken or more or now >= look_at
+                ):
+                    want = self._claim_size - len(self._queue)
+                    claimed = await self._claim(want, digests=woken or now >= look_at)
+                    more = len(claimed) == want
+                    look_at = now + self.settings.poll_interval_s
+                    self._queue.extend(claimed)
+                while self._queue and len(self._in_flight) < self.settings.concurrency:
+                    work = self._queue.popleft()
                     task = asyncio.create_task(self._deliver(work))
                     self._in_flight[task] = work.ids
                     task.add_done_callback(self._finished)
-                if claimed and len(claimed) == free:
+                if self._queue and len(self._in_flight) >= self.settings.concurrency:
                     # Full: wait for a slot rather than polling.
                     await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                elif not claimed:
-                    await _first_of(stop, self._wake, self.settings.poll_interval_s)
+                elif not more:
+                    await _first_of(stop, self._wake, max(0.0, look_at - loop.time()))
             await self._drain()
         finally:
             done.set()
@@ -189,15 +220,17 @@ class DeliveryWorker:
             log.info("delivery.stopped")
 
     async def _drain(self) -> None:
-        """Let the alerts in flight finish; give the ones that do not back to the ledger."""
-        if not self._in_flight:
-            return
-        log.info("delivery.draining", in_flight=len(self._in_flight))
-        _, late = await asyncio.wait(self._in_flight, timeout=self.settings.timeout_s)
-        released = [row for task in late for row in self._in_flight[task]]
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        """Let the alerts in flight finish; give the ones that do not back to the ledger, with
+        those claimed but not started."""
+        released = [row for work in self._queue for row in work.ids]
+        self._queue.clear()
+        if self._in_flight:
+            log.info("delivery.draining", in_flight=len(self._in_flight))
+            _, late = await asyncio.wait(self._in_flight, timeout=self.settings.timeout_s)
+            released += [row for task in late for row in self._in_flight[task]]
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await self.recorder.flush()
         if released:
             with contextlib.suppress(Exception):
@@ -208,12 +241,15 @@ class DeliveryWorker:
         self._in_flight.pop(task, None)
         self._wake.set()
 
-    async def _claim(self, limit: int) -> list[Work]:
-        """Due digests first (each one send), then due alerts, `limit` sends in all."""
+    async def _claim(self, limit: int, digests: bool) -> list[Work]:
+        """Due digests first (each one send; looked for when woken or at each poll, they are
+        few), then due alerts, `limit` sends in all."""
         lease = self.settings.lease_s
         try:
-            digests = await self.ledger.claim_digests(limit, lease)
-            work = [Work(d.items, d.digest_id) for d in digests]
+            work = []
+            if digests:
+                found = await self.ledger.claim_digests(limit, lease)
+                work = [Work(d.items, d.digest_id) for d in found]
             if len(work) < limit:
                 alerts = await self.ledger.claim(limit - len(work), lease)
                 work.extend(Work([item]) for item in alerts)
@@ -230,6 +266,7 @@ class DeliveryWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), every)
             held = {row for rows in self._in_flight.values() for row in rows}
+            held.update(row for work in self._queue for row in work.ids)
             held |= self.recorder.unwritten
             if held and not done.is_set():
                 try:
@@ -264,21 +301,24 @@ class DeliveryWorker:
             self.breaker.abandoned(first.target_id, admission)
             raise
         except DeliveryFailed as exc:
-            self._failed(work, admission, str(exc), alert)
+            self._failed(work, admission, str(exc), alert, time.perf_counter() - started)
         except Exception as exc:  # a bug in a plugin must not stop other alerts
             error = scrub(f"{type(exc).__name__}: {exc}", first.target)
-            self._failed(work, admission, error, alert)
+            self._failed(work, admission, error, alert, time.perf_counter() - started)
         else:
+            send_s = time.perf_counter() - started
             if self.breaker.succeeded(first.target_id, admission):
                 self.recorder.resume(first.target_id)
                 alert.info("delivery.target_recovered")
+                self.observer.target_recovered(first.target_id)
             now = utcnow()
             for item in work.items:
                 self.recorder.sent(item.delivery.id, now)
+            self.observer.alerts_sent(work.items, send_s)
             alert.info(
                 "delivery.sent",
                 attempt=first.attempts,
-                send_ms=round((time.perf_counter() - started) * 1000, 1),
+                send_ms=round(send_s * 1000, 1),
                 latency_ms=_ms_since(first.created_at),
             )
 
@@ -287,9 +327,9 @@ class DeliveryWorker:
         sub = first.delivery.subscription_id
         unsubscribe = self.unsubscribe_url(sub) if self.unsubscribe_url else None
         if work.digest_id is None:
-            return render(first.event, first.subscription_name, unsubscribe)
+            return self.renderer.instant(first.event, first.subscription_name, unsubscribe)
         events = [item.event for item in work.items]
-        return render_digest(events, first.subscription_name, unsubscribe)
+        return self.renderer.digest(first.subscription_name, events, unsubscribe)
 
     def _failed(
         self,
@@ -297,11 +337,14 @@ class DeliveryWorker:
         admission: Admission,
         error: str,
         alert: structlog.typing.FilteringBoundLogger,
+        send_s: float,
     ) -> None:
         first = work.items[0].delivery
         verdict = self.breaker.failed(first.target_id, admission)
         attempts = max(item.delivery.attempts for item in work.items)
-        if verdict.dead or attempts >= self.settings.max_attempts:
+        dead = verdict.dead or attempts >= self.settings.max_attempts
+        self.observer.alerts_failed(work.items, send_s, dead)
+        if dead:
             # The target failed every attempt allowed: its waiting alerts would only fail too.
             for item in work.items:
                 self.recorder.dead(item.delivery.id, error)

@@ -280,10 +280,10 @@ class Ledger:
                 .values(claimed_until=utcnow() + timedelta(seconds=lease_s))
             )
 
-    async def apply(self, outcomes: Outcomes) -> int:
+    async def apply(self, outcomes: Outcomes) -> dict[int, int]:
         """Write what the delivery stages decided, in one transaction; returns how many waiting
-        alerts died with their targets."""
-        also_dead = 0
+        alerts died with each target that died."""
+        also_dead: dict[int, int] = {}
         async with self.engine.begin() as conn:
             if outcomes.sent:
                 await conn.execute(
@@ -335,7 +335,7 @@ class Ledger:
                     .where(deliveries.c.target_id == target_id, deliveries.c.status == "pending")
                     .values(status="dead", last_error=error)
                 )
-                also_dead += result.rowcount
+                also_dead[target_id] = result.rowcount
             if outcomes.resumed_targets:
                 now = utcnow()
                 await conn.execute(

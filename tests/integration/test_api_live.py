@@ -106,7 +106,8 @@ async def test_an_api_subscription_alerts_and_its_unsubscribe_link_stops_the_ale
         await publish_file(settings.kafka, write_postings(tmp_path / "1.jsonl", "ross-1"))
         assert sorted(await alerts(2)) == ["/ana", "/barrier"]
         ana_alert = next(r for r in http_sink.requests if r.path == "/ana")
-        link = re.search(r"Unsubscribe: (\S+)", str(ana_alert.json["message"]))
+        # A webhook takes Markdown: the link is [Unsubscribe](URL).
+        link = re.search(r"\[Unsubscribe\]\((\S+)\)", str(ana_alert.json["message"]))
         assert link is not None
         assert link.group(1).startswith(f"{service.api_url}/unsubscribe/")
 

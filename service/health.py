@@ -1,0 +1,91 @@
+"""Whether the store answers, watched all the time, and the ledger's rows by status.
+
+Every `interval_s` the watch pings the store; when it stops answering jobwire logs
+`store.lost` once, and `store.restored` once when it answers again (readiness asks the store
+itself at each request). Every `ledger_interval_s` it also counts the ledger's rows by status
+for `jobwire_ledger_rows`: a GROUP BY over the whole ledger, so not at every scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import structlog
+
+from service.metrics import Metrics
+from service.store import Store, explain
+
+log = structlog.get_logger("jobwire.store")
+
+PING_INTERVAL_S = 2.0
+PING_TIMEOUT_S = 5.0
+LEDGER_INTERVAL_S = 15.0
+
+
+class StoreWatch:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Metrics,
+        interval_s: float = PING_INTERVAL_S,
+        ledger_interval_s: float = LEDGER_INTERVAL_S,
+        timeout_s: float = PING_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.interval_s = interval_s
+        self.ledger_interval_s = ledger_interval_s
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.reachable = True  # it answered at start, or the service would not have started
+        self._lost_at: float | None = None
+        self._counted_at: float | None = None
+        metrics.store_reachable(True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.check()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+
+    async def check(self) -> None:
+        """Ping the store (and count the ledger when that is due); say what changed."""
+        due = self._counted_at is None or self.clock() - self._counted_at >= self.ledger_interval_s
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.store.ping()
+                if due:
+                    self.metrics.ledger_counts(await self.store.ledger.counts())
+                    self._counted_at = self.clock()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(exc)
+        else:
+            self._answered()
+
+    def _failed(self, exc: Exception) -> None:
+        if not self.reachable:
+            return
+        self.reachable = False
+        self._lost_at = self.clock()
+        self.metrics.store_reachable(False)
+        message = explain(exc) if not isinstance(exc, TimeoutError) else None
+        log.error(
+            "store.lost",
+            error=message or f"no answer within {self.timeout_s:g} s",
+            hint="jobwire keeps what it holds, retries, and says when the store is back",
+        )
+
+    def _answered(self) -> None:
+        if self.reachable:
+            return
+        self.reachable = True
+        self.metrics.store_reachable(True)
+        down_s = self.clock() - self._lost_at if self._lost_at is not None else 0.0
+        self._lost_at = None
+        log.info("store.restored", down_s=round(down_s, 1))

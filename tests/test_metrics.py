@@ -1,0 +1,81 @@
+"""What the metrics say after what the stages tell them (service/metrics.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from consumers.events import JobPosting
+from service.metrics import Metrics
+from service.store import ClaimedDelivery, Delivery, utcnow
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def claimed(target_id: int, event_id: str, scheme: str, age_s: float = 0.0) -> ClaimedDelivery:
+    event = JobPosting(id=event_id, employer="ACME", title="Agent", city="Portland")
+    created = utcnow() - timedelta(seconds=age_s)
+    delivery = Delivery(
+        id=1,
+        subscription_id="sub",
+        target_id=target_id,
+        target=f"{scheme}://x",
+        event_kind="posting",
+        event_id=event_id,
+        status="sending",
+        attempts=1,
+        next_attempt_at=created,
+        last_error=None,
+        created_at=created,
+        sent_at=None,
+    )
+    return ClaimedDelivery(delivery, event, "AP jobs", scheme)
+
+
+def test_lag_is_reported_for_the_partitions_held_now_and_forgotten_when_they_move() -> None:
+    metrics = Metrics()
+    metrics.consumer_lag({("jobs.postings", 0): 5, ("jobs.postings", 1): 2})
+    metrics.consumer_lag({("jobs.postings", 1): 0})  # partition 0 went to another instance
+    lag = "jobwire_consumer_lag_messages"
+    assert value(metrics, lag, topic="jobs.postings", partition="0") is None
+    assert value(metrics, lag, topic="jobs.postings", partition="1") == 0
+
+
+def test_alerts_that_die_with_their_target_count_as_dead_and_the_target_once() -> None:
+    metrics = Metrics()
+    metrics.alerts_failed([claimed(7, "e1", "mailto")], 0.2, dead=False)
+    metrics.alerts_failed([claimed(7, "e1", "mailto")], 0.2, dead=True)
+    metrics.target_dead(7, "550 no such user", also_dead=4)
+    # Probed later, dead again: one more alert dead, the target not counted again.
+    metrics.alerts_failed([claimed(7, "e9", "mailto")], 0.1, dead=True)
+    metrics.target_dead(7, "550 no such user", also_dead=0)
+    assert value(metrics, "jobwire_deliveries_total", outcome="retry", scheme="mailto") == 1
+    assert value(metrics, "jobwire_deliveries_total", outcome="dead", scheme="mailto") == 6
+    assert value(metrics, "jobwire_target_deaths_total", scheme="mailto") == 1
+    assert value(metrics, "jobwire_targets_dead") == 1
+    metrics.target_recovered(7)
+    assert value(metrics, "jobwire_targets_dead") == 0
+
+
+def test_latency_runs_from_the_kafka_timestamp_of_an_event_read_here() -> None:
+    now = [1_000_000.0]
+    metrics = Metrics(clock=lambda: now[0])
+    event = JobPosting(id="e1", employer="ACME", title="Agent", city="Portland")
+    metrics.event_received("jobs.postings", event, timestamp_ms=int((now[0] - 2.0) * 1000))
+    now[0] += 1.0
+    # A digest of two: one send, two alerts. The second's event was read by another instance:
+    # its latency runs from when it was recorded (about 30 s ago).
+    metrics.alerts_sent(
+        [claimed(3, "e1", "json", age_s=0.5), claimed(3, "e2", "json", age_s=30.0)], 0.01
+    )
+    latency = "jobwire_delivery_latency_seconds"
+    assert value(metrics, f"{latency}_count", scheme="json") == 2
+    assert value(metrics, "jobwire_delivery_send_duration_seconds_count", scheme="json") == 1
+    assert value(metrics, "jobwire_deliveries_total", outcome="sent", scheme="json") == 2
+    total = value(metrics, f"{latency}_sum", scheme="json")
+    assert total is not None
+    assert 32.9 < total < 33.5  # 3 s + about 30 s
+    assert value(metrics, "jobwire_events_consumed_total", topic="jobs.postings") == 1
+    assert value(metrics, "jobwire_consumer_last_event_timestamp_seconds") == 1_000_000.0
+    assert value(metrics, "jobwire_consumer_last_event_age_seconds") == 1.0
