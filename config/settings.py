@@ -273,8 +273,8 @@ class ApiSettings(BaseModel):
     )
     signing_secret: SecretStr | None = Field(
         None,
-        description="Secret that signs unsubscribe links (unset: one is generated once and "
-        "kept in the store, shared by every instance).",
+        description="Secret that signs unsubscribe links and the web page's form tokens (unset: "
+        "one is generated once and kept in the store, shared by every instance).",
     )
 
     @field_validator("operator_key")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -35,9 +34,6 @@ from service.unsubscribe import load_links
 from service.web import ApiContext, bind, create_api, serve
 
 log = structlog.get_logger("jobwire.app")
-
-# Signs the web page's CSRF tokens; kept in the store so every instance shares it.
-WEB_SECRET = "web-signing"
 
 
 class Service:
@@ -142,7 +138,6 @@ class Service:
         # Test alerts check every connection at send time (service/egress.py).
         if sock is not None:
             operator_key = settings.api.operator_key
-            web_secret = await store.secrets.get_or_create(WEB_SECRET, secrets.token_urlsafe(32))
             api = create_api(
                 ApiContext(
                     store=store,
@@ -155,7 +150,7 @@ class Service:
                     kafka_connected=lambda: consumer.connected,
                     mail=mail,
                     web=settings.web,
-                    secret=web_secret.encode(),
+                    secret=links.key_for("csrf"),
                 )
             )
             instrument(api, metrics)

@@ -37,7 +37,8 @@ class ApiContext:
     # jobwire's own email (JOBWIRE_MAIL__URL); None: the page can preview but not sign up.
     mail: SystemMail | None = None
     web: WebSettings = field(default_factory=WebSettings)
-    # Signs CSRF tokens; `jobwire run` keeps one in the store, shared by every instance.
+    # Signs CSRF tokens; `jobwire run` derives it from the unsubscribe links' secret, which
+    # every instance shares.
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     outbox: Outbox = field(default_factory=Outbox)
 
