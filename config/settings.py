@@ -273,8 +273,8 @@ class ApiSettings(BaseModel):
     )
     signing_secret: SecretStr | None = Field(
         None,
-        description="Secret that signs unsubscribe links (unset: one is generated once and "
-        "kept in the store, shared by every instance).",
+        description="Secret that signs unsubscribe links and the web page's form tokens (unset: "
+        "one is generated once and kept in the store, shared by every instance).",
     )
 
     @field_validator("operator_key")
@@ -374,6 +374,70 @@ class LimitSettings(BaseModel):
     )
     requests_per_minute: float = Field(
         600, gt=0, description="API requests one key may make a minute (per instance)."
+    )
+    mails_per_address_per_hour: float = Field(
+        5,
+        gt=0,
+        description="Sign-up confirmations and sign-in links jobwire emails one address an hour "
+        "(per instance).",
+    )
+    mail_requests_per_client_per_hour: float = Field(
+        20,
+        gt=0,
+        description="Sign-ups and sign-in link requests one client address may make an hour "
+        "(per instance).",
+    )
+    previews_per_minute: float = Field(
+        120, gt=0, description="Live previews on the web page one client address may ask a minute."
+    )
+    api_keys_per_user: int = Field(10, ge=1, description="API keys one user may hold at once.")
+
+
+class MailSettings(BaseModel):
+    """jobwire's own email: sign-up confirmations, sign-in links, and the alerts of people who
+    signed up on the web page."""
+
+    url: SecretStr | None = Field(
+        None,
+        description="Apprise URL jobwire sends its own email through, with a from address and no "
+        "recipient, e.g. `mailtos://USER:PASSWORD@smtp.example.com?from=jobwire@example.com` "
+        "(unset: the web page cannot sign anyone up).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _an_email_service(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is None or not url.get_secret_value().strip():
+            return None
+        import apprise  # as in apprise_refuses: the other settings load without its plugins
+
+        # The recipient is added per message (service/system_mail.py); try one, so a URL Apprise
+        # cannot send with stops start-up here rather than every sign-up later. Never shown.
+        raw = url.get_secret_value().strip()
+        probe = raw + ("&" if "?" in raw else "?") + "to=someone@example.com"
+        if apprise.Apprise.instantiate(probe, suppress_exceptions=True) is None:
+            raise ValueError(
+                "Apprise cannot send email with this URL once a `to=` address is added; use "
+                "mailto://HOST:PORT?from=ADDRESS or mailtos://USER:PASSWORD@HOST?from=ADDRESS"
+            )
+        return url
+
+
+class WebSettings(BaseModel):
+    """The subscribers' web page that `jobwire run` serves beside the API."""
+
+    enabled: bool = Field(
+        True, description="Serve the web page (sign up, manage alerts) at / beside the API."
+    )
+    confirm_hours: float = Field(
+        48, gt=0, description="Hours a sign-up waits for its confirmation link to be opened."
+    )
+    sign_in_minutes: float = Field(
+        15, gt=0, description="Minutes an emailed sign-in link works (once)."
+    )
+    session_hours: float = Field(168, gt=0, description="Hours a sign-in on the web page lasts.")
+    preview_days: float = Field(
+        7, gt=0, description="Days of recent events the page's live preview looks back over."
     )
 
 
@@ -475,6 +539,8 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     targets: TargetSettings = TargetSettings()
     limits: LimitSettings = LimitSettings()
+    mail: MailSettings = MailSettings()
+    web: WebSettings = WebSettings()
     templates: TemplateSettings = TemplateSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()

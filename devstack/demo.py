@@ -19,12 +19,14 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from config.settings import (
     ApiSettings,
     KafkaSettings,
     LogSettings,
+    MailSettings,
     Settings,
     StoreSettings,
     TargetSettings,
@@ -39,6 +41,10 @@ from service.store import Store
 from service.subscriptions import SubscriptionIn
 
 SAMPLES = Path(str(resources.files("devstack") / "samples" / "events.jsonl"))
+SAMPLE_KEYS = [
+    (str(event["kind"]), str(event["id"]))
+    for event in map(orjson.loads, SAMPLES.read_bytes().splitlines())
+]
 
 
 def _say(text: str) -> None:
@@ -72,6 +78,11 @@ def run_demo(workdir: Path, keep_running: bool = True) -> None:
             api=ApiSettings(port=0),
             # The demo's mail catcher and chat sink live on loopback.
             targets=TargetSettings(allow_private_hosts=True),
+            # jobwire's own email (the web page's confirmations and sign-in links, the alerts
+            # of people who sign up there) goes to the mail catcher too.
+            mail=MailSettings.model_validate(
+                {"url": f"mailto://127.0.0.1:{smtp.port}?from=jobwire@example.com"}
+            ),
             log=LogSettings(format="auto"),
         )
         asyncio.run(_demo(settings, smtp, http, workdir, keep_running))
@@ -156,7 +167,13 @@ async def _demo(
         f"{expected_mail} emails (saved as .eml files in {workdir / 'mail'}) and "
         f"{expected_chat} chat messages arrived."
     )
+    await _all_kept(settings, SAMPLE_KEYS)  # so the page's preview shows every sample
+    _say(
+        f"\n🌐 The web page: {service.api_url}/  (sign up there with any address: the "
+        f"confirmation email shows up here, and in {workdir / 'mail'})\n"
+    )
     if keep_running:
+        watcher = asyncio.create_task(_print_new_mail(smtp, len(smtp.messages), stop))
         _say(
             f"jobwire keeps running. Its API is at {service.api_url} (docs: "
             f"{service.api_url}/docs); the demo user's key is {key}\n"
@@ -169,9 +186,36 @@ async def _demo(
             "`.venv/bin/jobwire publish FILE`. Ctrl-C stops everything."
         )
         await stop.wait()
+        watcher.cancel()
     stop.set()
     with contextlib.suppress(asyncio.CancelledError):
         await running
+
+
+async def _all_kept(settings: Settings, keys: list[tuple[str, str]]) -> None:
+    """Wait until jobwire has consumed these events (they are in its store); the store offers
+    nothing to await, so it is asked every 0.2 s, for a minute at most."""
+    store = await Store.open(settings.store.url)
+    try:
+        for _ in range(300):
+            if len(await store.events.some(keys)) == len(set(keys)):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await store.close()
+
+
+async def _print_new_mail(smtp: SmtpSink, seen: int, stop: asyncio.Event) -> None:
+    """Show each email that arrives after the samples' (the web page's confirmations, sign-in
+    links and alerts), so the links can be opened from the terminal."""
+    while not stop.is_set():
+        try:
+            arrived = await asyncio.to_thread(smtp.wait_for, seen + 1, 1.0)
+        except TimeoutError:
+            continue
+        for mail in arrived[seen:]:
+            _say(f"\n📧 EMAIL to {mail.to}: {mail.subject}\n{mail.body.strip()}\n")
+        seen = len(arrived)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,6 @@ import structlog
 
 from config.settings import Settings
 from consumers.kafka import EventConsumer
-from service.api import ApiContext, bind, create_api, serve
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.delivery.observer import Observers
 from service.delivery.render import Renderer
@@ -29,8 +28,10 @@ from service.registry import SubscriptionRegistry
 from service.store import Store, describe_failure
 from service.store.retention import Retention
 from service.store.target_state import TargetState
+from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
 from service.unsubscribe import load_links
+from service.web import ApiContext, bind, create_api, serve
 
 log = structlog.get_logger("jobwire.app")
 
@@ -66,7 +67,14 @@ class Service:
             settings.store.url, settings.store.auto_migrate, settings.store.keys()
         )
         policy = TargetPolicy.from_settings(settings.targets)
-        notifier = self._notifier or await _notifier(settings, policy)
+        users_notifier = self._notifier or await _notifier(settings, policy)
+        # jobwire's own email (web sign-ups, sign-in links, and the alerts of people who signed
+        # up on the page) goes through the operator's JOBWIRE_MAIL__URL, outside the users'
+        # target policy; every other target through `users_notifier` (service/system_mail.py).
+        mail = SystemMail.from_settings(
+            settings.mail, settings.delivery.concurrency, settings.delivery.timeout_s
+        )
+        notifier = MailRouting(users_notifier, mail)
         live = self.live = LiveSubscriptions(store, metrics)
         await live.refresh()
         port = sock.getsockname()[1] if sock else None
@@ -133,17 +141,27 @@ class Service:
             api = create_api(
                 ApiContext(
                     store=store,
-                    registry=SubscriptionRegistry(store, policy, settings.limits),
+                    registry=SubscriptionRegistry(
+                        store, policy, settings.limits, mail_on=mail is not None
+                    ),
                     links=links,
                     notifier=notifier,
                     operator_key=operator_key.get_secret_value() if operator_key else None,
                     kafka_connected=lambda: consumer.connected,
+                    mail=mail,
+                    web=settings.web,
+                    secret=links.key_for("csrf"),
                 )
             )
             instrument(api, metrics)
             tasks.append(asyncio.create_task(serve(api, sock, stop), name="api"))
             self.api_url = f"http://{settings.api.host}:{port}"
-            log.info("api.listening", url=self.api_url, docs=f"{self.api_url}/docs")
+            log.info(
+                "api.listening",
+                url=self.api_url,
+                docs=f"{self.api_url}/docs",
+                page=f"{links.base_url}/" if settings.web.enabled else None,
+            )
         if metrics_sock is not None:
             app = metrics_only_app(metrics)
             tasks.append(asyncio.create_task(serve(app, metrics_sock, stop), name="metrics"))
@@ -156,9 +174,11 @@ class Service:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for sender in (notifier, operator_notifier):
+            for sender in (users_notifier, operator_notifier):
                 if isinstance(sender, AppriseNotifier | SenderPool):
                     sender.close()
+            if mail is not None:
+                mail.close()
             await store.close()
             log.info("service.stopped")
 

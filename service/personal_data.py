@@ -26,7 +26,12 @@ async def export(store: Store, user: User, full_targets: bool = False) -> dict[s
     rows = await store.ledger.recent(owner=user.id, limit=None)
     log.info("user.exported", user_id=user.id, full_targets=full_targets)
     return {
-        "user": {"id": user.id, "name": user.name, "created_at": _time(user.created_at)},
+        "user": {
+            "id": user.id,
+            "name": user.name,
+            "email": user.email,
+            "created_at": _time(user.created_at),
+        },
         "subscriptions": [
             {**sub.public().model_dump(mode="json"), "notify": [shown(u) for u in sub.notify]}
             for sub in subscriptions

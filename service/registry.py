@@ -21,6 +21,7 @@ from service.redaction import mask, scrub
 from service.store import Store
 from service.store.subscriptions import OwnerLimitReached
 from service.subscriptions import Subscription, SubscriptionIn, SubscriptionPatch
+from service.system_mail import own_mail_address
 from service.targets import TargetPolicy, TargetRefused
 
 LISTED_FIELDS = ("employers", "titles", "cities", "exclude")
@@ -71,13 +72,17 @@ class TargetResult:
 
 
 class SubscriptionRegistry:
-    def __init__(self, store: Store, policy: TargetPolicy, limits: LimitSettings) -> None:
+    def __init__(
+        self, store: Store, policy: TargetPolicy, limits: LimitSettings, mail_on: bool = False
+    ) -> None:
         self.store = store
         self.policy = policy
         self.limits = limits
+        # Whether jobwire sends email of its own (JOBWIRE_MAIL__URL): own-mail targets need it.
+        self.mail_on = mail_on
 
     async def create(self, actor: Actor, spec: SubscriptionIn) -> Subscription:
-        await self._check(spec, new_targets=spec.notify)
+        await self._check(actor, spec, new_targets=spec.notify)
         try:
             return await self.store.subscriptions.add(
                 spec, owner=actor.owner, max_owned=self.limits.subscriptions_per_user
@@ -112,7 +117,9 @@ class SubscriptionRegistry:
         except ValidationError as exc:
             raise SubscriptionRefused.from_validation(exc) from None
         # Targets saved before the operator changed the policy stay until the user changes them.
-        await self._check(spec, new_targets=[u for u in spec.notify if u not in current.notify])
+        await self._check(
+            actor, spec, new_targets=[u for u in spec.notify if u not in current.notify]
+        )
         updated = await self.store.subscriptions.update(subscription_id, spec, owner=actor.owner)
         if updated is None:
             raise NotFound(subscription_id)
@@ -152,7 +159,7 @@ class SubscriptionRegistry:
 
         return list(await asyncio.gather(*(one(target) for target in subscription.notify)))
 
-    async def _check(self, spec: SubscriptionIn, new_targets: list[str]) -> None:
+    async def _check(self, actor: Actor, spec: SubscriptionIn, new_targets: list[str]) -> None:
         problems = [
             Problem(field, f"at most {self.limits.values_per_field} values (got {len(values)})")
             for field in LISTED_FIELDS
@@ -167,6 +174,10 @@ class SubscriptionRegistry:
                 )
             )
         for url in new_targets:
+            if (address := own_mail_address(url)) is not None:
+                if refused := await self._own_mail_refused(actor, address):
+                    problems.append(Problem(f"notify.{spec.notify.index(url)}", refused))
+                continue
             try:
                 # The policy may resolve a host name, which blocks.
                 await asyncio.to_thread(self.policy.check, url)
@@ -174,3 +185,21 @@ class SubscriptionRegistry:
                 problems.append(Problem(f"notify.{spec.notify.index(url)}", str(exc)))
         if problems:
             raise SubscriptionRefused(problems)
+
+    async def _own_mail_refused(self, actor: Actor, address: str) -> str | None:
+        """Why `actor` may not have alerts emailed to `address` by jobwire itself, if not.
+
+        jobwire's own mail goes out through the operator's server, so it may only go to an
+        address its owner proved is theirs; the operator may send to any.
+        """
+        if not self.mail_on:
+            return "jobwire sends no email of its own here (JOBWIRE_MAIL__URL is not set)"
+        if actor.is_operator:
+            return None
+        user = await self.store.accounts.by_id(actor.user_id) if actor.user_id else None
+        if user is None or user.email != address:
+            return (
+                "jobwire's own email goes only to the address you confirmed on the web page; "
+                "use a mailto:// or mailtos:// target of your own for another address"
+            )
+        return None

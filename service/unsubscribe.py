@@ -47,6 +47,12 @@ class UnsubscribeLinks:
             return None
         return subscription_id
 
+    def key_for(self, purpose: str) -> bytes:
+        """A key for another use (the web page's CSRF tokens), derived from this secret: one
+        secret, configured or kept in the store, serves every instance, and nothing more is
+        written at start. The prefix keeps it apart from every unsubscribe MAC."""
+        return hmac.new(self._secret, b"key:" + purpose.encode(), hashlib.sha256).digest()
+
     def _mac(self, subscription_id: str) -> str:
         digest = hmac.new(
             self._secret, b"unsubscribe:" + subscription_id.encode(), hashlib.sha256

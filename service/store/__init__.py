@@ -2,7 +2,8 @@
 
 One schema for SQLite (the embedded default) and PostgreSQL (to scale out), owned by Alembic
 (`migrations/`). Each concern has its module and is reached through one `Store`:
-`store.subscriptions`, `store.ledger`, `store.events`, `store.accounts`, `store.secrets`.
+`store.subscriptions`, `store.ledger`, `store.events`, `store.accounts`, `store.secrets`, and
+for the web page `store.api_keys`, `store.email_tokens`, `store.web_sessions`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store import migrate
 from service.store.accounts import Accounts, Erased, User
+from service.store.api_keys import ApiKeys
 from service.store.crypto import Sealer
+from service.store.email_tokens import EmailTokens
 from service.store.engine import open_engine
 from service.store.errors import StoreUnavailable, describe_failure, explain, shown
 from service.store.events import RecentEvents
@@ -23,6 +26,7 @@ from service.store.ledger import ClaimedDelivery, Delivery, DeliveryStatus, Ledg
 from service.store.schema import metadata, utcnow
 from service.store.secrets import ServiceSecrets
 from service.store.subscriptions import Subscriptions
+from service.store.web_sessions import WebSessions
 
 log = structlog.get_logger("jobwire.store")
 
@@ -53,6 +57,9 @@ class Store:
         self.events = RecentEvents(engine)
         self.accounts = Accounts(engine)
         self.secrets = ServiceSecrets(engine, self.sealer)
+        self.api_keys = ApiKeys(engine)
+        self.email_tokens = EmailTokens(engine)
+        self.web_sessions = WebSessions(engine)
 
     @classmethod
     async def open(

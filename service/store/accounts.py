@@ -1,4 +1,7 @@
-"""Users of the API (only a hash of each key is kept), and erasing everything of one of them."""
+"""Users of the API and of the web page, and erasing everything of one of them.
+
+A user's API keys are in `api_keys` (service/store/api_keys.py); only their hashes are kept.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,16 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.engine import insert
-from service.store.schema import deliveries, subscriptions, targets, users, utcnow
+from service.store.schema import (
+    api_keys,
+    deliveries,
+    email_tokens,
+    subscriptions,
+    targets,
+    users,
+    utcnow,
+    web_sessions,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +30,8 @@ class User:
     id: str
     name: str
     created_at: datetime
+    # The address they confirmed on the web page; None for users only the operator made.
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,25 +43,73 @@ class Erased:
     deliveries: int
 
 
+USER_COLUMNS = (users.c.id, users.c.name, users.c.created_at, users.c.email)
+OPERATOR_KEY_LABEL = "from the operator (jobwire users add)"
+NAME_LENGTH = 64  # users.name
+
+
 class Accounts:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._insert = insert(engine)
 
-    async def add(self, name: str, key_hash: str) -> User | None:
-        """A new user; None if the name is taken."""
-        user = User(uuid.uuid4().hex, name, utcnow())
-        row = {"id": user.id, "name": name, "key_hash": key_hash, "created_at": user.created_at}
+    async def add(self, name: str, key_hash: str | None, email: str | None = None) -> User | None:
+        """A new user with their first API key (None: no key, a user of the web page); None if
+        the name or the email address is taken."""
+        user = User(uuid.uuid4().hex, name, utcnow(), email)
+        row = {"id": user.id, "name": name, "email": email, "created_at": user.created_at}
         async with self.engine.begin() as conn:
             inserted = await conn.execute(
                 self._insert(users).on_conflict_do_nothing().returning(users.c.id), [row]
             )
             if not inserted.all():
                 return None
+            if key_hash is not None:
+                await conn.execute(
+                    api_keys.insert().values(
+                        user_id=user.id,
+                        key_hash=key_hash,
+                        label=OPERATOR_KEY_LABEL,
+                        created_at=user.created_at,
+                    )
+                )
         return user
 
+    async def for_email(self, email: str) -> User:
+        """The user who confirmed `email`, made now if there is none.
+
+        A user the operator named after the address (`jobwire users add ana@example.com`) and
+        who has no address yet is that person: proving the address joins the two.
+        """
+        found = await self.by_email(email)
+        if found is not None:
+            return found
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.name == email, users.c.email.is_(None))
+                .values(email=email)
+            )
+        found = await self.by_email(email)
+        if found is not None:
+            return found
+        # The address is the name people recognise in `jobwire users list`, when it fits.
+        name = email if len(email) <= NAME_LENGTH else uuid.uuid4().hex
+        made = await self.add(name, None, email=email)
+        if made is not None:
+            return made
+        # Made by a request that confirmed at the same moment.
+        found = await self.by_email(email)
+        if found is None:
+            raise LookupError(f"no user for an address just confirmed ({email})")
+        return found
+
     async def by_key_hash(self, key_hash: str) -> User | None:
-        return await self._one(users.c.key_hash == key_hash)
+        held = select(api_keys.c.user_id).where(api_keys.c.key_hash == key_hash)
+        return await self._one(users.c.id.in_(held))
+
+    async def by_email(self, email: str) -> User | None:
+        return await self._one(users.c.email == email)
 
     async def by_name(self, name: str) -> User | None:
         return await self._one(users.c.name == name)
@@ -56,29 +118,36 @@ class Accounts:
         return await self._one(users.c.id == user_id)
 
     async def _one(self, where: ColumnElement[bool]) -> User | None:
-        query = select(users.c.id, users.c.name, users.c.created_at).where(where)
+        query = select(*USER_COLUMNS).where(where)
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return User(*row) if row else None
 
     async def all(self) -> list[User]:
-        query = select(users.c.id, users.c.name, users.c.created_at).order_by(users.c.name)
+        query = select(*USER_COLUMNS).order_by(users.c.name)
         async with self.engine.connect() as conn:
             return [User(*row) for row in await conn.execute(query)]
 
     async def erase(self, user_id: str) -> Erased | None:
-        """Remove a user and everything of theirs, in one transaction: their key, their ledger
-        rows, and what their subscriptions asked for and where they sent it. None if there is
-        no such user.
+        """Remove a user and everything of theirs, in one transaction: their keys, sessions and
+        pending emailed links, their ledger rows, and what their subscriptions asked for and
+        where they sent it. None if there is no such user.
 
         A subscription row stays as an empty tombstone (no name, criteria or targets, no owner),
         because running instances learn of deletions by polling for changed rows; retention
         removes tombstones later.
         """
         async with self.engine.begin() as conn:
+            email = (
+                await conn.execute(select(users.c.email).where(users.c.id == user_id))
+            ).scalar_one_or_none()
             found = await conn.execute(delete(users).where(users.c.id == user_id))
             if not found.rowcount:
                 return None
+            await conn.execute(delete(api_keys).where(api_keys.c.user_id == user_id))
+            await conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
+            if email is not None:
+                await conn.execute(delete(email_tokens).where(email_tokens.c.email == email))
             live = await conn.execute(
                 select(func.count()).where(
                     subscriptions.c.owner == user_id, subscriptions.c.deleted.is_(False)

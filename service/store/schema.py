@@ -115,9 +115,46 @@ users = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
-    # Only a hash of the API key is kept: a copy of the database does not let anyone in.
-    Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime, nullable=False),
+    # An address the user proved is theirs (a confirmed sign-up on the web page): where their
+    # sign-in links and, if they ask, their alerts go. NULL for users only the operator made.
+    Column("email", String(254)),
+    UniqueConstraint("email", name="uq_users_email"),
+)
+
+# A user's API keys: the one `jobwire users add` printed, and those they made on the web page.
+# Only a hash of each is kept: a copy of the database does not let anyone in.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(32), nullable=False, index=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("label", String(100), nullable=False, server_default=""),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# Links jobwire emails that work once and expire: a sign-up's confirmation (`payload`: the
+# subscription it asked for) and a sign-in link. Only a hash of the token is kept.
+email_tokens = Table(
+    "email_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("purpose", String(16), nullable=False),
+    Column("email", String(254), nullable=False, index=True),
+    Column("payload", JSON),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False, index=True),
+)
+
+# Signed-in browsers of the web page: the cookie holds the token, the store its hash.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False, index=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False, index=True),
 )
 
 # Secrets jobwire makes for itself (the unsubscribe-link key), shared by every instance.

@@ -1,0 +1,94 @@
+"""What the web app's routes need from the running service, reached through a dependency.
+
+`create_api` (app.py) puts one `ApiContext` and the rate limits on `app.state`; routes ask for
+them with `Context` and `Limits` instead of closing over them, so routes live at module level.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from config.settings import LimitSettings, WebSettings
+from service.delivery import Notifier
+from service.rate_limits import RateLimit
+from service.registry import SubscriptionRegistry
+from service.store import Store
+from service.system_mail import SystemMail
+from service.unsubscribe import UnsubscribeLinks
+from service.web.mails import Outbox
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the API and the pages need from the running service."""
+
+    store: Store
+    registry: SubscriptionRegistry
+    links: UnsubscribeLinks
+    # Sends users' targets: test alerts (service/system_mail.py's MailRouting in `jobwire run`).
+    notifier: Notifier
+    operator_key: str | None
+    kafka_connected: Callable[[], bool]
+    # jobwire's own email (JOBWIRE_MAIL__URL); None: the page can preview but not sign up.
+    mail: SystemMail | None = None
+    web: WebSettings = field(default_factory=WebSettings)
+    # Signs CSRF tokens; `jobwire run` derives it from the unsubscribe links' secret, which
+    # every instance shares.
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    outbox: Outbox = field(default_factory=Outbox)
+
+    @property
+    def base_url(self) -> str:
+        """Where subscribers reach this service (JOBWIRE_API__PUBLIC_URL or the listen address)."""
+        return self.links.base_url
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Per instance (see service/rate_limits.py)."""
+
+    failed_auth: RateLimit  # per client address: wrong keys
+    requests: RateLimit  # per key
+    tests: RateLimit  # per user: test alerts are real messages to real people
+    mails: RateLimit  # per address jobwire emails: confirmations and sign-in links
+    mail_requests: RateLimit  # per client address: sign-ups and "email me a link"
+    previews: RateLimit  # per client address: the page's live preview
+
+    @classmethod
+    def from_settings(cls, limits: LimitSettings) -> RateLimits:
+        return cls(
+            failed_auth=RateLimit(limits.failed_auth_per_minute),
+            requests=RateLimit(limits.requests_per_minute),
+            tests=RateLimit(limits.tests_per_minute),
+            mails=RateLimit(
+                limits.mails_per_address_per_hour / 60, burst=limits.mails_per_address_per_hour
+            ),
+            mail_requests=RateLimit(
+                limits.mail_requests_per_client_per_hour / 60,
+                burst=limits.mail_requests_per_client_per_hour,
+            ),
+            previews=RateLimit(limits.previews_per_minute),
+        )
+
+
+def _context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def _limits(request: Request) -> RateLimits:
+    limits: RateLimits = request.app.state.rate_limits
+    return limits
+
+
+Context = Annotated[ApiContext, Depends(_context)]
+Limits = Annotated[RateLimits, Depends(_limits)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
