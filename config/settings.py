@@ -230,11 +230,11 @@ class DeliverySettings(BaseModel):
 
     concurrency: int = Field(8, ge=1, description="Alerts sent at the same time.")
     processes: int = Field(
-        1,
+        2,
         ge=0,
         le=64,
-        description="Processes that send alerts beside the service's own (0: send from it), "
-        "so delivery can use more than one core.",
+        description="Processes that send alerts beside the service's own, about one per core "
+        "(0: send from the service itself).",
     )
     max_attempts: int = Field(5, ge=1, description="Attempts before an alert is marked dead.")
     backoff_base_s: float = Field(2.0, gt=0, description="First retry delay; doubles each time.")

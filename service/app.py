@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import structlog
+import uvloop
 
 from config.settings import Settings
 from consumers.kafka import EventConsumer
@@ -230,7 +231,9 @@ def run_service(settings: Settings) -> None:
             loop.add_signal_handler(sig, _stopping, stop, sig)
         await Service(settings).run(stop)
 
-    asyncio.run(main())
+    # uvloop: the event loop in C. Every stage here is many small awaits (Kafka, the store's
+    # thread, HTTP), and the loop's own work was a tenth of the consumer's time.
+    uvloop.run(main())
 
 
 def _stopping(stop: asyncio.Event, sig: signal.Signals) -> None:

@@ -47,7 +47,9 @@ def _create_private(path: Path) -> None:
 
 
 def open_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, pool_pre_ping=True)
+    # A ping before each use finds a PostgreSQL connection the server dropped; a SQLite file
+    # has no server to lose, and the ping was a round trip to its thread per checkout.
+    engine = create_async_engine(url, pool_pre_ping=make_url(url).get_backend_name() != "sqlite")
     name = engine.dialect.name
     if name == "sqlite":
         file = sqlite_file(url)
