@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config.settings import LimitSettings
 from service.accounts import add_user
-from service.api import ApiContext, bind, create_api, serve
 from service.delivery import AppriseNotifier
 from service.logs import configure_logging
 from service.registry import SubscriptionRegistry
 from service.store import Store
 from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
+from service.web import ApiContext, bind, create_api, serve
 
 Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
 

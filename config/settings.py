@@ -499,16 +499,10 @@ class OperatorSettings(BaseModel):
         description="Apprise URL that tells the operator when a target dies and when it "
         "recovers, at most once per target a day, with the reason (unset: only the logs say so).",
     )
-    owner_mail_url: SecretStr | None = Field(
-        None,
-        description="Apprise mailto:// or mailtos:// URL, without `to=`, through which an owner "
-        "is emailed at their user name (when it is an email address) when a target of theirs "
-        "dies and their subscription has no other target that works (unset: no email).",
-    )
 
-    @field_validator("notify", "owner_mail_url")
+    @field_validator("notify")
     @classmethod
-    def _apprise_can_use(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    def _apprise_can_use(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
         import apprise  # here, not at the top: the other settings load without its plugins
@@ -516,11 +510,6 @@ class OperatorSettings(BaseModel):
         url = value.get_secret_value().strip()
         if not apprise.Apprise().add(url):
             raise ValueError("Apprise cannot use this URL (`apprise --details` lists the schemes)")
-        if info.field_name == "owner_mail_url":
-            if not url.startswith(("mailto://", "mailtos://")):
-                raise ValueError("must be a mailto:// or mailtos:// URL")
-            if "to=" in url:
-                raise ValueError("leave out `to=`: jobwire adds each owner's address")
         return SecretStr(url)
 
 

@@ -102,7 +102,7 @@ class Service:
             notifier,
             metrics,
             operator.notify.get_secret_value() if operator.notify else None,
-            operator.owner_mail_url.get_secret_value() if operator.owner_mail_url else None,
+            owner_mail=mail is not None,
             operator_notifier=operator_notifier,
         )
         worker = DeliveryWorker(

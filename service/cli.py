@@ -106,9 +106,9 @@ def run() -> None:
     The subscriptions API listens on JOBWIRE_API__HOST:JOBWIRE_API__PORT (127.0.0.1:8080),
     with its docs at /docs; JOBWIRE_API__ENABLED=false runs without it.
     """
-    from service.api import ApiUnavailable
     from service.app import run_service
     from service.delivery.render import TemplateError
+    from service.web import ApiUnavailable
 
     settings = _settings()
     configure_logging(settings.log.format, settings.log.level)

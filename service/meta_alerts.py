@@ -2,7 +2,7 @@
 
 When a target is declared dead (every attempt failed), its owner is told through the
 subscription's other targets (the first that takes the notice), or else by email at their user
-name when it is an email address and JOBWIRE_OPERATOR__OWNER_MAIL_URL says how to send mail;
+name when it is an email address, through jobwire's own mail (JOBWIRE_MAIL__URL);
 the operator is told through JOBWIRE_OPERATOR__NOTIFY. Each notice says why the target failed.
 When the target takes an alert again, both are told once more.
 
@@ -10,9 +10,8 @@ At most one "dead" notice per target a day: a dead target is probed again and ag
 flapping one dies again and again, and each of those would otherwise be one more message. A
 "recovered" notice follows only a "dead" notice that was sent.
 
-What was told is kept in memory, so each instance (and each restart) tells on its own; see
-docs/operations.md. Notices are queued and sent by `run`, one at a time: delivery never waits
-for them.
+Who was told is kept in the store (`target_notices`), so instances and restarts share it.
+Notices are queued and sent by `run`, one at a time: delivery never waits for them.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
-from urllib.parse import quote
 
 import structlog
 
@@ -32,6 +30,7 @@ from service.metrics import Metrics
 from service.redaction import mask
 from service.store import ClaimedDelivery, explain, utcnow
 from service.store.target_state import TargetOwner, TargetState
+from service.system_mail import own_mail_target
 
 log = structlog.get_logger("jobwire.meta_alerts")
 
@@ -49,12 +48,6 @@ class _Notice:
     also_dead: int = 0
 
 
-@dataclass
-class _Told:
-    dead_at: datetime
-    recovered: bool = False
-
-
 class MetaAlerts:
     """A delivery observer that tells owners and the operator about dead and recovered targets."""
 
@@ -64,7 +57,7 @@ class MetaAlerts:
         notifier: Notifier,
         metrics: Metrics,
         operator_url: str | None = None,
-        owner_mail_url: str | None = None,
+        owner_mail: bool = False,
         quiet: timedelta = QUIET,
         clock: Callable[[], datetime] = utcnow,
         operator_notifier: Notifier | None = None,
@@ -77,11 +70,11 @@ class MetaAlerts:
         self.operator_notifier = operator_notifier or notifier
         self.metrics = metrics
         self.operator_url = operator_url
-        self.owner_mail_url = owner_mail_url
+        # jobwire's own mail is set (JOBWIRE_MAIL__URL): owners can be written to.
+        self.owner_mail = owner_mail
         self.quiet = quiet
         self.clock = clock
         self._queue: asyncio.Queue[_Notice] = asyncio.Queue()
-        self._told: dict[int, _Told] = {}
 
     # -- DeliveryObserver --------------------------------------------------------------------
 
@@ -119,23 +112,18 @@ class MetaAlerts:
                 log.warning("meta_alert.dropped", notices=self._queue.qsize())
 
     async def handle(self, notice: _Notice) -> None:
-        """Tell whoever this notice is for, unless they were told already."""
-        now = self.clock()
-        told = self._told.get(notice.target_id)
-        if notice.kind == "dead" and told is not None and now - told.dead_at < self.quiet:
-            return  # still dead, or dead again the same day: they know
-        if notice.kind == "recovered" and (told is None or told.recovered):
-            return  # nobody was told it died
+        """Tell whoever this notice is for, unless they were told already (by any instance:
+        the store keeps who was told, `target_notices`)."""
+        if notice.kind == "dead":
+            told = await self.state.claim_dead_notice(notice.target_id, self.clock(), self.quiet)
+        else:  # only after a dead notice that was sent, and once
+            told = await self.state.claim_recovered_notice(notice.target_id)
+        if not told:
+            return
         owner = await self.state.owner_of(notice.target_id)
         if owner is not None:  # None: the subscription was deleted meanwhile
             await self._tell_owner(notice, owner)
             await self._tell_operator(notice, owner)
-        if notice.kind == "dead":
-            self._forget_before(now - self.quiet)
-            self._told[notice.target_id] = _Told(dead_at=now)
-        else:
-            assert told is not None
-            told.recovered = True
 
     async def _tell_owner(self, notice: _Notice, owner: TargetOwner) -> None:
         message = owner_message(notice.kind, owner, notice.error, notice.also_dead)
@@ -145,10 +133,12 @@ class MetaAlerts:
             if await self._send(url, message, "owner", notice, owner):
                 return
         address = owner.owner_name or ""
-        if self.owner_mail_url and EMAIL.fullmatch(address):
-            url = with_recipient(self.owner_mail_url, address)
+        if self.owner_mail and EMAIL.fullmatch(address):
+            # Through jobwire's own mail (the notifier routes this form there): no URL of the
+            # operator's is shown or kept anywhere.
+            url = own_mail_target(address)
             tried.append(mask(url))
-            if await self._send(url, message, "owner", notice, owner, operators=True):
+            if await self._send(url, message, "owner", notice, owner):
                 return
         outcome = "failed" if tried else "skipped"
         self.metrics.meta_alert("owner", notice.kind, outcome)
@@ -159,8 +149,8 @@ class MetaAlerts:
             subscription_id=owner.subscription_id,
             tried=tried,
             hint="the subscription has no other target that works, and no email address to "
-            "write to (set JOBWIRE_OPERATOR__OWNER_MAIL_URL; users named by their email "
-            "address are written to)",
+            "write to (set JOBWIRE_MAIL__URL; users named by their email address are written "
+            "to)",
         )
 
     async def _tell_operator(self, notice: _Notice, owner: TargetOwner) -> None:
@@ -215,11 +205,6 @@ class MetaAlerts:
         )
         return True
 
-    def _forget_before(self, moment: datetime) -> None:
-        """Targets last told about more than a day ago may be told again: forget them."""
-        for target_id in [t for t, told in self._told.items() if told.dead_at < moment]:
-            del self._told[target_id]
-
 
 def owner_message(kind: Kind, owner: TargetOwner, error: str, also_dead: int) -> Message:
     what = "your jobwire subscription"
@@ -267,9 +252,3 @@ def _and_dead(also_dead: int) -> str:
     if also_dead <= 0:
         return ""
     return f"; {also_dead + 1} alert(s) for it are marked undelivered"
-
-
-def with_recipient(mail_url: str, address: str) -> str:
-    """The operator's mailto URL with `to=` the owner's address."""
-    separator = "&" if "?" in mail_url else "?"
-    return f"{mail_url}{separator}to={quote(address, safe='@')}"

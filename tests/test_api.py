@@ -15,7 +15,6 @@ import pytest
 from config.settings import LimitSettings
 from devstack.sinks import HttpSink, SmtpSink
 from service.accounts import add_user, key_hash
-from service.api import ApiContext, create_api
 from service.delivery import AppriseNotifier
 from service.redaction import mask
 from service.registry import SubscriptionRegistry
@@ -23,6 +22,7 @@ from service.store import Store
 from service.subscriptions import SubscriptionIn
 from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
+from service.web import ApiContext, create_api
 
 PASSWORD = "Tr0ub4dor-s3cret"
 MAIL = f"mailtos://ana:{PASSWORD}@mail.example.com?to=ana@example.com"

@@ -17,12 +17,12 @@ from schemathesis.checks import not_a_server_error
 
 from config.settings import LimitSettings
 from service.accounts import add_user
-from service.api import ApiContext, bind, create_api, serve
 from service.delivery import AppriseNotifier
 from service.registry import SubscriptionRegistry
 from service.store import Store
 from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
+from service.web import ApiContext, bind, create_api, serve
 
 
 @dataclass

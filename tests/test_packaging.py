@@ -79,7 +79,7 @@ def test_jobwire_itself_imports_nothing_of_the_dev_stack() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, service.cli, service.app, service.api; "
+            "import sys, service.cli, service.app, service.web; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'devstack', 'aiosmtpd'}))",
         ],
         capture_output=True,

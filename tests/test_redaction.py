@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from config.settings import DEFAULT_SCHEMES, DeliverySettings, LimitSettings
 from consumers.events import JobPosting
 from service.accounts import add_user
-from service.api import ApiContext, create_api
 from service.cli import app as cli
 from service.delivery import AppriseNotifier, DeliveryWorker
 from service.logs import configure_logging
@@ -29,6 +28,7 @@ from service.registry import SubscriptionRegistry
 from service.store import Match, Store
 from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
+from service.web import ApiContext, create_api
 
 H = "hooks.example.com"
 MARK = "MARK"

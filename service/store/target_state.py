@@ -1,7 +1,8 @@
 """What the store says about targets for operators: whose a target is, and which are dead.
 
-Read-only questions for the meta-alerts (who to tell when a target dies) and for
-`jobwire status` (which targets are dead now, when the last event came). A target is dead when
+Questions for the meta-alerts (who to tell when a target dies, and whether anyone told so
+already: `target_notices`) and for `jobwire status` (which targets are dead now, when the last
+event came). A target is dead when
 the newest of its alerts that was tried to the end (sent or dead) is dead: once an alert gets
 through again it is alive, whatever died before.
 """
@@ -9,13 +10,21 @@ through again it is alive, whatever died before.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.crypto import Sealer
-from service.store.schema import deliveries, events, subscriptions, targets, users
+from service.store.engine import insert
+from service.store.schema import (
+    deliveries,
+    events,
+    subscriptions,
+    target_notices,
+    targets,
+    users,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,7 @@ class TargetState:
     def __init__(self, engine: AsyncEngine, sealer: Sealer) -> None:
         self.engine = engine
         self.sealer = sealer
+        self._insert = insert(engine)
 
     async def owner_of(self, target_id: int) -> TargetOwner | None:
         query = (
@@ -85,6 +95,34 @@ class TargetState:
             owner_name=row["owner_name"],
             other_targets=other_targets,
         )
+
+    async def claim_dead_notice(self, target_id: int, now: datetime, quiet: timedelta) -> bool:
+        """Whether to tell that the target died: not if someone (any instance) told so within
+        `quiet`. Claimed in one statement, so two instances cannot both say yes."""
+        insert = self._insert(target_notices).values(
+            target_id=target_id, dead_notified_at=now, recovered_notified=False
+        )
+        claim = insert.on_conflict_do_update(
+            index_elements=[target_notices.c.target_id],
+            set_={"dead_notified_at": now, "recovered_notified": False},
+            where=target_notices.c.dead_notified_at <= now - quiet,
+        ).returning(target_notices.c.target_id)
+        async with self.engine.begin() as conn:
+            return (await conn.execute(claim)).first() is not None
+
+    async def claim_recovered_notice(self, target_id: int) -> bool:
+        """Whether to tell that the target recovered: only once, after a dead notice."""
+        claim = (
+            update(target_notices)
+            .where(
+                target_notices.c.target_id == target_id,
+                target_notices.c.recovered_notified.is_(False),
+            )
+            .values(recovered_notified=True)
+            .returning(target_notices.c.target_id)
+        )
+        async with self.engine.begin() as conn:
+            return (await conn.execute(claim)).first() is not None
 
     async def dead(self) -> list[DeadTarget]:
         """Targets (not removed) whose newest finished alert is dead, most dead alerts first."""

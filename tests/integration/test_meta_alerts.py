@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from config.settings import DeliverySettings, OperatorSettings
+from config.settings import DeliverySettings, MailSettings, OperatorSettings
 from devstack.kafka import KafkaBroker
 from devstack.sinks import HttpSink, SmtpSink
 from service.store import Store
@@ -48,9 +48,10 @@ async def test_owner_and_operator_hear_once_when_a_target_dies_and_once_when_it_
     settings.delivery = DeliverySettings(
         max_attempts=2, backoff_base_s=0.1, backoff_cap_s=0.5, poll_interval_s=0.1
     )
-    settings.operator = OperatorSettings(
-        notify=SecretStr(chat_target(http_sink, "operator")),
-        owner_mail_url=SecretStr(f"mailto://127.0.0.1:{smtp_sink.port}?from=jobwire@example.com"),
+    settings.operator = OperatorSettings(notify=SecretStr(chat_target(http_sink, "operator")))
+    # jobwire's own mail, which tells owners without a working target.
+    settings.mail = MailSettings(
+        url=SecretStr(f"mailto://127.0.0.1:{smtp_sink.port}?from=jobwire@example.com")
     )
     store = await Store.open(settings.store.url)
     # Ana has a second target that works; Bob has only the one that fails.
