@@ -25,7 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config.settings import RetentionSettings
 from service.store.errors import explain
-from service.store.schema import deliveries, events, subscriptions, targets, utcnow
+from service.store.schema import (
+    deliveries,
+    events,
+    subscriptions,
+    target_notices,
+    targets,
+    utcnow,
+)
 
 log = structlog.get_logger("jobwire.retention")
 
@@ -41,9 +48,10 @@ class Pruned:
     events: int = 0
     subscriptions: int = 0
     targets: int = 0
+    notices: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.deliveries or self.events or self.subscriptions or self.targets)
+        return any((self.deliveries, self.events, self.subscriptions, self.targets, self.notices))
 
 
 class Retention:
@@ -103,6 +111,14 @@ class Retention:
                 subscriptions.c.id.in_(old_tombstones.limit(n))
             ),
             "targets": delete(targets).where(targets.c.id.in_(unused_targets.limit(n))),
+            # What meta-alerts remember of targets that are gone.
+            "notices": delete(target_notices).where(
+                target_notices.c.target_id.in_(
+                    select(target_notices.c.target_id)
+                    .where(~exists().where(targets.c.id == target_notices.c.target_id))
+                    .limit(n)
+                )
+            ),
         }
         counts = {name: await self._repeat(name, batch, stop) for name, batch in batches.items()}
         pruned = Pruned(**counts)
