@@ -13,8 +13,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
+import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
@@ -93,7 +95,7 @@ def run_demo(workdir: Path, keep_running: bool = True) -> None:
         _say("jobwire demo: stopped")
 
 
-DEMO_SUBSCRIPTIONS = [
+DEMO_SUBSCRIPTIONS: list[tuple[str, dict[str, object], str]] = [
     # (name, criteria, where the alert goes: "mail:<address>" or "chat:<path>")
     (
         "Nordstrom in Portland",
@@ -106,6 +108,17 @@ DEMO_SUBSCRIPTIONS = [
         "chat:ben",
     ),
     ("Tencent news", {"employers": ["Tencent"], "kinds": ["article"]}, "chat:ben"),
+    # A digest: its matches wait for 08:00 in Paris; the demo sends it at once (below).
+    (
+        "Ross Stores, daily",
+        {
+            "employers": ["ROSS STORES"],
+            "frequency": "daily",
+            "at": "08:00",
+            "timezone": "Europe/Paris",
+        },
+        "mail:dee@example.com",
+    ),
 ]
 
 
@@ -168,6 +181,7 @@ async def _demo(
         f"{expected_chat} chat messages arrived."
     )
     await _all_kept(settings, SAMPLE_KEYS)  # so the page's preview shows every sample
+    await _send_digest_now(settings, smtp, expected_mail)
     _say(
         f"\n🌐 The web page: {service.api_url}/  (sign up there with any address: the "
         f"confirmation email shows up here, and in {workdir / 'mail'})\n"
@@ -190,6 +204,20 @@ async def _demo(
     stop.set()
     with contextlib.suppress(asyncio.CancelledError):
         await running
+
+
+async def _send_digest_now(settings: Settings, smtp: SmtpSink, emails_so_far: int) -> None:
+    """The daily digest's alerts wait for 08:00 in Paris: send it now, as an operator would."""
+    command = [str(Path(sys.executable).with_name("jobwire")), "digests", "send-now"]
+    _say("the daily digest waits for 08:00 in Paris; sending it now: jobwire digests send-now")
+    env = {**os.environ, "JOBWIRE_STORE__URL": settings.store.url}
+    done = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, check=True
+    )
+    _say(done.stdout.strip())
+    arrived = await asyncio.to_thread(smtp.wait_for, emails_so_far + 1, 60.0)
+    digest = arrived[emails_so_far]
+    _say(f"\n📧 DIGEST to {digest.to}: {digest.subject}\n{digest.body.strip()}\n")
 
 
 async def _all_kept(settings: Settings, keys: list[tuple[str, str]]) -> None:

@@ -59,5 +59,7 @@ async def test_the_demo_shows_the_sample_alerts_and_its_web_page_then_stops(
     assert "💬 CHAT /ben" in told
     assert "2 emails (saved as .eml files in" in told
     assert "2 chat messages arrived." in told
+    assert "📧 DIGEST to dee@example.com: " in told  # the daily digest, sent at once
+    assert "new postings for 'Ross Stores, daily'" in told
     assert told.rstrip().endswith("jobwire demo: stopped")
-    assert len(list((tmp_path / "demo" / "mail").glob("*.eml"))) == 2
+    assert len(list((tmp_path / "demo" / "mail").glob("*.eml"))) == 3
