@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import orjson
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from config.settings import ApiSettings, KafkaSettings, Settings, StoreSettings, TargetSettings
 from consumers.events import AnyEvent, Event
 from devstack.postgres import PostgresServer, running_postgres
+from service.store import Store
 
 SAMPLES = Path(__file__).resolve().parents[1] / "devstack" / "samples" / "events.jsonl"
 
@@ -42,6 +43,22 @@ async def empty_database(url: str) -> None:
         await conn.execute(text("DROP SCHEMA public CASCADE"))
         await conn.execute(text("CREATE SCHEMA public"))
     await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+async def store_of_each_kind(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Store]:
+    """A new store, once on the embedded SQLite and once on the scale-out PostgreSQL: what
+    holds for one must hold for the other."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}"
+    else:
+        url = request.getfixturevalue("postgres").url
+        await empty_database(url)
+    opened = await Store.open(url, auto_migrate=True)
+    yield opened
+    await opened.close()
 
 
 def make_settings(tmp_path: Path, bootstrap: str = "127.0.0.1:9", **kafka: object) -> Settings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,22 +20,15 @@ from service.store.ledger import Outcomes
 from service.store.retention import Retention
 from service.store.schema import deliveries, events, subscriptions, targets
 from service.subscriptions import Criteria, SubscriptionIn
-from tests.conftest import SAMPLES, empty_database
+from tests.conftest import SAMPLES
 
 PASSWORD = "s3cret-pass"
 TARGET = f"mailtos://ana:{PASSWORD}@mail.example.com?to=ana@example.com"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}"
-    else:
-        url = request.getfixturevalue("postgres").url
-        await empty_database(url)
-    store = await Store.open(url, auto_migrate=True)
-    yield store
-    await store.close()
+@pytest.fixture
+def store(store_of_each_kind: Store) -> Store:
+    return store_of_each_kind
 
 
 def spec(**fields: object) -> SubscriptionIn:

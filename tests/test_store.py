@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -12,22 +10,13 @@ from consumers.events import Event
 from service.store import Match, Store, utcnow
 from service.store.ledger import Outcomes
 from service.subscriptions import SubscriptionIn
-from tests.conftest import empty_database
 
 TARGET = "json://127.0.0.1:9/hook"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """The same tests on the embedded store and on the scale-out one."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}"
-    else:
-        url = request.getfixturevalue("postgres").url
-        await empty_database(url)
-    store = await Store.open(url, auto_migrate=True)
-    yield store
-    await store.close()
+@pytest.fixture
+def store(store_of_each_kind: Store) -> Store:
+    return store_of_each_kind
 
 
 def spec(**fields: object) -> SubscriptionIn:

@@ -4,7 +4,6 @@ the user's confirmed address, and what erasing a user removes; migration 0006 bo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,20 +13,11 @@ from sqlalchemy import text
 from service.accounts import add_user, authenticate, key_hash, new_api_key
 from service.store import Store, migrate
 from service.store.api_keys import KeyLimitReached
-from tests.conftest import empty_database
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A new store of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'jobwire.db'}"
-    else:
-        url = request.getfixturevalue("postgres").url
-        await empty_database(url)
-    opened = await Store.open(url, auto_migrate=True)
-    yield opened
-    await opened.close()
+@pytest.fixture
+def store(store_of_each_kind: Store) -> Store:
+    return store_of_each_kind
 
 
 async def test_a_user_holds_several_keys_and_revokes_each_on_its_own(store: Store) -> None:
