@@ -106,8 +106,9 @@ class CpuMeter:
 
 
 def children_of(parent: int) -> list[int]:
-    """`parent` and its direct children (a PostgreSQL server and its backends)."""
-    found = [parent]
+    """`parent` and every process below it (a PostgreSQL server and its backends; jobwire and
+    its sending processes, which multiprocessing starts through a server of its own)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -115,8 +116,10 @@ def children_of(parent: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:  # ppid
-            found.append(int(entry.name))
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])  # ppid
+    found = [parent]
+    for pid in found:  # grows while it is walked: breadth first down the tree
+        found.extend(child for child, ppid in parents.items() if ppid == pid)
     return found
 
 

@@ -215,7 +215,7 @@ class Stack:
 
     def cpu_meter(self, jobwire: Jobwire) -> CpuMeter:
         pids: dict[str, Callable[[], list[int]]] = {
-            "jobwire": lambda: [jobwire.proc.pid],
+            "jobwire": lambda: children_of(jobwire.proc.pid),
             "sink": lambda: [self.sink.proc.pid],
             "kafka": lambda: [self.broker.pid],
             "bench": lambda: [os.getpid()],

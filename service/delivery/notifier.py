@@ -4,7 +4,15 @@ Most Apprise plugins block (requests, smtplib), so sends run on a bounded thread
 thread keeps the plugin it built for a target and reuses it: parsing a URL and building a
 plugin cost more than many sends, and a plugin that logs in (Matrix) would otherwise log in
 again for every alert. The plugin's own throttle (a pause between two sends of one instance)
-is off, since jobwire paces a failing target itself (the breaker).
+is off, since jobwire paces a failing target itself (the breaker). Next to the plugin the
+thread keeps an HTTP session, so a webhook's connection is kept alive between alerts
+(keepalive.py).
+
+The plugin is called directly (`plugin.notify`, which Apprise supports for one service): the
+`Apprise` object around it adds tags, retries, deadlines and a result report built for many
+services at once, which cost as much CPU as the send itself. jobwire has its own of each (one
+target per send, the breaker and retries, the send timeout); the plugin's warnings, which say
+why a send failed, are collected by `_Reasons` for the one send they belong to.
 
 Every send runs inside the target policy's guard (service/egress.py): each connection the
 plugin opens goes only to an address checked at that moment (no DNS rebinding), and no HTTP
@@ -17,16 +25,24 @@ What each target receives is `fit(message, plugin)` (fit.py): the format its ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Protocol
 
 import apprise
+import requests
+from apprise.emojis import apply_emojis
+from apprise.plugins.base import NotifyBase
 from apprise.plugins.matrix import NotifyMatrix
 
-from service.delivery import smtp_tls
+from service.delivery import keepalive, smtp_tls
 from service.delivery.fit import fit
 from service.delivery.render import Message
 from service.egress import EgressRefused
@@ -39,6 +55,49 @@ PLUGINS_PER_THREAD = 256
 
 # Email: one TLS context for every message instead of one built per message (smtp_tls.py).
 smtp_tls.install()
+# Webhooks: connections kept alive between alerts to one target (keepalive.py).
+keepalive.install()
+
+
+class _Reasons(logging.Handler):
+    """Keeps the warnings and errors Apprise logs during one send, for that send only.
+
+    Apprise logs why a send failed ("... responded with 500", "connection refused") and
+    returns False. The lines of the send running in this context are kept (a ContextVar, so
+    concurrent sends on other threads keep theirs); the rest are not this handler's.
+    """
+
+    _current: ContextVar[list[str] | None] = ContextVar("jobwire_send_reasons", default=None)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kept = self._current.get()
+        if kept is not None and record.levelno >= logging.WARNING:
+            kept.append(record.getMessage())
+
+    @classmethod
+    @contextlib.contextmanager
+    def collect(cls) -> Iterator[list[str]]:
+        kept: list[str] = []
+        token = cls._current.set(kept)
+        try:
+            yield kept
+        finally:
+            cls._current.reset(token)
+
+
+logging.getLogger("apprise").addHandler(_Reasons(logging.WARNING))
+
+
+# Apprise's emoji table (":smile:" to its character), for a URL that asks for it (emojis=yes).
+_emojis: Callable[[str], str] = apply_emojis
+
+
+@dataclass(slots=True)
+class _Kept:
+    """What one sending thread keeps for one target: its plugin and its HTTP connections."""
+
+    plugin: NotifyBase
+    session: requests.Session
 
 
 class DeliveryFailed(Exception):
@@ -78,9 +137,9 @@ class AppriseNotifier:
             # Email clients offer one-click unsubscribe from these headers (RFC 8058).
             target = with_unsubscribe_headers(target, message.unsubscribe_url)
         try:
-            with self._policy.sending():
-                sender = self._sender(target)
-                plugin = next(iter(sender))
+            with self._policy.sending(), _Reasons.collect() as reasons:
+                kept = self._kept(target)
+                plugin = kept.plugin
                 if isinstance(plugin, NotifyMatrix):
                     # Apprise 2.3.0 never advances a token URL's transaction id
                     # (matrix://TOKEN@…): Synapse takes every later send for a retry of the
@@ -88,35 +147,37 @@ class AppriseNotifier:
                     # send a new event.
                     plugin.transaction_id = secrets.randbits(62)  # an int: Apprise adds 1 to it
                 args = fit(message, plugin)
-                result = sender.notify(
-                    title=args.title, body=args.body, body_format=args.body_format
-                )
+                title, body = args.title, args.body
+                if plugin.interpret_emojis:  # the URL asked for :emoji: codes to be drawn
+                    title, body = _emojis(title), _emojis(body)
+                with keepalive.using(kept.session):
+                    sent = plugin.notify(title=title, body=body, body_format=args.body_format)
         except EgressRefused as exc:
             raise DeliveryFailed(str(exc)) from None
-        if not result:
-            reasons = [e.message for e in result.logs() if e.level in {"WARNING", "ERROR"}]
+        if not sent:
             raise DeliveryFailed(
                 scrub("; ".join(reasons) or "the target refused the alert", target)
             )
 
-    def _sender(self, target: str) -> apprise.Apprise:
-        """This thread's Apprise for `target`, made once and kept (least recently used go)."""
-        senders: OrderedDict[str, apprise.Apprise] | None = getattr(self._local, "senders", None)
-        if senders is None:
-            senders = self._local.senders = OrderedDict()
-        sender = senders.get(target)
-        if sender is not None:
-            senders.move_to_end(target)
-            return sender
-        sender = apprise.Apprise()
-        if not sender.add(target):
+    def _kept(self, target: str) -> _Kept:
+        """This thread's plugin and session for `target`, made once and kept (least recently
+        used go)."""
+        kept_here: OrderedDict[str, _Kept] | None = getattr(self._local, "kept", None)
+        if kept_here is None:
+            kept_here = self._local.kept = OrderedDict()
+        kept = kept_here.get(target)
+        if kept is not None:
+            kept_here.move_to_end(target)
+            return kept
+        plugin = apprise.Apprise.instantiate(target, suppress_exceptions=True)
+        if not isinstance(plugin, NotifyBase):
             raise DeliveryFailed(f"Apprise cannot use this target: {mask(target)}")
-        for plugin in sender:
-            plugin.request_rate_per_sec = 0  # no pause between two alerts to one target
-            # fit() makes every message fit whole; one that still did not is better refused
-            # (a failed delivery, recorded) than cut mid-word or split into parts.
-            plugin.overflow_mode = apprise.OverflowMode.UPSTREAM
-        senders[target] = sender
-        if len(senders) > PLUGINS_PER_THREAD:
-            senders.popitem(last=False)
-        return sender
+        plugin.request_rate_per_sec = 0  # no pause between two alerts to one target
+        # fit() makes every message fit whole; one that still did not is better refused
+        # (a failed delivery, recorded) than cut mid-word or split into parts.
+        plugin.overflow_mode = apprise.OverflowMode.UPSTREAM
+        kept = kept_here[target] = _Kept(plugin, requests.Session())
+        if len(kept_here) > PLUGINS_PER_THREAD:
+            _, gone = kept_here.popitem(last=False)
+            gone.session.close()
+        return kept

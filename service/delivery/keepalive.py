@@ -1,0 +1,62 @@
+"""Kept-alive HTTP connections for Apprise's webhook plugins, one pool per target and thread.
+
+Apprise's HTTP plugins (json://, xml://, form://, most chat services) send with
+`requests.post(...)`, which builds a throwaway `requests.Session` for every call: a new
+connection pool, a new TCP (and TLS) connection, closed again after one request. Measured on
+the 2-core development machine, that is a quarter of the CPU of a `json://` send, and the
+receiving server pays for a connection per alert too.
+
+`install()` (idempotent, done when the notifier is imported) makes the module-level
+`requests.request` and its shortcuts (`requests.post`, `requests.get`, ...) use the session of
+the current *context*, when `using(session)` gives one, and behave exactly as before when it
+does not; so Kafka, the store and every other user of requests are untouched. The notifier
+keeps one session per target and sending thread, next to the plugin it reuses.
+
+Why this keeps the egress guard's promise (service/egress.py): a connection is only opened
+inside a guarded send, where its address is checked at `connect`; a kept connection stays
+with that checked address, so reusing it cannot reach a host the guard would refuse, even if
+the name now resolves elsewhere. Redirects stay refused: the guard patches `Session` itself.
+A kept connection the server has closed is noticed by urllib3 before reuse; one closed at the
+very moment of a send fails that send, which is retried like any failed send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+import requests
+import requests.api
+
+_session: ContextVar[requests.Session | None] = ContextVar("jobwire_http_session", default=None)
+_plain_request = requests.api.request
+
+
+def _request(method: str, url: str, **kwargs: Any) -> requests.Response:
+    session = _session.get()
+    if session is None:
+        return _plain_request(method, url, **kwargs)
+    return session.request(method=method, url=url, **kwargs)
+
+
+@contextlib.contextmanager
+def using(session: requests.Session) -> Iterator[None]:
+    """Module-level requests calls in this block go through `session` (its kept connections)."""
+    token = _session.set(session)
+    try:
+        yield
+    finally:
+        _session.reset(token)
+
+
+def install() -> None:
+    """Route `requests.request` and its shortcuts through `_request` (idempotent).
+
+    The shortcuts in requests.api look `request` up in their module when called, so replacing
+    it there covers `requests.post` and the rest; `requests.request` is the same function
+    imported into the package, so it is replaced as well.
+    """
+    requests.api.request = _request  # type: ignore[assignment]
+    requests.request = _request  # type: ignore[assignment]

@@ -1,0 +1,98 @@
+"""The send stage against a real HTTP/1.1 server: connections kept, failure reasons kept apart."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+import requests
+
+from service.delivery import AppriseNotifier, DeliveryFailed
+from service.delivery.render import Message
+from service.targets import TargetPolicy
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """Keep-alive webhook: answers 500 on /broken, 503 on /busy, else 200, and notes which
+    client connection (its port) each request came over."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[tuple[str, int]]] = []
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with self.lock:
+            self.seen.append((self.path, self.client_address[1]))
+        status = {"/broken": 500, "/busy": 503}.get(self.path, 200)
+        body = b'{"ok": true}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[str]:
+    _Hook.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def notifier() -> Iterator[AppriseNotifier]:
+    sender = AppriseNotifier(TargetPolicy(["json"], allow_private_hosts=True), 4, timeout_s=10)
+    yield sender
+    sender.close()
+
+
+def _connections(path: str) -> set[int]:
+    return {port for seen_path, port in _Hook.seen if seen_path == path}
+
+
+def test_alerts_to_one_webhook_arrive_over_one_kept_connection(
+    hook: str, notifier: AppriseNotifier
+) -> None:
+    for n in range(5):
+        notifier.send_blocking(f"json://{hook}/a", Message(f"posting {n}", "body"))
+    assert len([p for p, _ in _Hook.seen if p == "/a"]) == 5
+    assert len(_connections("/a")) == 1
+
+
+def test_other_requests_in_the_process_still_get_a_connection_each(
+    hook: str, notifier: AppriseNotifier
+) -> None:
+    notifier.send_blocking(f"json://{hook}/a", Message("posting", "body"))
+    for _ in range(3):
+        requests.post(f"http://{hook}/b", json={}, timeout=5)
+    assert len(_connections("/b")) == 3
+
+
+def test_each_failed_send_gives_its_own_reason_while_others_fail_at_the_same_time(
+    hook: str, notifier: AppriseNotifier
+) -> None:
+    def send(status: int) -> tuple[int, str]:
+        path = "broken" if status == 500 else "busy"
+        try:
+            notifier.send_blocking(f"json://{hook}/{path}", Message("posting", "body"))
+        except DeliveryFailed as exc:
+            return status, str(exc)
+        return status, ""
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(send, [500, 503] * 20))
+    for status, reason in results:
+        other = 503 if status == 500 else 500
+        assert str(status) in reason
+        assert str(other) not in reason
