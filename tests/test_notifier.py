@@ -6,12 +6,13 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 import requests
 
-from service.delivery import AppriseNotifier, DeliveryFailed
+from service.delivery import AppriseNotifier, DeliveryFailed, keepalive
 from service.delivery.render import Message
 from service.targets import TargetPolicy
 
@@ -22,12 +23,14 @@ class _Hook(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     seen: ClassVar[list[tuple[str, int]]] = []
+    authorizations: ClassVar[list[str | None]] = []
     lock = threading.Lock()
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         with self.lock:
             self.seen.append((self.path, self.client_address[1]))
+            self.authorizations.append(self.headers.get("Authorization"))
         status = {"/broken": 500, "/busy": 503}.get(self.path, 200)
         body = b'{"ok": true}'
         self.send_response(status)
@@ -42,6 +45,7 @@ class _Hook(BaseHTTPRequestHandler):
 @pytest.fixture
 def hook() -> Iterator[str]:
     _Hook.seen = []
+    _Hook.authorizations = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -96,3 +100,40 @@ def test_each_failed_send_gives_its_own_reason_while_others_fail_at_the_same_tim
         other = 503 if status == 500 else 500
         assert str(status) in reason
         assert str(other) not in reason
+
+
+def test_a_webhook_does_not_get_the_operators_saved_password(
+    hook: str, notifier: AppriseNotifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests adds ~/.netrc's password for the host to a request without one of its own: a
+    # user's webhook must not receive the service account's credentials.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login operator password operator-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    notifier.send_blocking(f"json://{hook}/a", Message("posting", "body"))
+    assert _Hook.authorizations == [None]
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"REQUESTS_CA_BUNDLE": "/etc/ssl/ours.pem"},
+        {"CURL_CA_BUNDLE": "/etc/ssl/curls.pem"},
+        {"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "hooks.example"},
+        {},
+    ],
+)
+def test_a_kept_session_takes_certificates_and_proxies_from_the_environment_like_requests(
+    environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    for url in ("https://hooks.example/h", "https://chat.example/h"):
+        for verify in (True, False, None):
+            ours = keepalive.new_session().merge_environment_settings(url, {}, None, verify, None)
+            theirs = requests.Session().merge_environment_settings(url, {}, None, verify, None)
+            assert ours == theirs

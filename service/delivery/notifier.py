@@ -176,7 +176,7 @@ class AppriseNotifier:
         # fit() makes every message fit whole; one that still did not is better refused
         # (a failed delivery, recorded) than cut mid-word or split into parts.
         plugin.overflow_mode = apprise.OverflowMode.UPSTREAM
-        kept = kept_here[target] = _Kept(plugin, requests.Session())
+        kept = kept_here[target] = _Kept(plugin, keepalive.new_session())
         if len(kept_here) > PLUGINS_PER_THREAD:
             _, gone = kept_here.popitem(last=False)
             gone.session.close()
