@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import json
+import logging
 import threading
 import time
 from collections.abc import Awaitable
@@ -45,6 +46,10 @@ from typing import Any, Generic, TypeVar
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+# aiosmtpd says at INFO that each client came and went (three lines a message): in the tests'
+# output and the demo's log that buries what matters. Its warnings and errors still show.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 LOOPBACK = "127.0.0.1"
 
