@@ -16,9 +16,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 from playwright.async_api import Browser, Page
 
-from config.settings import Settings
+from config.settings import KafkaSettings, Settings
+from consumers.connection import client_options
 from devstack.browser import launch_browser, save_screenshot
 from devstack.kafka import KafkaBroker, start_kafka
 from devstack.prometheus import PrometheusServer, ScrapeJob, running_prometheus
@@ -137,6 +139,27 @@ async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 60.
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached within {within_s} s")
         await asyncio.sleep(0.1)
+
+
+async def dead_letters(
+    kafka: KafkaSettings, expected: int, within_s: float = 60.0
+) -> list[tuple[bytes, dict[str, str]]]:
+    """The first `expected` messages of the dead-letter topic, each (value, its headers)."""
+    consumer = AIOKafkaConsumer(
+        kafka.dead_letter_topic, **client_options(kafka), auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    out: list[tuple[bytes, dict[str, str]]] = []
+    try:
+        async with asyncio.timeout(within_s):
+            while len(out) < expected:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    out.extend(
+                        (r.value or b"", {k: v.decode() for k, v in r.headers}) for r in records
+                    )
+    finally:
+        await consumer.stop()
+    return out
 
 
 def service_env(settings: Settings) -> dict[str, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from consumers.publish import publish_file
 from devstack.kafka import KafkaBroker
@@ -16,7 +16,7 @@ from devstack.sinks import HttpSink, SmtpSink
 from service.store import Store
 from service.subscriptions import SubscriptionIn
 from tests.conftest import SAMPLES, make_settings
-from tests.integration.conftest import chat_target, eventually, mail_target, running
+from tests.integration.conftest import chat_target, dead_letters, eventually, mail_target, running
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
     )
     assert "By Reuters API" in chats["/dee"]["message"]
 
-    dead = await _read_all(kafka.bootstrap, settings.kafka.dead_letter_topic, expected=2)
+    dead = await dead_letters(settings.kafka, expected=2)
     reasons = {headers["jobwire.error"] for _, headers in dead}
     assert any(r.startswith("not valid JSON") for r in reasons)
     assert "employer: Field required" in reasons
@@ -97,22 +97,6 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
         b'{"id": "no-employer", "title": "Agent", "city": "Portland"}',
     }
     await store.close()
-
-
-async def _read_all(
-    bootstrap: str, topic: str, expected: int
-) -> list[tuple[bytes, dict[str, str]]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    out: list[tuple[bytes, dict[str, str]]] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(out) < expected:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    out.extend((r.value, {k: v.decode() for k, v in r.headers}) for r in records)
-    finally:
-        await consumer.stop()
-    return out
 
 
 def test_the_samples_are_the_seed_page(sample_lines: list[dict[str, object]]) -> None:

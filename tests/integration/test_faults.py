@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from config.settings import DeliverySettings, Settings
 from devstack.kafka import KafkaBroker, start_kafka
@@ -28,6 +28,7 @@ from tests.conftest import make_settings
 from tests.integration.conftest import (
     JOBWIRE,
     chat_target,
+    dead_letters,
     eventually,
     mail_target,
     running,
@@ -287,7 +288,7 @@ async def test_thousands_of_malformed_messages_are_dead_lettered_and_valid_ones_
     started = time.monotonic()
     async with running(settings) as service:
         await asyncio.to_thread(http_sink.wait_for, 300, 120.0)
-        dead = await _dead_letters(kafka.bootstrap, settings.kafka.dead_letter_topic, bad_count)
+        dead = [h["jobwire.error"] for _, h in await dead_letters(settings.kafka, bad_count)]
         took = time.monotonic() - started
 
     received = titles(http_sink)
@@ -304,20 +305,6 @@ async def test_thousands_of_malformed_messages_are_dead_lettered_and_valid_ones_
     assert len(dead) == bad_count
     assert all(reason for reason in dead)
     assert not service.restarts  # the consumer never fell over
-
-
-async def _dead_letters(bootstrap: str, topic: str, expected: int) -> list[str]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    reasons: list[str] = []
-    try:
-        async with asyncio.timeout(60):
-            while len(reasons) < expected:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    reasons.extend(dict(r.headers)["jobwire.error"].decode() for r in records)
-    finally:
-        await consumer.stop()
-    return reasons
 
 
 async def test_sigterm_stops_cleanly_after_committing(

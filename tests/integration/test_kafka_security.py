@@ -14,9 +14,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from config.settings import KafkaSettings, SecurityProtocol, Settings
+from config.settings import SecurityProtocol, Settings
 from consumers.connection import client_options
 from consumers.publish import publish_file
 from devstack.certificates import make_tls_material
@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     SASL_PASSWORD,
     SASL_USER,
     chat_target,
+    dead_letters,
     running,
     service_env,
 )
@@ -106,7 +107,7 @@ async def test_alerts_and_dead_letters_flow_through_a_secured_listener(
 
     async with running(settings) as service:
         alerts = await asyncio.to_thread(http_sink.wait_for, 2, 60.0)
-        dead = await _read_dead_letters(settings.kafka, expected=1)
+        dead = await dead_letters(settings.kafka, expected=1)
 
     assert sorted(str(alert.json["title"]) for alert in alerts) == [
         "New job: Asset Protection - Coordinator - Portland Distribution Center"
@@ -118,26 +119,6 @@ async def test_alerts_and_dead_letters_flow_through_a_secured_listener(
     assert headers["jobwire.error"].startswith("not valid JSON")
     assert headers["jobwire.source.topic"] == settings.kafka.postings_topic
     assert not service.restarts
-
-
-async def _read_dead_letters(
-    settings: KafkaSettings, expected: int
-) -> list[tuple[bytes, dict[str, str]]]:
-    consumer = AIOKafkaConsumer(
-        settings.dead_letter_topic, **client_options(settings), auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    out: list[tuple[bytes, dict[str, str]]] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(out) < expected:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    out.extend(
-                        (r.value or b"", {k: v.decode() for k, v in r.headers}) for r in records
-                    )
-    finally:
-        await consumer.stop()
-    return out
 
 
 @pytest.mark.parametrize(

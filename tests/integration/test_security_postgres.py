@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from config.settings import TargetSettings
 from devstack.kafka import KafkaBroker
@@ -17,7 +17,7 @@ from service.store import Store
 from service.store.subscriptions import OwnerLimitReached
 from service.subscriptions import SubscriptionIn
 from tests.conftest import empty_database, make_settings
-from tests.integration.conftest import chat_target, running
+from tests.integration.conftest import chat_target, dead_letters, running
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,7 @@ async def test_events_postgres_could_not_store_are_dead_lettered_and_the_next_is
 
     async with running(settings) as service:
         received = await asyncio.to_thread(http_sink.wait_for, 2, 60.0)
-        dead = await _dead_letter_reasons(kafka.bootstrap, settings.kafka.dead_letter_topic, 5)
+        dead = [h["jobwire.error"] for _, h in await dead_letters(settings.kafka, 5)]
         assert not service.restarts  # the consumer never fell over on an event
     titles = sorted(r.json["title"] for r in received)
     assert titles[0].startswith("New job: Cashier valid-after at ACME")
@@ -68,20 +68,6 @@ async def test_events_postgres_could_not_store_are_dead_lettered_and_the_next_is
     assert named == sorted(["id", "employer", "id", "title", "published_at"]), dead
     assert await store.ledger.counts() == {"sent": 2}
     await store.close()
-
-
-async def _dead_letter_reasons(bootstrap: str, topic: str, expected: int) -> list[str]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    reasons: list[str] = []
-    try:
-        async with asyncio.timeout(60):
-            while len(reasons) < expected:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    reasons.extend(dict(r.headers)["jobwire.error"].decode() for r in records)
-    finally:
-        await consumer.stop()
-    return reasons
 
 
 async def test_concurrent_adds_on_postgresql_stop_at_the_limit(postgres: PostgresServer) -> None:
