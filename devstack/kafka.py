@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import base64
 import contextlib
 import fcntl
@@ -30,7 +29,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -39,12 +37,12 @@ import tempfile
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
+
+from devstack.servers import hold, kill_at_exit, terminate
 
 if TYPE_CHECKING:
     from devstack.certificates import TlsMaterial
@@ -224,8 +222,7 @@ class KafkaBroker:
 
     def stop(self) -> None:
         """Graceful shutdown (SIGTERM), SIGKILL after 15 s; removes a temporary workdir."""
-        self._terminate()
-        _live_brokers.discard(self)
+        terminate(self.process, STOP_TIMEOUT)
         if self.owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -240,30 +237,10 @@ class KafkaBroker:
 
         A running broker is stopped gracefully first; after `kill` this is crash recovery.
         """
-        self._terminate()
+        terminate(self.process, STOP_TIMEOUT)
         self.process = _launch(self.workdir, self.log_path)
-        _live_brokers.add(self)
+        kill_at_exit(self.process)
         _wait_ready(self, timeout)
-
-    def _terminate(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process.wait()
-
-
-# Brokers still running when the interpreter exits (a test run that crashed) are killed then.
-_live_brokers: weakref.WeakSet[KafkaBroker] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for broker in list(_live_brokers):
-        with contextlib.suppress(Exception):
-            broker.kill()
 
 
 def start_kafka(
@@ -331,12 +308,11 @@ def start_kafka(
         sasl_users=users,
         tls=material,
     )
-    _live_brokers.add(broker)
+    kill_at_exit(broker.process)
     try:
         _wait_ready(broker, timeout)
     except BaseException:
         broker.kill()  # the workdir stays, even a temporary one: its kafka.log tells why
-        _live_brokers.discard(broker)
         raise
     return broker
 
@@ -702,15 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     users = dict(user.split(":", 1) for user in args.sasl_user)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    # Set both explicitly: a shell without job control starts `cmd &` with SIGINT ignored.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    broker: KafkaBroker | None = None
-    try:
-        broker = start_kafka(args.dir, args.port, sasl_users=users, tls=args.tls)
+    def announce(broker: KafkaBroker) -> None:
         sys.stderr.write(f"jobwire: Kafka {KAFKA_VERSION} ready; log: {broker.log_path}\n")
         print(f"KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
         for protocol, address in broker.listeners.items():
@@ -720,18 +688,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"KAFKA_CA_FILE={broker.tls.ca_file}", flush=True)
             print(f"KAFKA_CLIENT_CERT={broker.tls.client_cert}", flush=True)
             print(f"KAFKA_CLIENT_KEY={broker.tls.client_key}", flush=True)
-        code = broker.process.wait()
-        sys.stderr.write(f"jobwire: Kafka exited with code {code}:\n{_tail(broker.log_path)}\n")
-        return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("jobwire: stopping Kafka\n")
-        return 0
-    finally:
-        if broker is not None:
-            # Ctrl-C again must not leave a broker behind half-stopped.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            broker.stop()
+
+    return hold(
+        "Kafka",
+        lambda: start_kafka(args.dir, args.port, sasl_users=users, tls=args.tls),
+        announce,
+        lambda broker: _tail(broker.log_path),
+    )
 
 
 if __name__ == "__main__":

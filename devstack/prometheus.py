@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
 import hashlib
 import json
@@ -60,13 +59,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from devstack.apt import ensure_command
+from devstack.servers import hold, kill_at_exit, terminate
 
 __all__ = [
     "Alert",
@@ -420,27 +419,9 @@ class PrometheusServer:
     def stop(self) -> None:
         """SIGTERM (a clean shutdown takes milliseconds), SIGKILL after 10 s; the temporary
         workdir is removed, a workdir the caller gave is kept with the log."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process.wait()
-        _live_servers.discard(self)
+        terminate(self.process, STOP_TIMEOUT_S)
         if self.owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-# Servers still running when the interpreter exits (a test run that crashed) are killed then.
-_live_servers: weakref.WeakSet[PrometheusServer] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for server in list(_live_servers):
-        with contextlib.suppress(Exception):
-            server.process.kill()
 
 
 def find_prometheus() -> Path:
@@ -490,14 +471,13 @@ def start_prometheus(
             scrape_interval=scrape_interval,
             evaluation_interval=evaluation_interval,
         )
-        _live_servers.add(server)
+        kill_at_exit(server.process)
         try:
             _wait_ready(server, timeout_s)
             return server
         except RuntimeError:
             server.process.kill()
             server.process.wait()
-            _live_servers.discard(server)
             log = _read_from(log_path, log_offset)
             # The port was free when picked but taken before Prometheus bound it.
             if "address already in use" in log and attempt < PORT_ATTEMPTS:
@@ -713,26 +693,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="default: a temporary directory")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    server = start_prometheus(
-        args.target, metrics_path=args.metrics_path, rule_files=args.rules, workdir=args.workdir
-    )
-    try:
-        print(
-            f"Prometheus on {server.url}, ready in {time.monotonic() - started:.2f} s, "
-            f"data in {server.workdir}; Ctrl-C stops it",
-            file=sys.stderr,
+
+    def announce(server: PrometheusServer) -> None:
+        sys.stderr.write(
+            f"jobwire: Prometheus on {server.url}, ready in {time.monotonic() - started:.2f} s, "
+            f"data in {server.workdir}; Ctrl-C stops it\n"
         )
         # stdout carries only the setting, so `... | head -1` style use works.
         print(f"PROMETHEUS_URL={server.url}", flush=True)
-        stop = threading.Event()
-        # Set explicitly: a shell starting this in the background (`... &`) ignores SIGINT.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-        stop.wait()
-    finally:
-        server.stop()
-        print("Prometheus stopped", file=sys.stderr)
-    return 0
+
+    return hold(
+        "Prometheus",
+        lambda: start_prometheus(
+            args.target,
+            metrics_path=args.metrics_path,
+            rule_files=args.rules,
+            workdir=args.workdir,
+        ),
+        announce,
+        lambda server: _tail(_read_from(server.log_path, 0)),
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ Apprise 2.2.0's Matrix plugin, as measured against this server (see the tests):
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -55,7 +54,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -64,12 +62,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
+
+from devstack.servers import hold, kill_at_exit, terminate
 
 __all__ = [
     "SERVER_NAME",
@@ -283,14 +281,7 @@ class SynapseServer:
 
     def stop(self) -> None:
         """Graceful shutdown (SIGTERM), SIGKILL after 15 s; removes a temporary workdir."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process.wait()
-        _live_servers.discard(self)
+        terminate(self.process, STOP_TIMEOUT)
         if self.owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -299,18 +290,6 @@ class SynapseServer:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        _live_servers.discard(self)
-
-
-# Servers still running when the interpreter exits (a test run that crashed) are killed then.
-_live_servers: weakref.WeakSet[SynapseServer] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for server in list(_live_servers):
-        with contextlib.suppress(Exception):
-            server.kill()
 
 
 def start_synapse(
@@ -347,7 +326,7 @@ def start_synapse(
             registration_secret=secret,
             owns_workdir=owns,
         )
-        _live_servers.add(server)
+        kill_at_exit(server.process)
         try:
             _wait_ready(server, timeout)
         except _PortTaken:
@@ -783,32 +762,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    # Set both explicitly: a shell without job control starts `cmd &` with SIGINT ignored.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    server: SynapseServer | None = None
-    try:
-        server = start_synapse(args.dir, args.port)
+    def announce(server: SynapseServer) -> None:
         register = ensure_synapse().with_name("register_new_matrix_user")
         sys.stderr.write(
             f"jobwire: Synapse {SYNAPSE_VERSION} ready; log: {server.log_path}\n"
             f"jobwire: add users with: {register} -c {server.config_path} {server.base_url}\n"
         )
         print(f"MATRIX_HOMESERVER={server.base_url}", flush=True)
-        code = server.process.wait()
-        sys.stderr.write(f"jobwire: Synapse exited with code {code}:\n{_tail(server.log_path)}\n")
-        return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("jobwire: stopping Synapse\n")
-        return 0
-    finally:
-        if server is not None:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            server.stop()
+
+    return hold(
+        "Synapse",
+        lambda: start_synapse(args.dir, args.port),
+        announce,
+        lambda server: _tail(server.log_path),
+    )
 
 
 if __name__ == "__main__":
