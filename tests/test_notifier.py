@@ -102,11 +102,22 @@ def test_each_failed_send_gives_its_own_reason_while_others_fail_at_the_same_tim
         assert str(other) not in reason
 
 
+@pytest.mark.parametrize("proxy", [None, "http://proxy.example:3128"])
 def test_a_webhook_does_not_get_the_operators_saved_password(
-    hook: str, notifier: AppriseNotifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    proxy: str | None,
+    hook: str,
+    notifier: AppriseNotifier,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # requests adds ~/.netrc's password for the host to a request without one of its own: a
-    # user's webhook must not receive the service account's credentials.
+    # user's webhook must not receive the service account's credentials, proxy or not.
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    if proxy is not None:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login operator password operator-secret\n")
     netrc.chmod(0o600)

@@ -24,9 +24,9 @@ requests reads every variable of `os.environ` twice per request looking for prox
 of a send's CPU, measured) and looks for the service account's `~/.netrc`. The session reads
 the environment once instead: with no proxy variable set it does not look again, but still
 verifies certificates against `REQUESTS_CA_BUNDLE` / `CURL_CA_BUNDLE` when one names a bundle,
-as requests would; `~/.netrc` is then not read, which suits a service that sends to URLs its
-users typed (the operator's saved passwords are not theirs). With a proxy set, requests works
-as usual.
+as requests would. With a proxy set, requests reads the proxy variables as usual. Either way
+`~/.netrc` is never read: the service sends to URLs its users typed, and the operator's saved
+passwords are not theirs.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from typing import Any
 
 import requests
 import requests.api
+import requests.auth
 
 _session: ContextVar[requests.Session | None] = ContextVar("jobwire_http_session", default=None)
 _plain_request = requests.api.request
@@ -52,6 +53,13 @@ def _request(method: str, url: str, **kwargs: Any) -> requests.Response:
     return session.request(method=method, url=url, **kwargs)
 
 
+class _NoAuth(requests.auth.AuthBase):
+    """Stands where requests would otherwise put `~/.netrc`'s password for the host."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
 class _Session(requests.Session):
     """A session that reads the environment once, when it is made, not at every request."""
 
@@ -60,6 +68,9 @@ class _Session(requests.Session):
         self._proxied = bool(urllib.request.getproxies())
         self._bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self.trust_env = self._proxied
+        # requests reads ~/.netrc only for a request without auth, whatever trust_env says
+        # when a proxy is set; an auth of the URL's own (Apprise passes it) still wins.
+        self.auth = _NoAuth()
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
