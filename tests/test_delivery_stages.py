@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
+from jinja2 import UndefinedError
 
 from config.settings import DeliverySettings
-from consumers.events import JobPosting
+from consumers.events import Event, JobPosting
 from service.delivery import Admission, DeliveryFailed, DeliveryWorker, Message, TargetBreaker
+from service.delivery.render import Renderer
 from service.store import ClaimedDelivery, Delivery, utcnow
 from service.store.ledger import Outcomes
 
@@ -321,3 +323,29 @@ async def test_a_failure_is_retried_with_its_reason(failure: Exception) -> None:
     await run_until(worker, lambda: ledger.statuses()["sent"] == 1)
     (retry,) = [r for o in ledger.applied for r in o.retry]
     assert str(failure) in retry[2]
+
+
+async def test_a_template_that_fails_on_one_alert_fails_that_send_and_the_target_goes_on() -> None:
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    ledger.add(target_id=1, count=5)
+
+    class BrokenOnce(Renderer):
+        broke = False
+
+        def instant(
+            self, event: Event, subscription_name: str = "", unsubscribe_url: str | None = None
+        ) -> Message:
+            if not self.broke:
+                self.broke = True
+                raise UndefinedError("'posting' has no attribute 'salary'")
+            return super().instant(event, subscription_name, unsubscribe_url)
+
+    worker = DeliveryWorker(
+        FakeStore(ledger),  # type: ignore[arg-type]
+        notifier,
+        settings(),
+        renderer=BrokenOnce(),
+    )
+    await run_until(worker, lambda: ledger.statuses()["sent"] == 5)
+    (retry,) = [r for o in ledger.applied for r in o.retry]
+    assert "salary" in retry[2]

@@ -293,9 +293,12 @@ class DeliveryWorker:
             for item in work.items:
                 self.recorder.defer(item.delivery.id, admission.until)
             return
-        message = self._render(work)
         started = time.perf_counter()
         try:
+            # Rendered inside the try: a template that fails on this event (an operator's,
+            # past the check at start) is a failed send like any other, recorded and retried,
+            # and it does not leave a probe of the breaker open for good.
+            message = self._render(work)
             await self.notifier.send(first.target, message)
         except asyncio.CancelledError:
             self.breaker.abandoned(first.target_id, admission)
