@@ -164,3 +164,25 @@ async def test_an_abandoned_digest_is_claimed_again_whole(
     (again,) = await store.ledger.claim_digests(10, lease_s=60)
     assert [i.delivery.id for i in again.items] == [i.delivery.id for i in first.items]
     assert again.digest_id == first.digest_id
+
+
+@pytest.mark.parametrize("how", ["paused", "deleted"])
+async def test_a_digest_waiting_for_a_paused_or_deleted_subscription_is_never_sent(
+    how: str, store: Store, sample_events: list[Event]
+) -> None:
+    sub = await subscribe(store, frequency="daily", at="08:00", timezone="Europe/Paris")
+    record = await pipeline(store)
+    await record(ross(sample_events))
+    if how == "paused":  # what the one-click unsubscribe link does
+        await store.subscriptions.set_active(sub, False)
+    else:
+        assert await store.subscriptions.delete(sub)
+
+    await store.ledger.send_digests_now()
+    assert await store.ledger.claim_digests(10, lease_s=60) == []
+    rows = await store.ledger.recent()
+    assert {(row.status, row.last_error) for row in rows} == {
+        ("dead", f"its subscription was {how}")
+    }
+    # And an operator's "send the dead ones again" does not bring them back.
+    assert await store.ledger.requeue() == 0

@@ -408,8 +408,14 @@ class Ledger:
 
     async def requeue(self, delivery_ids: Sequence[int] | None = None) -> int:
         """Send dead alerts again: the given ones, or every dead one when None. Alerts whose
-        target was removed from its subscription stay dead."""
-        live = select(targets.c.id).where(targets.c.removed.is_(False))
+        target was removed from its subscription, or whose subscription is paused or deleted,
+        stay dead."""
+        wanted = select(subscriptions.c.id).where(
+            subscriptions.c.active.is_(True), subscriptions.c.deleted.is_(False)
+        )
+        live = select(targets.c.id).where(
+            targets.c.removed.is_(False), targets.c.subscription_id.in_(wanted)
+        )
         query = update(deliveries).where(
             deliveries.c.status == "dead", deliveries.c.target_id.in_(live)
         )

@@ -23,6 +23,8 @@ from service.store.schema import deliveries, subscriptions, targets, utcnow
 from service.subscriptions import Criteria, Subscription, SubscriptionIn
 
 REMOVED_TARGET = "its target was removed from the subscription"
+PAUSED = "its subscription was paused"
+DELETED = "its subscription was deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,8 @@ class Subscriptions:
             if result.rowcount == 0:
                 return None
             await self._replace_targets(conn, subscription_id, spec.notify)
+            if not spec.active:
+                await self._end_waiting(conn, subscription_id, PAUSED)
         return await self.get(subscription_id)
 
     async def _replace_targets(
@@ -207,14 +211,27 @@ class Subscriptions:
                 .values(status="dead", last_error=REMOVED_TARGET)
             )
 
+    async def _end_waiting(self, conn: AsyncConnection, subscription_id: str, why: str) -> None:
+        """Alerts of the subscription still waiting (a digest's rows, retries) are recorded
+        dead with `why`: someone who paused or deleted it, often from an unsubscribe link,
+        must not get a digest of it the next morning."""
+        its_targets = select(targets.c.id).where(targets.c.subscription_id == subscription_id)
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.target_id.in_(its_targets), deliveries.c.status == "pending")
+            .values(status="dead", last_error=why)
+        )
+
     async def set_active(self, subscription_id: str, active: bool) -> Subscription | None:
         """Pause or resume a subscription whoever owns it (an unsubscribe link)."""
         async with self.engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 update(subscriptions)
                 .where(subscriptions.c.id == subscription_id, subscriptions.c.deleted.is_(False))
                 .values(active=active, updated_at=utcnow())
             )
+            if result.rowcount and not active:
+                await self._end_waiting(conn, subscription_id, PAUSED)
         return await self.get(subscription_id)
 
     async def count(self, owner: str) -> int:
@@ -229,6 +246,8 @@ class Subscriptions:
             query = query.where(subscriptions.c.owner == owner)
         async with self.engine.begin() as conn:
             result = await conn.execute(query.values(deleted=True, updated_at=utcnow()))
+            if result.rowcount:
+                await self._end_waiting(conn, subscription_id, DELETED)
         return bool(result.rowcount)
 
     async def changes(
