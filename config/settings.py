@@ -415,10 +415,24 @@ class MailSettings(BaseModel):
         # cannot send with stops start-up here rather than every sign-up later. Never shown.
         raw = url.get_secret_value().strip()
         probe = raw + ("&" if "?" in raw else "?") + "to=someone@example.com"
-        if apprise.Apprise.instantiate(probe, suppress_exceptions=True) is None:
+        plugin = apprise.Apprise.instantiate(probe, suppress_exceptions=True)
+        if plugin is None:
             raise ValueError(
                 "Apprise cannot send email with this URL once a `to=` address is added; use "
                 "mailto://HOST:PORT?from=ADDRESS or mailtos://USER:PASSWORD@HOST?from=ADDRESS"
+            )
+        # Each message goes to one person; a recipient of the URL's own (in its path, cc= or
+        # bcc=) would get every sign-in link and every web user's alerts too.
+        recipients = [address for _, address in getattr(plugin, "targets", [])]
+        if (
+            recipients != ["someone@example.com"]
+            or getattr(plugin, "cc", None)
+            or getattr(plugin, "bcc", None)
+        ):
+            raise ValueError(
+                "this URL names recipients of its own (in its path, to=, cc= or bcc=), who would "
+                "receive every sign-in link and web alert; remove them: jobwire adds the one "
+                "recipient of each message itself"
             )
         return url
 

@@ -180,3 +180,31 @@ def test_a_short_operator_key_stops_start_up_with_how_to_make_one(
 def test_unchecked_schemes_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBWIRE_TARGETS__UNCHECKED_SCHEMES", "Zulip, ryver")
     assert load_settings().targets.unchecked_schemes == ["zulip", "ryver"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mailtos://user:pw@smtp.example.com/ops@example.com?from=jobwire@example.com",
+        "mailtos://user:pw@smtp.example.com?from=jobwire@example.com&cc=ops@example.com",
+        "mailtos://user:pw@smtp.example.com?from=jobwire@example.com&bcc=ops@example.com",
+    ],
+)
+def test_a_mail_url_with_recipients_of_its_own_is_refused_naming_the_variable(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # They would receive every sign-in link jobwire mails to its users.
+    monkeypatch.setenv("JOBWIRE_MAIL__URL", url)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert "JOBWIRE_MAIL__URL" in str(refused.value)
+    assert "recipients of its own" in str(refused.value)
+    assert "pw" not in str(refused.value)
+
+
+def test_a_mail_url_without_a_recipient_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "mailtos://user:pw@smtp.example.com?from=jobwire@example.com"
+    monkeypatch.setenv("JOBWIRE_MAIL__URL", url)
+    settings = load_settings()
+    assert settings.mail.url is not None
+    assert settings.mail.url.get_secret_value() == url
