@@ -11,6 +11,7 @@ tests step through days and daylight-saving changes without waiting.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -50,10 +51,17 @@ def quiet_hours(text: str) -> tuple[time, time]:
     return first, last
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    # available_timezones() walks the whole tzdata tree (about 9 ms): once per process, not
+    # once for each subscription validated on the event loop.
+    return frozenset(available_timezones())
+
+
 def time_zone(name: str) -> ZoneInfo:
     """The IANA time zone `name` (e.g. Europe/Paris); ValueError naming it otherwise."""
     try:
-        if name in available_timezones() or name == "UTC":
+        if name in _zone_names() or name == "UTC":
             return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         pass
