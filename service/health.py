@@ -53,20 +53,31 @@ class StoreWatch:
                 await asyncio.wait_for(stop.wait(), self.interval_s)
 
     async def check(self) -> None:
-        """Ping the store (and count the ledger when that is due); say what changed."""
-        due = self._counted_at is None or self.clock() - self._counted_at >= self.ledger_interval_s
+        """Ping the store (and count the ledger when that is due); say what changed.
+
+        Only the ping says whether the store is reachable: counting a large ledger can take
+        longer than a ping may, and a slow count is not an outage. The count is due once per
+        `ledger_interval_s` whether it succeeded or not, so a slow one is not run again at
+        every ping."""
         try:
             async with asyncio.timeout(self.timeout_s):
                 await self.store.ping()
-                if due:
-                    self.metrics.ledger_counts(await self.store.ledger.counts())
-                    self._counted_at = self.clock()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._failed(exc)
-        else:
-            self._answered()
+            return
+        self._answered()
+        now = self.clock()
+        if self._counted_at is not None and now - self._counted_at < self.ledger_interval_s:
+            return
+        self._counted_at = now
+        try:
+            self.metrics.ledger_counts(await self.store.ledger.counts())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("store.ledger_count_failed", error=explain(exc))
 
     def _failed(self, exc: Exception) -> None:
         if not self.reachable:
