@@ -90,16 +90,20 @@ class EventConsumer:
             client_id="jobwire-dead-letter",
         )
         await self._start(consumer, producer, stop)
-        if stop.is_set():
-            return
-        if self.settings.create_topics:
-            await self._create_missing_topics()
-        consumer.subscribe(list(self.kinds), listener=_Rebalance(self._batch_lock))
-        self.liveness.started()
-        log.info("consumer.started", topics=list(self.kinds), group_id=self.settings.group_id)
         done = asyncio.Event()
-        watch = asyncio.create_task(self._watch(consumer, done), name="consumer.watch")
+        watch: asyncio.Task[None] | None = None
+        # From here both clients may be running: whatever fails (creating the topics included,
+        # on a broker that went away again) stops them, or each supervised restart would leave
+        # two more behind.
         try:
+            if stop.is_set():
+                return
+            if self.settings.create_topics:
+                await self._create_missing_topics()
+            consumer.subscribe(list(self.kinds), listener=_Rebalance(self._batch_lock))
+            self.liveness.started()
+            log.info("consumer.started", topics=list(self.kinds), group_id=self.settings.group_id)
+            watch = asyncio.create_task(self._watch(consumer, done), name="consumer.watch")
             while not stop.is_set():
                 batch = await consumer.getmany(
                     timeout_ms=self.settings.batch_timeout_ms,
@@ -111,7 +115,8 @@ class EventConsumer:
                 self.observer.consumer_lag(await partition_lag(consumer))
         finally:
             done.set()
-            await asyncio.gather(watch, return_exceptions=True)
+            if watch is not None:
+                await asyncio.gather(watch, return_exceptions=True)
             self.liveness.stopped()
             self.observer.consumer_lag({})
             await consumer.stop()
@@ -165,8 +170,8 @@ class EventConsumer:
         yet would only notice it at its next metadata refresh, minutes later."""
         wanted = [*self.kinds, self.settings.dead_letter_topic]
         admin = AIOKafkaAdminClient(**client_options(self.settings), client_id="jobwire-admin")
-        await admin.start()
         try:
+            await admin.start()
             missing = sorted(set(wanted) - set(await admin.list_topics()))
             if not missing:
                 return

@@ -1,0 +1,54 @@
+"""The consumer's clients are stopped whatever ends its run, so a supervised restart after a
+failure at start-up leaves no client behind (each holds connections and background tasks)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import pytest
+
+import consumers.kafka
+from config.settings import KafkaSettings
+from consumers.kafka import EventConsumer
+
+
+class Client:
+    """Stands for AIOKafkaConsumer / AIOKafkaProducer: notes whether it is running."""
+
+    made: ClassVar[list[Client]] = []
+
+    def __init__(self, **options: Any) -> None:
+        self.running = False
+        Client.made.append(self)
+
+    async def start(self) -> None:
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
+
+    def subscribe(self, topics: list[str], listener: object) -> None:
+        pass
+
+
+async def test_a_failure_while_creating_the_topics_stops_both_clients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Client.made = []
+    monkeypatch.setattr(consumers.kafka, "AIOKafkaConsumer", Client)
+    monkeypatch.setattr(consumers.kafka, "AIOKafkaProducer", Client)
+
+    async def broker_went_away(self: EventConsumer) -> None:
+        raise ConnectionError("the broker went away")
+
+    monkeypatch.setattr(EventConsumer, "_create_missing_topics", broker_went_away)
+
+    async def handle(batch: object) -> None:
+        pass
+
+    consumer = EventConsumer(KafkaSettings(create_topics=True), handle)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await consumer.run(asyncio.Event())
+    assert len(Client.made) == 2
+    assert not any(client.running for client in Client.made)
