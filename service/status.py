@@ -22,6 +22,7 @@ from config.settings import Settings
 from consumers.connection import client_options, explain_failure
 from service.redaction import mask
 from service.store import Store, describe_failure, utcnow
+from service.store.engine import sqlite_file
 from service.store.target_state import TargetState
 
 TIMEOUT_S = 15.0
@@ -161,10 +162,16 @@ def _assigned(member: dict[str, Any]) -> list[str]:
 
 
 async def _store(settings: Settings) -> StoreStatus:
+    # A look, not a start: it neither creates a missing SQLite file nor upgrades nor reseals.
+    path = sqlite_file(settings.store.url)
+    if path is not None and not path.exists():
+        return StoreStatus(
+            False, f"there is no store at {path}: check JOBWIRE_STORE__URL, or start jobwire"
+        )
     try:
         async with asyncio.timeout(TIMEOUT_S):
             store = await Store.open(
-                settings.store.url, settings.store.auto_migrate, settings.store.keys()
+                settings.store.url, False, settings.store.keys(), seal_plain=False
             )
             try:
                 state = TargetState(store.engine, store.sealer)

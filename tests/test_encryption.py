@@ -134,3 +134,27 @@ def test_a_key_that_is_not_a_fernet_key_is_refused_without_showing_it(
     assert "not-a-key-but-secret-ish" not in str(refused.value)
     monkeypatch.setenv("JOBWIRE_STORE__ENCRYPTION_KEYS", f" {new_key()} , {new_key()} ")
     assert len(Settings().store.keys()) == 2
+
+
+async def test_opening_a_store_seals_what_is_plain_and_leaves_sealed_secrets_as_they_are(
+    db: Path,
+) -> None:
+    key = new_key()
+    store = await Store.open(url(db), keys=[key])
+    for employer in ("Ross", "Macy's"):
+        await store.subscriptions.add(
+            SubscriptionIn.model_validate({"employers": [employer], "notify": [TARGET]})
+        )
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        sealed = dict(conn.execute("SELECT id, url FROM targets").fetchall())
+    # One secret in plain text, as a process started without the key would have written it.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE targets SET url = ? WHERE id = ?", (TARGET, min(sealed)))
+    store = await Store.open(url(db), keys=[key])
+    await store.close()
+    with sqlite3.connect(db) as conn:
+        now = dict(conn.execute("SELECT id, url FROM targets").fetchall())
+    assert PASSWORD not in raw(db)
+    untouched = {i: v for i, v in sealed.items() if i != min(sealed)}
+    assert {i: now[i] for i in untouched} == untouched  # not rewritten at every start

@@ -63,10 +63,15 @@ class Store:
 
     @classmethod
     async def open(
-        cls, url: str, auto_migrate: bool | None = None, keys: Sequence[str] = ()
+        cls,
+        url: str,
+        auto_migrate: bool | None = None,
+        keys: Sequence[str] = (),
+        seal_plain: bool = True,
     ) -> Store:
         """Connect, check the schema is the one this code needs, and that `keys` open the
-        secrets it holds (sealing any still in plain text when keys are set).
+        secrets it holds (sealing any still in plain text when keys are set, unless
+        `seal_plain` is off: a look that must not write, `jobwire status`).
 
         `auto_migrate` upgrades an outdated schema (None: on SQLite, not on PostgreSQL, where an
         operator upgrades on purpose with `jobwire db upgrade`). Every failure is one
@@ -79,8 +84,8 @@ class Store:
         try:
             await migrate.ensure_current(engine, auto_migrate)
             await store.secrets.check_keys()
-            if store.sealer.enabled and await store.secrets.plain_count():
-                sealed = await store.secrets.reseal()
+            if seal_plain and store.sealer.enabled and await store.secrets.plain_count():
+                sealed = await store.secrets.reseal(only_plain=True)
                 log.info("store.sealed", secrets=sealed, reason="keys are set")
         except Exception as exc:
             await engine.dispose()

@@ -56,13 +56,17 @@ class ServiceSecrets:
                 total += int(found.scalar_one())
         return total
 
-    async def reseal(self, plain: bool = False) -> int:
+    async def reseal(self, plain: bool = False, only_plain: bool = False) -> int:
         """Store every secret again: sealed with the first key (`plain`: in plain text, to
-        stop encrypting or before a downgrade). Returns how many values changed."""
+        stop encrypting or before a downgrade; `only_plain`: seal the ones still in plain
+        text and leave the sealed ones as they are). Returns how many values changed."""
         changed = 0
         async with self.engine.begin() as conn:
             for table, key, column in SEALED:
-                for row_key, stored in (await conn.execute(select(key, column))).all():
+                query = select(key, column)
+                if only_plain:
+                    query = query.where(~column.like(f"{PREFIX}%"))
+                for row_key, stored in (await conn.execute(query)).all():
                     value = self.sealer.open(stored) if plain else self.sealer.reseal(stored)
                     if value != stored:
                         await conn.execute(

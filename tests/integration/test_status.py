@@ -117,3 +117,15 @@ async def test_status_says_kafka_does_not_answer_and_still_shows_the_store(tmp_p
     assert "Kafka: UNREACHABLE" in text
     assert "JOBWIRE_KAFKA__BOOTSTRAP_SERVERS" in text
     assert "Ledger: 0 pending, 0 sending, 0 sent, 0 dead" in text
+
+
+async def test_status_of_a_store_that_is_not_there_says_so_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, "127.0.0.1:9")
+    mistyped = tmp_path / "jobwrie.db"
+    settings.store.url = f"sqlite+aiosqlite:///{mistyped}"
+    code, text = await jobwire_status(settings)
+    assert code == 1
+    assert f"there is no store at {mistyped}" in text
+    assert not mistyped.exists()  # a look, not a start
