@@ -237,9 +237,12 @@ class Ledger:
             rows = await conn.run_sync(
                 self._claimed, sorted(i for v in by_target.values() for i in v)
             )
+        items: dict[int, list[ClaimedDelivery]] = {}
+        for row in rows:  # one pass: a digest can hold thousands of rows
+            items.setdefault(row.delivery.target_id, []).append(row)
         return [
-            ClaimedDigest(digest_id=min(ids), items=[r for r in rows if r.delivery.id in ids])
-            for ids in by_target.values()
+            ClaimedDigest(digest_id=min(ids), items=items[target_id])
+            for target_id, ids in by_target.items()
         ]
 
     def _claimed(self, conn: Connection, ids: list[int]) -> list[ClaimedDelivery]:
