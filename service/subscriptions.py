@@ -89,10 +89,6 @@ class Criteria(BaseModel):
         return self
 
 
-# The masking of every target lives in service/redaction.py; this name stays until delivery
-# (service/delivery.py imports it) calls redaction.mask itself.
-
-
 def check_target(url: str) -> str:
     """Refuse an Apprise URL that Apprise cannot turn into a notification service."""
     url = url.strip()
@@ -219,15 +215,6 @@ class Subscription(SubscriptionIn):
     created_at: datetime
     updated_at: datetime
     target_ids: list[int] = Field(default_factory=list)
-
-    def criteria(self) -> Criteria:
-        return Criteria.model_construct(
-            employers=self.employers,
-            titles=self.titles,
-            cities=self.cities,
-            exclude=self.exclude,
-            kinds=self.kinds,
-        )
 
     def public(self) -> SubscriptionOut:
         """The subscription as shown to people: every target masked."""

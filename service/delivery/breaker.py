@@ -62,10 +62,6 @@ class TargetBreaker:
         self._clock = clock
         self._holds: dict[int, _Hold] = {}
 
-    def held(self) -> dict[int, datetime]:
-        """The targets held now, and until when."""
-        return {target: hold.until for target, hold in self._holds.items()}
-
     def admit(self, target: int) -> Admission:
         hold = self._holds.get(target)
         if hold is None:

@@ -9,7 +9,7 @@ Apprise's `resolve_format` decides.
 Limits. A service's `title_maxlen` and `body_maxlen`, and how Apprise applies them (a title
 folded into the body where the service has no title field, or counted against it; the service's
 own Markdown dialect; Matrix's estimate of a whole event), are measured as Apprise 2.3.0
-prepares a send (see `fits`). A message that does not fit is shortened on whole units: a digest
+prepares a send (see `measure`). A message that does not fit is shortened on whole units: a digest
 keeps as many of its entries as fit, newest first, and says "…and N more: LINK"; an article
 alert shortens its summary between words with "…". Only when that is not enough (the fixed
 parts alone are too long) is the body itself cut, between words, with "…". So Apprise's
@@ -63,11 +63,6 @@ def fit(message: Message, plugin: Any) -> NotifyArgs:
             return best
         message = message.shorten(0)
     return _cut(plugin, message, title)
-
-
-def fits(plugin: Any, args: NotifyArgs) -> bool:
-    """Whether this service takes `args` as one message, title and body whole."""
-    return measure(plugin, args).fits
 
 
 @dataclass(frozen=True, slots=True)

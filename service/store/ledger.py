@@ -30,7 +30,6 @@ from consumers.events import AnyEvent, Event
 from service.matching import search_text
 from service.store.bulk import DeliveryRow, EventRow, insert_deliveries, insert_events
 from service.store.crypto import Sealer
-from service.store.engine import insert
 from service.store.schema import deliveries, events, subscriptions, targets, utcnow
 
 DeliveryStatus = Literal["pending", "sending", "sent", "dead"]
@@ -85,10 +84,6 @@ class ClaimedDigest:
     digest_id: int
     items: list[ClaimedDelivery]
 
-    @property
-    def first(self) -> ClaimedDelivery:
-        return self.items[0]
-
 
 @dataclass
 class Outcomes:
@@ -139,7 +134,6 @@ class Ledger:
     def __init__(self, engine: AsyncEngine, sealer: Sealer) -> None:
         self.engine = engine
         self.sealer = sealer
-        self._insert = insert(engine)
 
     async def record(self, batch: Sequence[Event], matches: Iterable[Match]) -> int:
         """Make a batch durable: every event (kept as a recent event, for previews and for
