@@ -28,7 +28,6 @@ from service.pipeline import LiveSubscriptions, Pipeline
 from service.registry import SubscriptionRegistry
 from service.store import Store, describe_failure
 from service.store.retention import Retention
-from service.store.target_state import TargetState
 from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
 from service.unsubscribe import load_links
@@ -98,7 +97,7 @@ class Service:
             TargetPolicy((), allow_private_hosts=True), 1, settings.delivery.timeout_s
         )
         meta_alerts = MetaAlerts(
-            TargetState(store.engine, store.sealer),
+            store.target_state,
             notifier,
             metrics,
             operator.notify.get_secret_value() if operator.notify else None,

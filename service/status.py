@@ -23,7 +23,6 @@ from consumers.connection import client_options, explain_failure
 from service.redaction import mask
 from service.store import Store, describe_failure, utcnow
 from service.store.engine import sqlite_file
-from service.store.target_state import TargetState
 
 TIMEOUT_S = 15.0
 
@@ -174,10 +173,9 @@ async def _store(settings: Settings) -> StoreStatus:
                 settings.store.url, False, settings.store.keys(), seal_plain=False
             )
             try:
-                state = TargetState(store.engine, store.sealer)
                 ledger = await store.ledger.counts()
-                dead = await state.dead()
-                last = await state.last_event_at()
+                dead = await store.target_state.dead()
+                last = await store.target_state.last_event_at()
             finally:
                 await store.close()
     except TimeoutError:

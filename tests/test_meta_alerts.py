@@ -16,7 +16,6 @@ from service.delivery import DeliveryFailed, Message
 from service.meta_alerts import MetaAlerts
 from service.metrics import Metrics
 from service.store import Store
-from service.store.target_state import TargetState
 from service.subscriptions import SubscriptionIn
 from service.system_mail import own_mail_target
 
@@ -68,7 +67,7 @@ def meta_alerts(
     store: Store, notifier: RecordingNotifier, clock: Clock, mail: bool = False
 ) -> MetaAlerts:
     return MetaAlerts(
-        TargetState(store.engine, store.sealer),
+        store.target_state,
         notifier,
         Metrics(),
         operator_url=OPERATOR,
@@ -158,7 +157,7 @@ async def test_an_owner_who_cannot_be_reached_is_said_in_the_log_and_the_operato
     notifier = RecordingNotifier()
     metrics = Metrics()
     alerts = MetaAlerts(
-        TargetState(store.engine, store.sealer),
+        store.target_state,
         notifier,
         metrics,
         operator_url=OPERATOR,

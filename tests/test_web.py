@@ -722,3 +722,24 @@ async def test_the_last_alerts_and_a_dead_target_with_its_reason_are_shown(
     assert alerts[0].count(str(escape(what))) == 2
     assert "Sent" in alerts[0]
     assert "Not delivered: HTTP 410" in alerts[0]
+
+
+async def test_a_target_that_took_an_alert_after_one_died_is_not_shown_as_dead(
+    web: Web, sample_events: list[Event]
+) -> None:
+    async with web.browser() as browser:
+        await signed_up(web, browser, "ana@example.com")
+        (sub,) = await web.store.subscriptions.all()
+        first, later = [e for e in sample_events if e.kind == "posting"][:2]
+        for event in (first, later):
+            await web.store.ledger.record([event], [Match(sub.id, event, sub.target_ids)])
+        older, newer = sorted(await web.store.ledger.recent(), key=lambda row: row.id)
+        await web.store.ledger.apply(
+            Outcomes(
+                dead=[(older.id, "HTTP 503 from the mail server")], sent=[(newer.id, utcnow())]
+            )
+        )
+        manage = await browser.get("/manage")
+    # It failed once, then delivered: as jobwire status and the meta-alerts say, it is alive.
+    assert '<section class="problems"' not in manage.text
+    assert "Not delivered: HTTP 503" in manage.text  # the failed alert is still listed

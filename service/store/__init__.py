@@ -26,6 +26,7 @@ from service.store.ledger import ClaimedDelivery, Delivery, DeliveryStatus, Ledg
 from service.store.schema import metadata, utcnow
 from service.store.secrets import ServiceSecrets
 from service.store.subscriptions import Subscriptions
+from service.store.target_state import TargetState
 from service.store.web_sessions import WebSessions
 
 log = structlog.get_logger("jobwire.store")
@@ -60,6 +61,7 @@ class Store:
         self.api_keys = ApiKeys(engine)
         self.email_tokens = EmailTokens(engine)
         self.web_sessions = WebSessions(engine)
+        self.target_state = TargetState(engine, self.sealer)
 
     @classmethod
     async def open(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.crypto import Sealer
@@ -124,18 +124,27 @@ class TargetState:
         async with self.engine.begin() as conn:
             return (await conn.execute(claim)).first() is not None
 
-    async def dead(self) -> list[DeadTarget]:
-        """Targets (not removed) whose newest finished alert is dead, most dead alerts first."""
+    async def dead(self, owner: str | None = None) -> list[DeadTarget]:
+        """Targets (not removed) whose newest finished alert is dead, most dead alerts first;
+        `owner`: only that user's (their page), read through the ledger's target index."""
         finished = deliveries.c.status.in_(("sent", "dead"))
+        scope: ColumnElement[bool] = true()
+        if owner is not None:
+            theirs = (
+                select(targets.c.id)
+                .join(subscriptions, subscriptions.c.id == targets.c.subscription_id)
+                .where(subscriptions.c.owner == owner)
+            )
+            scope = deliveries.c.target_id.in_(theirs)
         last_sent = (
             select(deliveries.c.target_id, func.max(deliveries.c.id).label("last_sent"))
-            .where(deliveries.c.status == "sent")
+            .where(deliveries.c.status == "sent", scope)
             .group_by(deliveries.c.target_id)
             .subquery()
         )
         newest = (
             select(deliveries.c.target_id, func.max(deliveries.c.id).label("newest"))
-            .where(finished)
+            .where(finished, scope)
             .group_by(deliveries.c.target_id)
             .subquery()
         )
@@ -149,6 +158,7 @@ class TargetState:
             .outerjoin(last_sent, last_sent.c.target_id == deliveries.c.target_id)
             .where(
                 deliveries.c.status == "dead",
+                scope,
                 (last_sent.c.last_sent.is_(None)) | (deliveries.c.id > last_sent.c.last_sent),
             )
             .group_by(deliveries.c.target_id)

@@ -84,8 +84,6 @@ async def _overview(ctx: ApiContext, user: User) -> dict[str, Any]:
     subs = await ctx.registry.list_for(actor_of(user))
     names = {sub.id: sub.name or "(no name)" for sub in subs}
     rows = await ctx.store.ledger.recent(owner=user.id, limit=RECENT_ALERTS)
-    dead = await ctx.store.ledger.recent(status="dead", owner=user.id, limit=200)
-    live_targets = {tid for sub in subs for tid in sub.target_ids}
     events = await ctx.store.events.some([(r.event_kind, r.event_id) for r in rows])
 
     def error_of(row: Delivery) -> str | None:
@@ -102,20 +100,25 @@ async def _overview(ctx: ApiContext, user: User) -> dict[str, Any]:
         )
         for row in rows
     ]
-    # A target is dead when its newest dead alert says so and it is still one of the user's.
-    dead_targets: dict[int, DeadTarget] = {}
-    for row in dead:
-        if row.target_id in live_targets and row.target_id not in dead_targets:
-            dead_targets[row.target_id] = DeadTarget(
-                subscription=names.get(row.subscription_id, ""),
-                target=shown_target(row.target),
-                since=row.created_at,
-                reason=error_of(row) or "it failed every attempt",
-            )
+    # The one rule for a dead target (the store's, as jobwire status and the meta-alerts
+    # use it): its newest finished alert is dead; once one gets through it is alive again.
+    dead_targets = [
+        DeadTarget(
+            subscription=names.get(dead.subscription_id, ""),
+            target=shown_target(dead.target),
+            since=dead.since,
+            reason=(
+                scrub(dead.last_error, dead.target)
+                if dead.last_error
+                else "it failed every attempt"
+            ),
+        )
+        for dead in await ctx.store.target_state.dead(owner=user.id)
+    ]
     return {
         "subs": [_card(sub) for sub in subs],
         "alerts": alerts,
-        "dead_targets": list(dead_targets.values()),
+        "dead_targets": dead_targets,
         "keys": await ctx.store.api_keys.of(user.id),
         "max_keys": ctx.registry.limits.api_keys_per_user,
     }
