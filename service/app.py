@@ -136,23 +136,22 @@ class Service:
             asyncio.create_task(meta_alerts.run(stop), name="meta_alerts"),
         ]
         # Test alerts check every connection at send time (service/egress.py).
+        web_context: ApiContext | None = None
         if sock is not None:
             operator_key = settings.api.operator_key
-            api = create_api(
-                ApiContext(
-                    store=store,
-                    registry=SubscriptionRegistry(
-                        store, policy, settings.limits, mail_on=mail is not None
-                    ),
-                    links=links,
-                    notifier=notifier,
-                    operator_key=operator_key.get_secret_value() if operator_key else None,
-                    kafka_connected=lambda: consumer.connected,
-                    mail=mail,
-                    web=settings.web,
-                    secret=links.key_for("csrf"),
-                )
+            web_context = ApiContext(
+                store=store,
+                registry=SubscriptionRegistry(
+                    store, policy, settings.limits, mail_on=mail is not None
+                ),
+                links=links,
+                notifier=notifier,
+                operator_key=operator_key.get_secret_value() if operator_key else None,
+                kafka_connected=lambda: consumer.connected,
+                mail=mail,
+                web=settings.web,
             )
+            api = create_api(web_context)
             instrument(api, metrics)
             tasks.append(asyncio.create_task(serve(api, sock, stop), name="api"))
             self.api_url = f"http://{settings.api.host}:{port}"
@@ -174,6 +173,11 @@ class Service:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if web_context is not None:
+                # A sign-up answered "check your inbox" just now: its email still goes out.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(settings.delivery.timeout_s):
+                        await web_context.outbox.drain()
             for sender in (users_notifier, operator_notifier):
                 if isinstance(sender, AppriseNotifier | SenderPool):
                     sender.close()

@@ -743,3 +743,39 @@ async def test_a_target_that_took_an_alert_after_one_died_is_not_shown_as_dead(
     # It failed once, then delivered: as jobwire status and the meta-alerts say, it is alive.
     assert '<section class="problems"' not in manage.text
     assert "Not delivered: HTTP 503" in manage.text  # the failed alert is still listed
+
+
+async def test_a_form_one_instance_served_is_accepted_by_another(web: Web) -> None:
+    # Several instances behind one address, or one restarted: the form's CSRF token comes from
+    # the secret they share, not from the process that served it.
+    ctx = web.ctx
+    other = create_api(
+        ApiContext(
+            store=ctx.store,
+            registry=ctx.registry,
+            links=UnsubscribeLinks(b"test-secret", ctx.base_url),  # the secret they share
+            notifier=ctx.notifier,
+            operator_key=ctx.operator_key,
+            kafka_connected=ctx.kafka_connected,
+            mail=ctx.mail,
+            web=ctx.web,
+        )
+    )
+    async with web.browser() as browser:
+        page = await browser.get("/")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=other, client=("203.0.113.7", 5000)),
+            base_url=web.base_url,
+            cookies=browser.cookies,
+        ) as elsewhere:
+            answer = await elsewhere.post(
+                "/signup",
+                data={
+                    "csrf": csrf_of(page),
+                    "email": "ana@example.com",
+                    "action": "signup",
+                    **SIGN_UP,
+                },
+            )
+    assert answer.status_code == 200, answer.text
+    await web.mail(1)

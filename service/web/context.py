@@ -6,7 +6,6 @@ them with `Context` and `Limits` instead of closing over them, so routes live at
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -37,15 +36,18 @@ class ApiContext:
     # jobwire's own email (JOBWIRE_MAIL__URL); None: the page can preview but not sign up.
     mail: SystemMail | None = None
     web: WebSettings = field(default_factory=WebSettings)
-    # Signs CSRF tokens; `jobwire run` derives it from the unsubscribe links' secret, which
-    # every instance shares.
-    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     outbox: Outbox = field(default_factory=Outbox)
 
     @property
     def base_url(self) -> str:
         """Where subscribers reach this service (JOBWIRE_API__PUBLIC_URL or the listen address)."""
         return self.links.base_url
+
+    @property
+    def secret(self) -> bytes:
+        """Signs CSRF tokens: derived from the links' secret, which every instance shares, so
+        a form one instance served is accepted by any other (and after a restart)."""
+        return self.links.key_for("csrf")
 
 
 @dataclass(frozen=True)
