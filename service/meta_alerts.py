@@ -132,7 +132,10 @@ class MetaAlerts:
             tried.append(mask(url))
             if await self._send(url, message, "owner", notice, owner):
                 return
-        address = owner.owner_name or ""
+        # The address they confirmed; else a user name the operator gave as an address
+        # (`jobwire users add ana@example.com`). A confirmed address too long for a user name
+        # is only in the first.
+        address = owner.owner_email or owner.owner_name or ""
         if self.owner_mail and EMAIL.fullmatch(address):
             # Through jobwire's own mail (the notifier routes this form there): no URL of the
             # operator's is shown or kept anywhere.

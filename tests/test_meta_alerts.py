@@ -150,6 +150,24 @@ async def test_an_owner_without_another_working_target_is_emailed_at_their_user_
     assert len(notifier.to(OPERATOR)) == 1
 
 
+async def test_an_owner_who_confirmed_a_long_address_on_the_web_page_is_emailed_there(
+    store: Store,
+) -> None:
+    # Too long to be their user name (they get an id for one): only the address says it.
+    address = "a.very.long.name.for.a.mailbox.at.this.company@asset-protection.example.com"
+    user = await store.accounts.for_email(address)
+    assert user.name != address
+    spec = SubscriptionIn.model_validate({"employers": ["Nordstrom"], "notify": [BROKEN]})
+    [broken] = (await store.subscriptions.add(spec, owner=user.id)).target_ids
+    notifier = RecordingNotifier()
+    alerts = meta_alerts(store, notifier, Clock(), mail=True)
+    alerts.target_dead(broken, "HTTP 500", 0)
+    await tell(alerts)
+    assert notifier.to(own_mail_target(address)) == [
+        "jobwire: alerts to one of your targets are failing"
+    ]
+
+
 async def test_an_owner_who_cannot_be_reached_is_said_in_the_log_and_the_operator_is_told(
     store: Store,
 ) -> None:

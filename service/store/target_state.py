@@ -37,6 +37,8 @@ class TargetOwner:
     subscription_name: str
     # The owner's user name (None for a subscription the operator made without a user).
     owner_name: str | None
+    # The address the owner confirmed on the web page, if they did.
+    owner_email: str | None
     # The subscription's other targets, in its order (removed ones left out).
     other_targets: tuple[str, ...]
 
@@ -66,6 +68,7 @@ class TargetState:
                 targets.c.subscription_id,
                 subscriptions.c.name,
                 users.c.name.label("owner_name"),
+                users.c.email.label("owner_email"),
             )
             .join(subscriptions, subscriptions.c.id == targets.c.subscription_id)
             .outerjoin(users, users.c.id == subscriptions.c.owner)
@@ -93,6 +96,7 @@ class TargetState:
             subscription_id=row["subscription_id"],
             subscription_name=row["name"] or "",
             owner_name=row["owner_name"],
+            owner_email=row["owner_email"],
             other_targets=other_targets,
         )
 
