@@ -111,6 +111,7 @@ class Service:
             links.url if served else None,
             observer=Observers(metrics, meta_alerts),
             renderer=renderer,
+            manage_url=links.manage_url if served and settings.web.enabled else None,
         )
 
         consumer = EventConsumer(

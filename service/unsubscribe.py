@@ -36,6 +36,11 @@ class UnsubscribeLinks:
     def url(self, subscription_id: str) -> str:
         return f"{self.base_url}/unsubscribe/{self.token(subscription_id)}"
 
+    def manage_url(self, subscription_id: str) -> str:
+        """The subscription's page (its owner signs in there): where a digest too long for its
+        service sends the reader for the rest, and its footer links."""
+        return f"{self.base_url}/manage/subscriptions/{subscription_id}"
+
     def verify(self, token: str) -> str | None:
         """The subscription id a token was signed for, or None if it was not signed by us."""
         subscription_id, _, mac = token.partition(".")

@@ -154,6 +154,7 @@ class DeliveryWorker:
         unsubscribe_url: Callable[[str], str] | None = None,
         observer: DeliveryObserver | None = None,
         renderer: Renderer | None = None,
+        manage_url: Callable[[str], str] | None = None,
     ) -> None:
         self.ledger = store.ledger
         self.observer = observer or Observers()
@@ -162,6 +163,8 @@ class DeliveryWorker:
         self.notifier = notifier
         self.settings = settings
         self.unsubscribe_url = unsubscribe_url
+        # A subscription's page, for digests (None: no web page to send readers to).
+        self.manage_url = manage_url
         self.breaker = TargetBreaker(
             max_failures=settings.max_attempts,
             backoff=lambda failures: backoff(failures, settings),
@@ -332,7 +335,8 @@ class DeliveryWorker:
         if work.digest_id is None:
             return self.renderer.instant(first.event, first.subscription_name, unsubscribe)
         events = [item.event for item in work.items]
-        return self.renderer.digest(first.subscription_name, events, unsubscribe)
+        manage = self.manage_url(sub) if self.manage_url else None
+        return self.renderer.digest(first.subscription_name, events, unsubscribe, manage)
 
     def _failed(
         self,

@@ -84,6 +84,7 @@ async def test_fifty_postings_make_one_multipart_email_digest_and_one_matrix_dig
     assert re.findall(r"Role d (\d{5})", text.get_content()) == newest_first
     assert re.findall(r"Role d (\d{5})", html.get_content()) == newest_first
     assert "/unsubscribe/" in text.get_content()
+    assert f"/manage/subscriptions/{sub.id}" in text.get_content()  # the page to manage it
     assert 'href="http' in html.get_content()
     assert mail.message["List-Unsubscribe"].startswith("<http")
     assert len(re.findall(r"Role d \d{5}", chat.body)) == 50
