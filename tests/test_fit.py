@@ -237,3 +237,15 @@ def test_only_the_body_a_target_takes_is_rendered(name: str, body: str) -> None:
     fit(Message("Digest", render=render), plugin(TARGETS[name]))
 
     assert rendered == [body]
+
+
+def test_a_title_cut_to_plain_text_is_not_left_escaped_for_markdown() -> None:
+    event = postings(1)[0].model_copy(update={"title": "*URGENT* guard"})
+    target = plugin(TARGETS["telegram"])  # no title field: it heads the body
+    target.body_maxlen = 60  # so small that only the last resort, plain text, fits
+    message = Renderer().instant(event)
+
+    args = fit(message, target)
+
+    assert args.body_format == NotifyFormat.TEXT
+    assert args.title.startswith("New job: *URGENT* guard")  # as written, no backslashes

@@ -62,7 +62,8 @@ def fit(message: Message, plugin: Any) -> NotifyArgs:
         if best is not None:
             return best
         message = message.shorten(0)
-    return _cut(plugin, message, title)
+    # Plain text: the title as written, not as escaped for a Markdown body.
+    return _cut(plugin, message, _fit_title(message.title, plugin))
 
 
 @dataclass(frozen=True, slots=True)
