@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import KafkaConnectionError
 
 from config.settings import Settings
 from consumers.connection import client_options, explain_failure
@@ -108,10 +109,14 @@ async def _kafka(settings: Settings) -> KafkaStatus:
             await admin.start()
             await offsets.start()
             return await _describe(k.group_id, [k.postings_topic, k.articles_topic], admin, offsets)
-    except Exception as exc:
-        if isinstance(exc, TimeoutError):
-            return KafkaStatus(False, f"no answer within {TIMEOUT_S:g} s")
+    except TimeoutError:
+        return KafkaStatus(False, f"no answer within {TIMEOUT_S:g} s")
+    except KafkaConnectionError as exc:
         return KafkaStatus(False, str(await explain_failure(k, exc)))
+    except Exception as exc:
+        # It answered, then refused or failed (a missing permission, say): that, not "check
+        # the bootstrap servers".
+        return KafkaStatus(False, f"{type(exc).__name__}: {exc}")
     finally:
         await offsets.stop()
         await admin.close()

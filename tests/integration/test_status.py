@@ -10,10 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import GroupAuthorizationFailedError
 
 from config.settings import DeliverySettings, Settings
 from devstack.kafka import KafkaBroker, create_topics_async
 from devstack.sinks import HttpSink
+from service import status
 from service.store import Store
 from tests.conftest import make_settings
 from tests.integration.conftest import JOBWIRE, chat_target, eventually, running, service_env
@@ -129,3 +131,20 @@ async def test_status_of_a_store_that_is_not_there_says_so_and_creates_nothing(
     assert code == 1
     assert f"there is no store at {mistyped}" in text
     assert not mistyped.exists()  # a look, not a start
+
+
+async def test_a_broker_that_answers_then_refuses_is_not_called_unreachable(
+    kafka: KafkaBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, kafka.bootstrap)
+
+    async def refused(*args: object) -> object:
+        await asyncio.sleep(0.2)  # the broker's answer takes a round trip
+        raise GroupAuthorizationFailedError("not allowed to describe group jobwire")
+
+    monkeypatch.setattr(status, "_describe", refused)
+    kafka_status = await status._kafka(settings)
+    assert not kafka_status.reachable
+    assert kafka_status.error is not None
+    assert "GroupAuthorizationFailedError" in kafka_status.error
+    assert "BOOTSTRAP_SERVERS" not in kafka_status.error
