@@ -8,9 +8,11 @@ default fetch settings, values left as bytes) reads COUNT messages of TOPIC: the
 consumer in Python gets out of this broker on this machine, the limit of jobwire's ingest.
 
 ``apprise``: CONCURRENCY threads send alerts through Apprise to URL for SECONDS, a fresh
-Apprise object per alert as jobwire does (a reused one throttles repeated sends to one target):
-what Apprise itself allows, the limit of jobwire's delivery. Each alert has the size of one of
-jobwire's posting alerts.
+Apprise object per alert (a reused one throttles repeated sends to one target): stock Apprise
+as an application would call it, a new connection per alert. jobwire does better than this
+(service/delivery/keepalive.py: plugins reused, connections kept alive), so the "of Apprise"
+column can pass 100%; it says what jobwire adds over calling Apprise plainly. Each alert has
+the size of one of jobwire's posting alerts.
 
 Each prints one JSON object on stdout: ``{"per_s": ..., "count": ..., "seconds": ...}``.
 """
