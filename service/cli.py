@@ -19,7 +19,7 @@ from consumers.events import describe_errors
 from service.accounts import OPERATOR
 from service.logs import configure_logging, quiet_library_logs
 from service.registry import LimitReached, NotFound, SubscriptionRefused, SubscriptionRegistry
-from service.store import Store, StoreUnavailable, explain
+from service.store import DeliveryStatus, Store, StoreUnavailable, explain
 from service.subscriptions import SubscriptionIn
 
 if TYPE_CHECKING:
@@ -365,7 +365,7 @@ app.add_typer(deliveries_app, name="deliveries")
 def deliveries(
     ctx: typer.Context,
     status: Annotated[
-        Literal["pending", "sending", "sent", "dead"] | None,
+        DeliveryStatus | None,
         typer.Option(help="Only alerts in this state."),
     ] = None,
     subscription: Annotated[str | None, typer.Option(help="Only this subscription.")] = None,

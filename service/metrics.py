@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from consumers.events import Event, MalformedCause
-from service.store import ClaimedDelivery, DeliveryStatus, utcnow
+from service.store import DELIVERY_STATUSES, ClaimedDelivery, utcnow
 
 # An alert's whole trip can include retries with backoff (minutes); a send takes milliseconds
 # to a mail server's 30 s timeout.
@@ -38,8 +38,6 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 # 10 subscriptions take microseconds, a million about half a minute.
 INDEX_BUCKETS = (0.0001, 0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 120)
 API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
-
-LEDGER_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "sending", "sent", "dead")
 
 # Counters' `_created` series double what a scrape carries and no query of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -257,7 +255,7 @@ class Metrics:
             self.index_build.observe(index_seconds)
 
     def ledger_counts(self, counts: Mapping[str, int]) -> None:
-        for status in LEDGER_STATUSES:
+        for status in DELIVERY_STATUSES:
             self.ledger_rows.labels(status).set(counts.get(status, 0))
 
     def store_reachable(self, up: bool) -> None:

@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaConnectionError
 from config.settings import Settings
 from consumers.connection import client_options, explain_failure
 from service.redaction import mask
-from service.store import Store, describe_failure, utcnow
+from service.store import DELIVERY_STATUSES, Store, describe_failure, utcnow
 from service.store.engine import sqlite_file
 
 TIMEOUT_S = 15.0
@@ -190,7 +190,7 @@ async def _store(settings: Settings) -> StoreStatus:
     return StoreStatus(
         True,
         None,
-        {status: ledger.get(status, 0) for status in ("pending", "sending", "sent", "dead")},
+        {status: ledger.get(status, 0) for status in DELIVERY_STATUSES},
         [
             DeadTargetStatus(
                 mask(d.target),

@@ -22,7 +22,14 @@ from service.store.email_tokens import EmailTokens
 from service.store.engine import open_engine
 from service.store.errors import StoreUnavailable, describe_failure, explain, shown
 from service.store.events import RecentEvents
-from service.store.ledger import ClaimedDelivery, Delivery, DeliveryStatus, Ledger, Match
+from service.store.ledger import (
+    DELIVERY_STATUSES,
+    ClaimedDelivery,
+    Delivery,
+    DeliveryStatus,
+    Ledger,
+    Match,
+)
 from service.store.schema import metadata, utcnow
 from service.store.secrets import ServiceSecrets
 from service.store.subscriptions import Subscriptions
@@ -32,6 +39,7 @@ from service.store.web_sessions import WebSessions
 log = structlog.get_logger("jobwire.store")
 
 __all__ = [
+    "DELIVERY_STATUSES",
     "ClaimedDelivery",
     "Delivery",
     "DeliveryStatus",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from sqlalchemy import (
     ColumnElement,
@@ -33,6 +33,8 @@ from service.store.crypto import Sealer
 from service.store.schema import deliveries, events, subscriptions, targets, utcnow
 
 DeliveryStatus = Literal["pending", "sending", "sent", "dead"]
+# Every status, in the order a ledger is told: what is to come, then what is done.
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = get_args(DeliveryStatus)
 
 
 class Match(NamedTuple):
