@@ -375,7 +375,7 @@ def deliveries(
     """Show alerts in the ledger, newest first, targets masked."""
     if ctx.invoked_subcommand:
         return
-    from service.redaction import mask, scrub
+    from service.redaction import mask
 
     settings = _settings()
     rows = _run(
@@ -393,7 +393,7 @@ def deliveries(
             "digest_id": row.digest_id,
             "created_at": row.created_at.isoformat() + "Z",
             # Scrubbed again: a row recorded by an older jobwire may hold what it did not mask.
-            "last_error": scrub(row.last_error, row.target) if row.last_error else None,
+            "last_error": row.shown_error,
         }
         if as_json:
             typer.echo(orjson.dumps(shown).decode())

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from service.redaction import mask, scrub
+from service.redaction import mask
 from service.store import Erased, Store, User
 
 log = structlog.get_logger("jobwire.personal_data")
@@ -46,9 +46,7 @@ async def export(store: Store, user: User, full_targets: bool = False) -> dict[s
                 "attempts": row.attempts,
                 "created_at": _time(row.created_at),
                 "sent_at": _time(row.sent_at),
-                "last_error": row.last_error
-                if full_targets or not row.last_error
-                else scrub(row.last_error, row.target),
+                "last_error": row.last_error if full_targets else row.shown_error,
             }
             for row in rows
         ],

@@ -198,7 +198,7 @@ async def _store(settings: Settings) -> StoreStatus:
                 d.subscription_name,
                 d.dead,
                 _when(d.since),
-                d.last_error,
+                d.shown_error,
             )
             for d in dead
         ],

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from config.settings import DEFAULT_SCHEMES, DeliverySettings, LimitSettings
 from consumers.events import JobPosting
+from service import status
 from service.accounts import add_user
 from service.cli import app as cli
 from service.delivery import AppriseNotifier, DeliveryWorker
@@ -26,9 +27,12 @@ from service.logs import configure_logging
 from service.redaction import mask, scrub, secrets
 from service.registry import SubscriptionRegistry
 from service.store import Match, Store
+from service.store.ledger import Outcomes
+from service.subscriptions import SubscriptionIn
 from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
 from service.web import ApiContext, create_api
+from tests.conftest import make_settings
 
 H = "hooks.example.com"
 MARK = "MARK"
@@ -243,3 +247,25 @@ async def test_no_marker_in_any_api_response_cli_output_log_line_or_stored_error
     assert '"delivery.dead"' in seen["logs"]
     for where, text in seen.items():
         assert MARK not in text.upper(), f"a marker secret in the {where}"
+
+
+async def test_status_scrubs_an_error_an_older_jobwire_stored_with_the_password_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path, "127.0.0.1:9")
+    target = f"json://ana:ZQ1{MARK}@{H}/hook"
+    store = await Store.open(settings.store.url)
+    spec = SubscriptionIn.model_validate({"employers": ["ACME"], "notify": [target]})
+    sub = await store.subscriptions.add(spec)
+    event = JobPosting(id="p1", employer="ACME", title="Clerk", city="Ely")
+    await store.ledger.record([event], [Match(sub.id, event, sub.target_ids)])
+    (row,) = await store.ledger.recent()
+    # Written as it came, before errors were scrubbed on the way in.
+    await store.ledger.apply(Outcomes(dead=[(row.id, f"HTTP 401 from {target}")]))
+    await store.close()
+
+    shown = await status._store(settings)
+    (dead,) = shown.dead_targets
+    assert dead.last_error is not None
+    assert "HTTP 401" in dead.last_error
+    assert f"ZQ1{MARK}" not in dead.last_error

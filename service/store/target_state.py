@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.redaction import scrub
 from service.store.crypto import Sealer
 from service.store.engine import insert
 from service.store.schema import (
@@ -53,6 +54,12 @@ class DeadTarget:
     dead: int
     since: datetime
     last_error: str | None
+
+    @property
+    def shown_error(self) -> str | None:
+        """`last_error` to show anyone: scrubbed of the target's secrets when written, and
+        again here for rows an older jobwire wrote before it did."""
+        return scrub(self.last_error, self.target) if self.last_error else None
 
 
 class TargetState:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from consumers.events import Event
 from service.accounts import key_hash, new_api_key
-from service.redaction import mask, scrub
+from service.redaction import mask
 from service.registry import (
     LimitReached,
     NotFound,
@@ -29,7 +29,7 @@ from service.registry import (
     TargetResult,
     problem_of,
 )
-from service.store import Delivery, User
+from service.store import User
 from service.store.api_keys import KeyLimitReached
 from service.subscriptions import Subscription, SubscriptionIn, SubscriptionPatch
 from service.system_mail import own_mail_address, own_mail_target
@@ -86,9 +86,6 @@ async def _overview(ctx: ApiContext, user: User) -> dict[str, Any]:
     rows = await ctx.store.ledger.recent(owner=user.id, limit=RECENT_ALERTS)
     events = await ctx.store.events.some([(r.event_kind, r.event_id) for r in rows])
 
-    def error_of(row: Delivery) -> str | None:
-        return scrub(row.last_error, row.target) if row.last_error else None
-
     alerts = [
         AlertRow(
             when=row.sent_at or row.created_at,
@@ -96,7 +93,7 @@ async def _overview(ctx: ApiContext, user: User) -> dict[str, Any]:
             what=_what(events.get((row.event_kind, row.event_id)), row.event_kind, row.event_id),
             target=shown_target(row.target),
             status=row.status,
-            error=error_of(row),
+            error=row.shown_error,
         )
         for row in rows
     ]
@@ -107,11 +104,7 @@ async def _overview(ctx: ApiContext, user: User) -> dict[str, Any]:
             subscription=names.get(dead.subscription_id, ""),
             target=shown_target(dead.target),
             since=dead.since,
-            reason=(
-                scrub(dead.last_error, dead.target)
-                if dead.last_error
-                else "it failed every attempt"
-            ),
+            reason=dead.shown_error or "it failed every attempt",
         )
         for dead in await ctx.store.target_state.dead(owner=user.id)
     ]
