@@ -9,7 +9,6 @@ reason and where they came from, before their offsets are committed, so nothing 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +34,7 @@ from consumers.health import (
     NoObserver,
     partition_lag,
 )
+from consumers.pacing import Backoff, wait_or_stop
 
 log = structlog.get_logger("jobwire.consumer")
 
@@ -132,7 +132,7 @@ class EventConsumer:
         without restarting jobwire's other parts), with one line per attempt that says which:
         consumer.kafka_unreachable, _auth_failed, _tls_failed or _security_mismatch.
         """
-        delay = 1.0
+        pause = Backoff()
         while not stop.is_set():
             try:
                 await producer.start()
@@ -144,24 +144,18 @@ class EventConsumer:
                     f"consumer.kafka_{problem.kind}",
                     bootstrap_servers=self.settings.bootstrap_servers,
                     error=problem.error,
-                    retry_in_s=delay,
+                    retry_in_s=pause.delay_s,
                     hint=problem.hint,
                 )
                 await producer.stop()
                 await consumer.stop()
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    delay = min(delay * 2, 30.0)
+                if not await wait_or_stop(stop, pause.delay_s):
+                    pause.grow()
 
     async def _watch(self, consumer: AIOKafkaConsumer, done: asyncio.Event) -> None:
         """Beside the loop, which may wait on the store for a while: do the brokers answer,
         and how far behind is each partition."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), PROBE_INTERVAL_S)
-            if done.is_set():
-                return
+        while not await wait_or_stop(done, PROBE_INTERVAL_S):
             await self.liveness.probe(consumer.topics)
             self.observer.consumer_lag(await partition_lag(consumer))
 

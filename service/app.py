@@ -16,6 +16,7 @@ import uvloop
 
 from config.settings import Settings
 from consumers.kafka import EventConsumer
+from consumers.pacing import Backoff, wait_or_stop
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.delivery.observer import Observers
 from service.delivery.render import Renderer
@@ -212,17 +213,16 @@ async def _supervised(
     A restarted consumer rejoins the group and re-reads from the last commit, which the
     ledger makes harmless; the service as a whole keeps running.
     """
-    delay = 1.0
+    pause = Backoff()
     while not stop.is_set():
         try:
             await run(stop)
             return
         except Exception as exc:
             restarts[name] += 1
-            log.error(f"{name}.failed", error=describe_failure(exc), restart_in_s=delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 30.0)
+            log.error(f"{name}.failed", error=describe_failure(exc), restart_in_s=pause.delay_s)
+            await wait_or_stop(stop, pause.delay_s)
+            pause.grow()
 
 
 def run_service(settings: Settings) -> None:

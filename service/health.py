@@ -9,12 +9,12 @@ for `jobwire_ledger_rows`: a GROUP BY over the whole ledger, so not at every scr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
 import structlog
 
+from consumers.pacing import wait_or_stop
 from service.metrics import Metrics
 from service.store import Store, explain
 
@@ -49,8 +49,7 @@ class StoreWatch:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.check()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_s)
+            await wait_or_stop(stop, self.interval_s)
 
     async def check(self) -> None:
         """Ping the store (and count the ledger when that is due); say what changed.

@@ -8,7 +8,6 @@ it causes are durable, so the consumer may commit the batch's offsets.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from datetime import datetime
 import structlog
 
 from consumers.events import Event
+from consumers.pacing import wait_or_stop
 from service.matching import Matcher
 from service.metrics import Metrics
 from service.schedule import Schedule
@@ -64,8 +64,7 @@ class LiveSubscriptions:
 
     async def keep_fresh(self, stop: asyncio.Event, interval_s: float) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
+            await wait_or_stop(stop, interval_s)
             try:
                 changed = await self.refresh()
             except Exception as exc:  # store unreachable: keep matching with what we have

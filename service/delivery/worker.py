@@ -25,6 +25,7 @@ from datetime import datetime
 import structlog
 
 from config.settings import DeliverySettings
+from consumers.pacing import wait_or_stop
 from service.delivery.breaker import Admission, TargetBreaker
 from service.delivery.notifier import DeliveryFailed, Notifier
 from service.delivery.observer import DeliveryObserver, Observers
@@ -106,8 +107,7 @@ class Recorder:
     async def run(self, stop: asyncio.Event) -> None:
         """Write outcomes as they come until `stop`; then whatever is left."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._due.wait(), self.interval_s)
+            await wait_or_stop(self._due, self.interval_s)  # a batch is due, or it is time
             self._due.clear()
             await self.flush()
         await self.flush()
@@ -266,8 +266,7 @@ class DeliveryWorker:
         the lease can be short and a crashed worker's alerts come back quickly."""
         every = self.settings.lease_s / 3
         while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), every)
+            await wait_or_stop(done, every)
             held = {row for rows in self._in_flight.values() for row in rows}
             held.update(row for work in self._queue for row in work.ids)
             held |= self.recorder.unwritten

@@ -14,7 +14,6 @@ pruning instead of waiting for it: bench/bench_retention.py measures ingest with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,6 +23,7 @@ from sqlalchemy import Delete, delete, exists, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from config.settings import RetentionSettings
+from consumers.pacing import wait_or_stop
 from service.store.errors import explain
 from service.store.schema import (
     deliveries,
@@ -66,8 +66,7 @@ class Retention:
                 await self.prune(stop)
             except Exception as exc:
                 log.error("retention.failed", error=explain(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.interval_s)
+            await wait_or_stop(stop, self.settings.interval_s)
 
     async def prune(self, stop: asyncio.Event | None = None) -> Pruned:
         """One pass: batch after batch until nothing old is left (or `stop` is set)."""
