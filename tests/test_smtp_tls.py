@@ -7,13 +7,12 @@ from typing import Any
 
 import apprise.plugins.email.smtp
 
-from service.delivery import smtp_tls
+import service.delivery  # noqa: F401 - what installs the contexts: the notifier, on import
 
 apprise_smtp: Any = apprise.plugins.email.smtp
 
 
 def test_apprise_email_gets_one_shared_verified_context() -> None:
-    smtp_tls.install()
     first = apprise_smtp.ssl.create_default_context()
     second = apprise_smtp.ssl.create_default_context()
     assert first.context() is second.context()  # built once, not once per email
@@ -23,7 +22,6 @@ def test_apprise_email_gets_one_shared_verified_context() -> None:
 
 
 def test_a_target_that_turns_verification_off_gets_a_context_of_its_own() -> None:
-    smtp_tls.install()
     lax = apprise_smtp.ssl.create_default_context()
     lax.check_hostname = False  # what Apprise does for ?verify=no
     lax.verify_mode = apprise_smtp.ssl.CERT_NONE

@@ -280,8 +280,6 @@ async def test_sign_ups_are_limited_per_address_and_per_client(tmp_path: Path) -
             await submit(browser, "/sign-in", "/sign-in", email="c@example.com")
         ).status_code == 429
         assert len(await web.mail(4)) == 4
-        await asyncio.sleep(0)
-        assert len(web.smtp.messages) == 4
 
 
 async def test_forms_without_their_csrf_token_are_refused(web: Web) -> None:
