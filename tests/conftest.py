@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -84,3 +86,14 @@ def make_settings(tmp_path: Path, bootstrap: str = "127.0.0.1:9", **kafka: objec
         # The tests' sinks listen on loopback, which the target policy refuses by default.
         targets=TargetSettings(allow_private_hosts=True),
     )
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within_s: float = 60.0, every_s: float = 0.1
+) -> None:
+    """Wait until `check` holds, for state that offers nothing to await (ledger rows)."""
+    deadline = time.monotonic() + within_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {within_s} s")
+        await asyncio.sleep(every_s)

@@ -15,6 +15,7 @@ from service.delivery import DeliveryFailed, DeliveryWorker, Message
 from service.pipeline import LiveSubscriptions, Pipeline
 from service.store import Store, utcnow
 from service.subscriptions import SubscriptionIn
+from tests.conftest import eventually
 
 HOOK = "json://hooks.example.com/digest"
 
@@ -60,11 +61,12 @@ async def deliver(store: Store, inbox: Inbox, until_sent: int) -> None:
     worker = DeliveryWorker(store, inbox, settings())
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
+
+    async def sent() -> bool:
+        return (await store.ledger.counts()).get("sent", 0) >= until_sent
+
     try:
-        for _ in range(300):
-            if (await store.ledger.counts()).get("sent", 0) >= until_sent:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(sent, within_s=10, every_s=0.02)
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
@@ -139,12 +141,12 @@ async def test_a_digest_whose_target_keeps_failing_dies_whole_with_the_reason(
     worker = DeliveryWorker(store, inbox, settings())
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
+
+    async def all_dead() -> bool:
+        return (await store.ledger.counts()).get("dead", 0) == len(ross(sample_events))
+
     try:
-        for _ in range(300):
-            counts = await store.ledger.counts()
-            if counts.get("dead", 0) == len(ross(sample_events)):
-                break
-            await asyncio.sleep(0.02)
+        await eventually(all_dead, within_s=10, every_s=0.02)
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)

@@ -8,9 +8,8 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from devstack.synapse import (
 )
 from service.app import Service
 from service.delivery import Notifier
+from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -130,15 +130,6 @@ async def running(settings: Settings, notifier: Notifier | None = None) -> Async
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 60.0) -> None:
-    """Wait until `check` holds, for state that offers nothing to await (ledger rows)."""
-    deadline = time.monotonic() + within_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {within_s} s")
-        await asyncio.sleep(0.1)
 
 
 async def dead_letters(
