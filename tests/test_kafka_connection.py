@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from config.settings import KafkaSettings
-from consumers.connection import client_options
+from consumers.connection import _tls_error, client_options
 from devstack.certificates import make_tls_material
 
 
@@ -70,3 +70,17 @@ def test_sasl_plaintext_has_no_tls_and_ssl_has_no_credentials(tmp_path: Path) ->
     )
     assert mutual["ssl_context"] is not None
     assert (mutual["sasl_plain_username"], mutual["sasl_plain_password"]) == (None, None)
+
+
+def test_a_tls_error_behind_a_closed_connection_is_found() -> None:
+    refused = ssl.SSLCertVerificationError("certificate verify failed")
+    closed = ConnectionError("connection closed")
+    closed.__cause__ = refused
+    assert _tls_error(closed) is refused
+
+
+def test_an_exception_chain_that_loops_is_walked_to_an_end() -> None:
+    # Seen in the wild: a cause whose context leads back to it. The walk must end.
+    first, second = OSError("first"), OSError("second")
+    first.__cause__, second.__context__ = second, first
+    assert _tls_error(first) is None
