@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from apprise import NotifyFormat
+from apprise.conversion import convert_between
 
 from config.settings import TemplateSettings
 from consumers.events import AnyEvent, Article, Event, JobPosting
@@ -404,3 +406,19 @@ def test_the_readme_shows_alerts_as_jobwire_renders_them() -> None:
 
     assert alert_block == f"{alert.title}\n\n{alert.body}\n"
     assert digest_block == f"{digest.title}\n\n{digest.body}\n"
+
+
+def test_the_text_part_apprise_makes_from_the_html_has_no_line_starting_with_a_space() -> None:
+    # Email's text part is Apprise's conversion of the HTML part: a footer laid out with
+    # indentation used to leave " Unsubscribe: …" in it.
+    renderer = Renderer()
+    messages = [
+        renderer.instant(posting(1), "Ross in Dallas", UNSUBSCRIBE),
+        renderer.instant(article(1), "News", UNSUBSCRIBE),
+        renderer.digest("Ross", [posting(1), posting(2), article(3)], UNSUBSCRIBE, MANAGE),
+    ]
+    for message in messages:
+        assert message.html is not None
+        text = convert_between(NotifyFormat.HTML, NotifyFormat.TEXT, message.html)
+        assert "Unsubscribe" in text
+        assert [line for line in text.splitlines() if line.startswith(" ")] == []
