@@ -18,12 +18,14 @@ from service.preview import recent_matches
 from service.store import Match, Store, utcnow
 from service.store.ledger import Outcomes
 from service.store.retention import Retention
-from service.store.schema import deliveries, events, subscriptions, targets
+from service.store.schema import deliveries, events, subscriptions, target_notices, targets
 from service.subscriptions import Criteria, SubscriptionIn
 from tests.conftest import SAMPLES
 
 PASSWORD = "s3cret-pass"
 TARGET = f"mailtos://ana:{PASSWORD}@mail.example.com?to=ana@example.com"
+OTHER = "json://hooks.example.com/ana"
+DAY = timedelta(days=1)
 
 
 @pytest.fixture
@@ -157,6 +159,8 @@ async def test_a_user_exports_their_data_and_erasing_it_leaves_nothing_of_theirs
     assert full["subscriptions"][0]["notify"] == [TARGET]
     assert full["deliveries"][0]["target"] == TARGET
 
+    # A meta-alert told her about a dead target once: that memory goes with the target.
+    assert await store.target_state.claim_dead_notice(mine.target_ids[0], utcnow(), DAY)
     erased = await personal_data.erase(store, ana.id)
     assert erased is not None
     assert (erased.subscriptions, erased.deliveries) == (1, 1)
@@ -170,5 +174,25 @@ async def test_a_user_exports_their_data_and_erasing_it_leaves_nothing_of_theirs
     async with store.engine.connect() as conn:
         left = (await conn.execute(targets.select())).mappings().all()
     assert [row["subscription_id"] for row in left] == [theirs.id]
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(target_notices.select())).all() == []
     changes, _ = await store.subscriptions.changes(None)
     assert (mine.id, False) in {(c.id, c.wanted) for c in changes}
+
+
+async def test_retention_forgets_what_meta_alerts_told_of_a_target_with_the_target(
+    store: Store,
+) -> None:
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
+    (dropped,) = sub.target_ids
+    assert await store.target_state.claim_dead_notice(dropped, utcnow(), DAY)
+    # The owner replaces the dead target: it is removed, and no alert names it.
+    await store.subscriptions.update(sub.id, spec(employers=["NORDSTROM"], notify=[OTHER]))
+
+    pruned = await Retention(store.engine, RetentionSettings()).prune()
+
+    assert (pruned.targets, pruned.notices) == (1, 1)
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(target_notices.select())).all() == []
+        (kept,) = (await conn.execute(targets.select())).mappings().all()
+    assert kept["url"] == OTHER

@@ -18,6 +18,7 @@ from service.store.schema import (
     deliveries,
     email_tokens,
     subscriptions,
+    target_notices,
     targets,
     users,
     utcnow,
@@ -160,6 +161,12 @@ class Accounts:
                         select(targets.c.id).where(targets.c.subscription_id.in_(owned))
                     )
                 )
+            )
+            their_targets = select(targets.c.id).where(targets.c.subscription_id.in_(owned))
+            # With the targets, what meta-alerts remember of them (a new target may take a
+            # deleted one's id on SQLite).
+            await conn.execute(
+                delete(target_notices).where(target_notices.c.target_id.in_(their_targets))
             )
             await conn.execute(delete(targets).where(targets.c.subscription_id.in_(owned)))
             await conn.execute(

@@ -109,15 +109,22 @@ class Retention:
             "subscriptions": delete(subscriptions).where(
                 subscriptions.c.id.in_(old_tombstones.limit(n))
             ),
-            "targets": delete(targets).where(targets.c.id.in_(unused_targets.limit(n))),
-            # What meta-alerts remember of targets that are gone.
+            # What meta-alerts remember of the targets about to go (and of any already gone),
+            # before they go: on SQLite a new target may take a deleted one's id, and must not
+            # inherit "its owner was told today".
             "notices": delete(target_notices).where(
                 target_notices.c.target_id.in_(
                     select(target_notices.c.target_id)
-                    .where(~exists().where(targets.c.id == target_notices.c.target_id))
+                    .where(
+                        or_(
+                            target_notices.c.target_id.in_(unused_targets),
+                            ~exists().where(targets.c.id == target_notices.c.target_id),
+                        )
+                    )
                     .limit(n)
                 )
             ),
+            "targets": delete(targets).where(targets.c.id.in_(unused_targets.limit(n))),
         }
         counts = {name: await self._repeat(name, batch, stop) for name, batch in batches.items()}
         pruned = Pruned(**counts)
