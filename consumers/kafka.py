@@ -112,7 +112,7 @@ class EventConsumer:
                 if batch:
                     async with self._batch_lock:
                         await self._handle_batch(consumer, producer, batch)
-                self.observer.consumer_lag(await partition_lag(consumer))
+                # The lag is reported by _watch every PROBE_INTERVAL_S, not after every fetch.
         finally:
             done.set()
             if watch is not None:

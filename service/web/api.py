@@ -19,11 +19,11 @@ from pydantic import BaseModel
 
 from service import personal_data
 from service.accounts import Actor, authenticate
-from service.rate_limits import retry_after
 from service.registry import LimitReached, NotFound, Problem, SubscriptionRefused, problem_of
 from service.store import Store, User
 from service.subscriptions import SubscriptionIn, SubscriptionOut, SubscriptionPatch
 from service.web.context import ApiContext, Context, Limits, client_address
+from service.web.rate_limits import retry_after
 
 log = structlog.get_logger("jobwire.api")
 

@@ -14,12 +14,12 @@ from fastapi import Depends, Request
 
 from config.settings import LimitSettings, WebSettings
 from service.delivery import Notifier
-from service.rate_limits import RateLimit
 from service.registry import SubscriptionRegistry
 from service.store import Store
 from service.system_mail import SystemMail
 from service.unsubscribe import UnsubscribeLinks
 from service.web.mails import Outbox
+from service.web.rate_limits import RateLimit
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class ApiContext:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """Per instance (see service/rate_limits.py)."""
+    """Per instance (see service/web/rate_limits.py)."""
 
     failed_auth: RateLimit  # per client address: wrong keys
     requests: RateLimit  # per key

@@ -22,7 +22,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from service.preview import recent_matches
-from service.rate_limits import retry_after
 from service.registry import LimitReached, SubscriptionRefused, problem_of
 from service.store import utcnow
 from service.subscriptions import ALL_KINDS, Criteria, SubscriptionIn
@@ -31,6 +30,7 @@ from service.web import csrf, sessions
 from service.web.context import ApiContext, Context, Limits, RateLimits, client_address
 from service.web.forms import Form, FormError, SubscriptionForm, email_address, read_form
 from service.web.mails import confirm_message, no_account_message, sign_in_message
+from service.web.rate_limits import retry_after
 from service.web.sessions import MaybeViewer, SignInNeeded, actor_of
 from service.web.templating import DONE, fragment, message, page
 
