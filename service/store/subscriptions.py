@@ -76,27 +76,18 @@ class Subscriptions:
             "created_at": now,
             "updated_at": now,
         }
-        if owner is None or max_owned is None:
-            async with self.engine.begin() as conn:
-                ids = await self._insert(conn, row, spec.notify)
-            return _subscription(row, list(zip(ids, spec.notify, strict=True)))
-        async with self.engine.connect() as conn:
-            if self.engine.dialect.name == "sqlite":
-                # The driver would BEGIN (deferred) only at the INSERT, after the count.
-                await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                await conn.execute(
-                    select(func.pg_advisory_xact_lock(func.hashtext(f"subscriptions:{owner}")))
-                )
-            try:
+        async with self.engine.begin() as conn:
+            if owner is not None and max_owned is not None:
+                if self.engine.dialect.name == "sqlite":
+                    # The driver would BEGIN (deferred) only at the INSERT, after the count.
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    lock = func.hashtext(f"subscriptions:{owner}")
+                    await conn.execute(select(func.pg_advisory_xact_lock(lock)))
                 owned = int((await conn.execute(_count(owner))).scalar_one())
                 if owned >= max_owned:
                     raise OwnerLimitReached(owned)
-                ids = await self._insert(conn, row, spec.notify)
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
+            ids = await self._insert(conn, row, spec.notify)
         return _subscription(row, list(zip(ids, spec.notify, strict=True)))
 
     async def _insert(
