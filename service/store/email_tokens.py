@@ -8,7 +8,6 @@ whenever a new link is made.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,13 +16,10 @@ from typing import Any, Literal
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from service.store.crypto import token_hash
 from service.store.schema import email_tokens, utcnow
 
 Purpose = Literal["confirm", "sign-in"]
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

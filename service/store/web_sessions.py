@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.store.email_tokens import token_hash
+from service.store.crypto import token_hash
 from service.store.schema import utcnow, web_sessions
 
 
