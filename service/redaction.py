@@ -187,11 +187,17 @@ def secrets(url: str) -> frozenset[str]:
     )
 
 
+def scheme_of(url: str) -> str:
+    """A target URL's scheme, lower-cased ("" when it has none)."""
+    scheme, found, _ = url.strip().partition("://")
+    return scheme.lower() if found else ""
+
+
 @lru_cache(maxsize=4096)
 def mask(url: str) -> str:
     """The form of a target URL that is safe to show, log and store in errors."""
     url = url.strip()
-    scheme = url.split("://", 1)[0].lower() if "://" in url else "?"
+    scheme = scheme_of(url) or "?"
     shown = _privacy_form(url)
     if shown is None:
         return f"{scheme}://(unparseable)"

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from service.matching.normalize import words
-from service.redaction import mask
+from service.redaction import mask, scheme_of
 from service.schedule import (
     Frequency,
     Schedule,
@@ -93,10 +93,10 @@ def check_target(url: str) -> str:
     """Refuse an Apprise URL that Apprise cannot turn into a notification service."""
     url = url.strip()
     if apprise.Apprise.instantiate(url, suppress_exceptions=True) is None:
-        scheme = url.split("://", 1)[0] if "://" in url else ""
+        scheme = scheme_of(url)
         hint = (
             f"unknown scheme {scheme!r}"
-            if scheme and scheme.lower() not in shipped_schemes()
+            if scheme and scheme not in shipped_schemes()
             else "Apprise could not parse it"
         )
         # The URL itself may carry a password, so the message shows only its masked form.

@@ -33,7 +33,7 @@ from apprise.manager_plugins import NotificationManager
 from config.settings import TargetSettings
 from service import egress
 from service.egress import Resolver
-from service.redaction import mask, scrub
+from service.redaction import mask, scheme_of, scrub
 
 
 class Reach(enum.Enum):
@@ -108,7 +108,7 @@ class TargetPolicy:
 
         Blocking (it may resolve a host name): the API calls it from a worker thread.
         """
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        scheme = scheme_of(url)
         if scheme not in self.allowed_schemes:
             allowed = ", ".join(sorted(self.allowed_schemes))
             raise TargetRefused(

@@ -20,6 +20,7 @@ import secrets
 from urllib.parse import quote, unquote
 
 from config.settings import ApiSettings
+from service.redaction import scheme_of
 from service.store import Store
 
 SECRET_NAME = "unsubscribe-signing"
@@ -100,8 +101,7 @@ def with_unsubscribe_headers(url: str, link: str) -> str:
     Call it at send time: the stored target stays as the user wrote it. Headers of the same
     name the user set are replaced, so a target cannot advertise another unsubscribe address.
     """
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme not in EMAIL_SCHEMES:
+    if scheme_of(url) not in EMAIL_SCHEMES:
         return url
     base, _, query = url.partition("?")
     kept = [

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.redaction import scheme_of
 from service.schedule import Schedule, clock_time, quiet_hours
 from service.store.crypto import Sealer
 from service.store.schema import deliveries, subscriptions, targets, utcnow
@@ -38,10 +39,6 @@ class SubscriptionChange:
     wanted: bool
     updated_at: datetime
     schedule: Schedule | None = None
-
-
-def scheme_of(url: str) -> str:
-    return url.split("://", 1)[0].lower()[:32] if "://" in url else ""
 
 
 class OwnerLimitReached(Exception):
@@ -104,7 +101,7 @@ class Subscriptions:
                 "subscription_id": subscription_id,
                 "position": position,
                 "url": self.sealer.seal(url),
-                "scheme": scheme_of(url),
+                "scheme": scheme_of(url)[:32],  # the column's width; no real scheme is longer
                 "removed": False,
             }
             for position, url in urls
