@@ -21,10 +21,10 @@ from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.delivery.observer import Observers
 from service.delivery.render import Renderer
 from service.delivery.senders import SenderPool
-from service.health import StoreWatch
-from service.meta_alerts import MetaAlerts
-from service.metrics import Metrics
-from service.metrics_endpoint import bind_metrics, instrument, metrics_only_app
+from service.operations.health import StoreWatch
+from service.operations.meta_alerts import MetaAlerts
+from service.operations.metrics import Metrics
+from service.operations.metrics_endpoint import bind_metrics, instrument, metrics_only_app
 from service.pipeline import LiveSubscriptions, Pipeline
 from service.registry import SubscriptionRegistry
 from service.store import Store, describe_failure

@@ -342,7 +342,7 @@ def status(
     """One screen for an operator: instances in the group, lag per partition, last event,
     ledger backlog by status, dead targets. Needs no running instance. Exits 1 when Kafka or
     the store does not answer."""
-    from service.status import gather, render
+    from service.operations.status import gather, render
 
     settings = _settings()
     quiet_library_logs()

@@ -18,7 +18,7 @@ import structlog
 from consumers.events import Event
 from consumers.pacing import wait_or_stop
 from service.matching import Matcher
-from service.metrics import Metrics
+from service.operations.metrics import Metrics
 from service.schedule import Schedule
 from service.store import Match, Store, explain, utcnow
 

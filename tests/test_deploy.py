@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from service.metrics import Metrics
+from service.operations.metrics import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "jobwire.json"

@@ -1,4 +1,4 @@
-"""Who hears about a dead target, and how often: the rules of service/meta_alerts.py.
+"""Who hears about a dead target, and how often: the rules of service/operations/meta_alerts.py.
 
 The store is a real SQLite file; the notifier records what would have been sent (the sends
 themselves, through Apprise to real sinks, are in tests/integration/test_meta_alerts.py).
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from service.delivery import DeliveryFailed, Message
-from service.meta_alerts import MetaAlerts
-from service.metrics import Metrics
+from service.operations.meta_alerts import MetaAlerts
+from service.operations.metrics import Metrics
 from service.store import Store
 from service.subscriptions import SubscriptionIn
 from service.system_mail import own_mail_target

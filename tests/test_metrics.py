@@ -1,11 +1,11 @@
-"""What the metrics say after what the stages tell them (service/metrics.py)."""
+"""What the metrics say after what the stages tell them (service/operations/metrics.py)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from consumers.events import JobPosting
-from service.metrics import Metrics
+from service.operations.metrics import Metrics
 from service.store import ClaimedDelivery, Delivery, utcnow
 
 

@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 
 from config.settings import DEFAULT_SCHEMES, DeliverySettings, LimitSettings
 from consumers.events import JobPosting
-from service import status
 from service.accounts import add_user
 from service.cli import app as cli
 from service.delivery import AppriseNotifier, DeliveryWorker
 from service.logs import configure_logging
+from service.operations import status
 from service.redaction import mask, scrub, secrets
 from service.registry import SubscriptionRegistry
 from service.store import Match, Store

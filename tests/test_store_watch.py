@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from service.health import StoreWatch
-from service.metrics import Metrics
+from service.operations.health import StoreWatch
+from service.operations.metrics import Metrics
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """What delivery tells others as it goes: each alert's outcome, and targets that die or recover.
 
 The worker and the recorder call one `DeliveryObserver`; the service gives them its metrics
-and its meta-alerts (service/meta_alerts.py) together, as `Observers(metrics, meta_alerts)`.
+and its meta-alerts (service/operations/meta_alerts.py) together, as
+`Observers(metrics, meta_alerts)`.
 Every call is cheap and returns at once: anything slow (telling a target's owner) is queued by
 the observer, never awaited by delivery.
 """

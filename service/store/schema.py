@@ -110,9 +110,9 @@ deliveries = Table(
     Index("ix_deliveries_target", "target_id", "status"),
 )
 
-# Meta-alerts (service/meta_alerts.py): when a target's owner and the operator were last told it
-# died, and whether they were told it recovered; shared by every instance, so a dead target is
-# announced once a day in all, not once per instance or restart.
+# Meta-alerts (service/operations/meta_alerts.py): when a target's owner and the operator were
+# last told it died, and whether they were told it recovered; shared by every instance, so a
+# dead target is announced once a day in all, not once per instance or restart.
 target_notices = Table(
     "target_notices",
     metadata,

@@ -15,7 +15,7 @@ from aiokafka.errors import GroupAuthorizationFailedError
 from config.settings import DeliverySettings, Settings
 from devstack.kafka import KafkaBroker, create_topics_async
 from devstack.sinks import HttpSink
-from service import status
+from service.operations import status
 from service.store import Store
 from tests.conftest import make_settings
 from tests.integration.conftest import JOBWIRE, chat_target, eventually, running, service_env

@@ -26,7 +26,7 @@ from typing import Literal
 import structlog
 
 from service.delivery import DeliveryFailed, Message, Notifier
-from service.metrics import Metrics
+from service.operations.metrics import Metrics
 from service.redaction import mask
 from service.store import ClaimedDelivery, explain, utcnow
 from service.store.target_state import TargetOwner, TargetState

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import structlog
 
 from consumers.pacing import wait_or_stop
-from service.metrics import Metrics
+from service.operations.metrics import Metrics
 from service.store import Store, explain
 
 log = structlog.get_logger("jobwire.store")

@@ -7,7 +7,7 @@ labels with few values (a topic, a scheme, a status; never an id). docs/operatio
 every one, and deploy/ holds the alert rules and the dashboard built on them.
 
 Gauges that are a question to the store (the ledger's rows by status) are refreshed by
-`service/health.py`, not at scrape time: a scrape never waits on the database.
+`service/operations/health.py`, not at scrape time: a scrape never waits on the database.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.metrics import Metrics
+from service.operations.metrics import Metrics
 from service.web import ApiUnavailable, bind
 
 PATH = "/metrics"
