@@ -38,11 +38,17 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 _CONTROLS = re.compile("[\x00-\x1f\x7f]")
 
 
+def has_control_characters(value: str) -> bool:
+    """Whether `value` holds a control character: never part of a name, a title or a label
+    (PostgreSQL refuses NUL in text and JSON; the rest would end up in a subject or chat line)."""
+    return _CONTROLS.search(value) is not None
+
+
 def _no_controls(value: str) -> str:
     # PostgreSQL refuses NUL in text and JSON; other control characters would end up in an
     # alert's subject or a chat line, where they do not belong. (A regular expression: a loop
     # over the characters in Python cost a third of ingest.)
-    if _CONTROLS.search(value):
+    if has_control_characters(value):
         raise ValueError("control characters are not allowed")
     return value
 

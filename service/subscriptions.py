@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from consumers.events import has_control_characters
 from service.matching.normalize import words
 from service.redaction import mask, scheme_of
 from service.schedule import (
@@ -36,8 +37,7 @@ EventKinds = Literal["posting", "article"]
 
 
 def _printable(value: str) -> str:
-    # Control characters (NUL above all, which PostgreSQL refuses) are never part of a name.
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if has_control_characters(value):
         raise ValueError("control characters are not allowed")
     return value
 

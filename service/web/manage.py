@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from consumers.events import Event
+from consumers.events import Event, has_control_characters
 from service.accounts import key_hash, new_api_key
 from service.redaction import mask
 from service.registry import (
@@ -442,7 +442,7 @@ async def send_test(
 @router.post("/manage/keys", response_class=HTMLResponse)
 async def create_key(request: Request, ctx: Context, user: Viewer, form: CheckedForm) -> Response:
     label = form.one("label")[:100] or "made on the web page"
-    if any(ord(c) < 32 or ord(c) == 127 for c in label):
+    if has_control_characters(label):
         return await _manage_page(
             request, ctx, user, 422, key_error="Use letters, digits and spaces in the name."
         )

@@ -113,10 +113,8 @@ def message(
     status_code: int = 200,
     **values: Any,
 ) -> HTMLResponse:
-    """A page that says one thing (and may offer one button: `button`, `action`, `hidden`)."""
+    """A page that says one thing (and may offer one button, posting `hidden` back)."""
     values.setdefault("button", None)
-    values.setdefault("action", "")
     values.setdefault("hidden", {})
     values.setdefault("links", [])
-    values.setdefault("form_raw", None)
     return page(request, ctx, "message.html", status_code, title=title, text=text, **values)
