@@ -535,19 +535,21 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    kafka: KafkaSettings = KafkaSettings()
-    store: StoreSettings = StoreSettings()
-    retention: RetentionSettings = RetentionSettings()
-    delivery: DeliverySettings = DeliverySettings()
-    api: ApiSettings = ApiSettings()
-    targets: TargetSettings = TargetSettings()
-    limits: LimitSettings = LimitSettings()
-    mail: MailSettings = MailSettings()
-    web: WebSettings = WebSettings()
-    templates: TemplateSettings = TemplateSettings()
-    log: LogSettings = LogSettings()
-    metrics: MetricsSettings = MetricsSettings()
-    operator: OperatorSettings = OperatorSettings()
+    # Made when settings are loaded, not when this module is imported: the groups' checks
+    # (Apprise's plugins among them) run then, and each Settings gets groups of its own.
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    targets: TargetSettings = Field(default_factory=TargetSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    templates: TemplateSettings = Field(default_factory=TemplateSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
 
 class SettingsError(Exception):
