@@ -90,14 +90,16 @@ class EventConsumer:
             client_id="jobwire-dead-letter",
         )
         await self._start(consumer, producer, stop)
+        if stop.is_set():  # stopped while it waited for Kafka: it never ran
+            await consumer.stop()
+            await producer.stop()
+            return
         done = asyncio.Event()
         watch: asyncio.Task[None] | None = None
-        # From here both clients may be running: whatever fails (creating the topics included,
+        # From here both clients are running: whatever fails (creating the topics included,
         # on a broker that went away again) stops them, or each supervised restart would leave
         # two more behind.
         try:
-            if stop.is_set():
-                return
             if self.settings.create_topics:
                 await self._create_missing_topics()
             consumer.subscribe(list(self.kinds), listener=_Rebalance(self._batch_lock))
