@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from playwright.async_api import Browser, Page
 
 from config.settings import KafkaSettings, Settings
@@ -34,6 +34,8 @@ from devstack.synapse import (
 )
 from service.app import Service
 from service.delivery import Notifier
+from service.store import Store
+from service.subscriptions import SubscriptionIn
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -151,6 +153,52 @@ async def dead_letters(
     finally:
         await consumer.stop()
     return out
+
+
+def postings(prefix: str, count: int, employer: str = "ACME") -> list[dict[str, object]]:
+    """`count` postings with ids and titles numbered under `prefix`."""
+    return [
+        {
+            "id": f"{prefix}-{n:05d}",
+            "employer": employer,
+            "title": f"Role {prefix} {n:05d}",
+            "city": "Portland",
+        }
+        for n in range(count)
+    ]
+
+
+def posting(n: int, employer: str) -> bytes:
+    """One posting as a publisher sends it."""
+    fields = {"id": f"{employer}-{n:03d}", "employer": employer, "title": f"Role {n}"}
+    return orjson.dumps({**fields, "city": "Portland"})
+
+
+async def publish_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    """Publish `values` as they are (malformed ones too), each under a key of its own."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, value, key=str(n).encode()) for n, value in enumerate(values)
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def publish(bootstrap: str, topic: str, events: list[dict[str, object]]) -> None:
+    """Publish events as JSON."""
+    await publish_raw(bootstrap, topic, [orjson.dumps(event) for event in events])
+
+
+async def subscribe(store_url: str, **fields: object) -> str:
+    """Add a subscription to the store at `store_url` (as an operator would); its id."""
+    store = await Store.open(store_url)
+    try:
+        return (await store.subscriptions.add(SubscriptionIn.model_validate(fields))).id
+    finally:
+        await store.close()
 
 
 def service_env(settings: Settings) -> dict[str, str]:

@@ -23,11 +23,12 @@ from tests.integration.conftest import (
     chat_target,
     eventually,
     mail_target,
+    postings,
+    publish,
     running,
     service_env,
     start_jobwire,
 )
-from tests.integration.test_faults import postings, publish
 
 pytestmark = pytest.mark.integration
 

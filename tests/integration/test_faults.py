@@ -19,11 +19,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from config.settings import DeliverySettings, Settings
+from config.settings import DeliverySettings
 from devstack.kafka import KafkaBroker, start_kafka
 from devstack.sinks import HttpSink, SmtpSink
 from service.store import Store
-from service.subscriptions import SubscriptionIn
 from tests.conftest import make_settings
 from tests.integration.conftest import (
     JOBWIRE,
@@ -31,8 +30,11 @@ from tests.integration.conftest import (
     dead_letters,
     eventually,
     mail_target,
+    postings,
+    publish,
     running,
     service_env,
+    subscribe,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,30 +46,6 @@ def report(capsys: pytest.CaptureFixture[str], name: str, **figures: object) -> 
         print(f"\n[fault figures] {name}: {shown}")
 
 
-def postings(prefix: str, count: int, employer: str = "ACME") -> list[dict[str, object]]:
-    return [
-        {
-            "id": f"{prefix}-{n:05d}",
-            "employer": employer,
-            "title": f"Role {prefix} {n:05d}",
-            "city": "Portland",
-        }
-        for n in range(count)
-    ]
-
-
-async def publish(bootstrap: str, topic: str, events: list[dict[str, object]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        sent = [
-            await producer.send(topic, orjson.dumps(e), key=str(e["id"]).encode()) for e in events
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-
-
 def titles(sink: HttpSink) -> Counter[str]:
     """How often each posting's title arrived in a chat alert ("New job: TITLE at ...")."""
     return Counter(
@@ -75,19 +53,13 @@ def titles(sink: HttpSink) -> Counter[str]:
     )
 
 
-async def subscribe(settings: Settings, **fields: object) -> str:
-    store = await Store.open(settings.store.url)
-    try:
-        return (await store.subscriptions.add(SubscriptionIn.model_validate(fields))).id
-    finally:
-        await store.close()
-
-
 async def test_sigkill_at_random_moments_loses_no_alert(
     kafka: KafkaBroker, http_sink: HttpSink, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = make_settings(tmp_path, kafka.bootstrap)
-    await subscribe(settings, employers=["ACME"], notify=[chat_target(http_sink, "crash")])
+    await subscribe(
+        settings.store.url, employers=["ACME"], notify=[chat_target(http_sink, "crash")]
+    )
     env = service_env(settings)
     rng = random.Random(20201008)
     log = (tmp_path / "jobwire.log").open("ab")
@@ -160,7 +132,9 @@ async def test_jobwire_keeps_going_across_a_broker_restart(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = make_settings(tmp_path, own_broker.bootstrap)
-    await subscribe(settings, employers=["ACME"], notify=[chat_target(http_sink, "restart")])
+    await subscribe(
+        settings.store.url, employers=["ACME"], notify=[chat_target(http_sink, "restart")]
+    )
     before, after = postings("before", 50), postings("after", 50)
 
     async with running(settings):
@@ -203,10 +177,12 @@ async def test_a_target_outage_delays_only_that_target_and_a_dead_one_ends_dead(
         max_attempts=12, backoff_base_s=0.3, backoff_cap_s=1.0, poll_interval_s=0.1
     )
     await subscribe(
-        settings, employers=["ACME"], notify=[mail_target(smtp_sink, "ops@example.com")]
+        settings.store.url, employers=["ACME"], notify=[mail_target(smtp_sink, "ops@example.com")]
     )
-    await subscribe(settings, employers=["ACME"], notify=[chat_target(http_sink, "healthy")])
-    await subscribe(settings, employers=["ACME"], notify=[chat_target(broken, "never")])
+    await subscribe(
+        settings.store.url, employers=["ACME"], notify=[chat_target(http_sink, "healthy")]
+    )
+    await subscribe(settings.store.url, employers=["ACME"], notify=[chat_target(broken, "never")])
     events = postings("outage", 20)
     smtp_sink.stop()  # the mail server is down when the alerts are due
 
@@ -273,7 +249,9 @@ async def test_thousands_of_malformed_messages_are_dead_lettered_and_valid_ones_
     kafka: KafkaBroker, http_sink: HttpSink, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = make_settings(tmp_path, kafka.bootstrap)
-    await subscribe(settings, employers=["ACME"], notify=[chat_target(http_sink, "poison")])
+    await subscribe(
+        settings.store.url, employers=["ACME"], notify=[chat_target(http_sink, "poison")]
+    )
     rng = random.Random(7)
     valid = postings("valid", 300)
     bad_count = 3000
@@ -311,7 +289,7 @@ async def test_sigterm_stops_cleanly_after_committing(
     kafka: KafkaBroker, http_sink: HttpSink, tmp_path: Path
 ) -> None:
     settings = make_settings(tmp_path, kafka.bootstrap)
-    await subscribe(settings, employers=["ACME"], notify=[chat_target(http_sink, "term")])
+    await subscribe(settings.store.url, employers=["ACME"], notify=[chat_target(http_sink, "term")])
     process = await asyncio.create_subprocess_exec(
         str(JOBWIRE),
         "run",

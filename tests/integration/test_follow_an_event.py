@@ -14,9 +14,14 @@ import pytest
 from devstack.kafka import KafkaBroker
 from devstack.sinks import HttpSink
 from tests.conftest import SAMPLES, make_settings
-from tests.integration.conftest import chat_target, eventually, service_env, start_jobwire
-from tests.integration.test_prometheus import publish_raw
-from tests.integration.test_readiness import subscribe
+from tests.integration.conftest import (
+    chat_target,
+    eventually,
+    publish_raw,
+    service_env,
+    start_jobwire,
+    subscribe,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,7 @@ from devstack.sinks import HttpSink, SmtpSink
 from service.store import Store
 from service.subscriptions import SubscriptionIn
 from tests.conftest import make_settings
-from tests.integration.conftest import chat_target, eventually, running
-from tests.integration.test_prometheus import posting, publish_raw
+from tests.integration.conftest import chat_target, eventually, posting, publish_raw, running
 
 pytestmark = pytest.mark.integration
 

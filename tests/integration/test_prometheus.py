@@ -10,7 +10,6 @@ takes to pick up a new target passes while jobwire starts.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import sqlite3
@@ -19,16 +18,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from devstack.kafka import KafkaBroker
 from devstack.prometheus import PrometheusServer, Sample, ScrapeJob
 from devstack.sinks import HttpSink
 from tests.conftest import make_settings
-from tests.integration.conftest import chat_target, running, service_env, start_jobwire
-from tests.integration.test_readiness import subscribe, until_readiness
+from tests.integration.conftest import (
+    chat_target,
+    posting,
+    publish_raw,
+    running,
+    service_env,
+    start_jobwire,
+    subscribe,
+)
+from tests.integration.test_readiness import until_readiness
 
 pytestmark = pytest.mark.integration
 
@@ -44,23 +49,6 @@ def free_port() -> int:
 
 def equals(expected: float) -> Callable[[list[Sample]], bool]:
     return lambda found: len(found) == 1 and found[0].value == expected
-
-
-async def publish_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        sent = [
-            await producer.send(topic, value, key=str(n).encode()) for n, value in enumerate(values)
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-
-
-def posting(n: int, employer: str) -> bytes:
-    fields = {"id": f"{employer}-{n:03d}", "employer": employer, "title": f"Role {n}"}
-    return orjson.dumps({**fields, "city": "Portland"})
 
 
 async def test_prometheus_sees_lag_deliveries_and_dead_counts_as_published(

@@ -23,15 +23,16 @@ from devstack.kafka import KafkaBroker, start_kafka
 from devstack.postgres import PostgresServer, start_postgres
 from devstack.sinks import HttpSink
 from service.store import Store
-from service.subscriptions import SubscriptionIn
 from tests.conftest import make_settings
 from tests.integration.conftest import (
     chat_target,
     listening_url,
+    postings,
+    publish,
     service_env,
     start_jobwire,
+    subscribe,
 )
-from tests.integration.test_faults import postings, publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,14 +81,6 @@ async def until_readiness(
 
 def log_lines(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.startswith(b"{")]
-
-
-async def subscribe(url: str, **fields: object) -> None:
-    store = await Store.open(url)
-    try:
-        await store.subscriptions.add(SubscriptionIn.model_validate(fields))
-    finally:
-        await store.close()
 
 
 async def test_readiness_follows_a_broker_that_stops_and_comes_back(

@@ -18,9 +18,16 @@ from devstack.sinks import HttpSink
 from service.operations import status
 from service.store import Store
 from tests.conftest import make_settings
-from tests.integration.conftest import JOBWIRE, chat_target, eventually, running, service_env
-from tests.integration.test_prometheus import posting, publish_raw
-from tests.integration.test_readiness import subscribe
+from tests.integration.conftest import (
+    JOBWIRE,
+    chat_target,
+    eventually,
+    posting,
+    publish_raw,
+    running,
+    service_env,
+    subscribe,
+)
 
 pytestmark = pytest.mark.integration
 
