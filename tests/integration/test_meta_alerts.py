@@ -87,7 +87,7 @@ async def test_owner_and_operator_hear_once_when_a_target_dies_and_once_when_it_
             await eventually(lambda: operator_told(4))
             await asyncio.to_thread(smtp_sink.wait_for, 2, 30.0)
             await asyncio.sleep(1.0)  # by design: no more notices after the recovery ones
-            metrics = service.operations.metrics
+            metrics = service.metrics
     finally:
         await store.close()
         broken.stop()
