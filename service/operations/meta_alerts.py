@@ -1,8 +1,9 @@
 """Meta-alerts: when alerting itself fails, the people concerned hear about it.
 
 When a target is declared dead (every attempt failed), its owner is told through the
-subscription's other targets (the first that takes the notice), or else by email at their user
-name when it is an email address, through jobwire's own mail (JOBWIRE_MAIL__URL);
+subscription's other targets (the first that takes the notice), or else by email at the address
+they confirmed (or a user name the operator gave as an address), through jobwire's own mail
+(JOBWIRE_MAIL__URL);
 the operator is told through JOBWIRE_OPERATOR__NOTIFY. Each notice says why the target failed.
 When the target takes an alert again, both are told once more.
 
@@ -152,8 +153,8 @@ class MetaAlerts:
             subscription_id=owner.subscription_id,
             tried=tried,
             hint="the subscription has no other target that works, and no email address to "
-            "write to (set JOBWIRE_MAIL__URL; users named by their email address are written "
-            "to)",
+            "write to (set JOBWIRE_MAIL__URL; users who confirmed an address, or are named by "
+            "one, are written to)",
         )
 
     async def _tell_operator(self, notice: _Notice, owner: TargetOwner) -> None:
