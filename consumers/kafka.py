@@ -1,16 +1,22 @@
 """The Kafka edge: read both topics in batches, decode, dead-letter, hand over, commit.
 
-A batch's offsets are committed only after the handler returns, i.e. after its matches are
-durable in the ledger. A crash before the commit makes Kafka deliver the batch again, which the
-ledger turns into a no-op. Bytes that are not an event go to the dead-letter topic, with the
-reason and where they came from, before their offsets are committed, so nothing is lost.
+A batch's offsets are committed only after the handler's `record` returns, i.e. after its
+matches are durable in the ledger. A crash before the commit makes Kafka deliver the batch
+again, which the ledger turns into a no-op. Bytes that are not an event go to the dead-letter
+topic, with the reason and where they came from, before their offsets are committed, so nothing
+is lost.
+
+Two batches are in hand at a time: while one is recorded (the database's work, in its thread
+or server), the next is fetched, decoded and prepared (the interpreter's work), so the two use
+two cores. Batches are still recorded and committed one at a time, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -38,7 +44,24 @@ from consumers.pacing import Backoff, wait_or_stop
 
 log = structlog.get_logger("jobwire.consumer")
 
-BatchHandler = Callable[[Sequence[Event]], Awaitable[None]]
+P = TypeVar("P")
+
+# Records decoded between two turns of the event loop. The batch being recorded meanwhile
+# moves to its next step (the database's thread finished one, its result waits in the loop)
+# only on such a turn: without them it stalls until the whole next batch is decoded.
+DECODE_STRIDE = 50
+
+
+class BatchHandler(Protocol[P]):
+    """What the consumer hands each batch to, in two steps (service/pipeline.py)."""
+
+    def prepare(self, events: Sequence[Event]) -> P:
+        """Match the batch and build what `record` writes; no waiting on anything."""
+        ...
+
+    async def record(self, prepared: P) -> None:
+        """Make the prepared batch durable; its offsets are committed once this returns."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +71,23 @@ class DeadLetter:
     cause: MalformedCause
 
 
-class EventConsumer:
+@dataclass(frozen=True, slots=True)
+class Decoded(Generic[P]):
+    """A fetched batch, decoded and prepared, waiting to be recorded and committed."""
+
+    prepared: P | None  # None: none of its messages was an event
+    dead: list[DeadLetter]
+    offsets: dict[TopicPartition, int]
+    event_ids: list[str]
+
+
+class EventConsumer(Generic[P]):
     """Consumes the postings and articles topics as one member of the consumer group."""
 
     def __init__(
         self,
         settings: KafkaSettings,
-        handle: BatchHandler,
+        handle: BatchHandler[P],
         observer: ConsumerObserver | None = None,
     ) -> None:
         self.settings = settings
@@ -96,6 +129,7 @@ class EventConsumer:
             return
         done = asyncio.Event()
         watch: asyncio.Task[None] | None = None
+        in_flight: asyncio.Task[None] | None = None  # the batch being recorded and committed
         # From here both clients are running: whatever fails (creating the topics included,
         # on a broker that went away again) stops them, or each supervised restart would leave
         # two more behind.
@@ -107,15 +141,27 @@ class EventConsumer:
             log.info("consumer.started", topics=list(self.kinds), group_id=self.settings.group_id)
             watch = asyncio.create_task(self._watch(consumer, done), name="consumer.watch")
             while not stop.is_set():
+                # While a batch is being recorded, take only what the fetcher already has, so
+                # its commit never waits out a fetch timeout.
                 batch = await consumer.getmany(
-                    timeout_ms=self.settings.batch_timeout_ms,
+                    timeout_ms=0 if in_flight else self.settings.batch_timeout_ms,
                     max_records=self.settings.batch_max_records,
                 )
-                if batch:
-                    async with self._batch_lock:
-                        await self._handle_batch(consumer, producer, batch)
+                ready = await self._decode(batch) if batch else None
+                if in_flight is not None:
+                    await in_flight
+                    in_flight = None
+                if ready is not None:
+                    in_flight = asyncio.create_task(
+                        self._record(consumer, producer, ready), name="consumer.record"
+                    )
                 # The lag is reported by _watch every PROBE_INTERVAL_S, not after every fetch.
+            if in_flight is not None:  # stopping: record and commit what is in hand
+                await in_flight
         finally:
+            if in_flight is not None and not in_flight.done():
+                in_flight.cancel()
+                await asyncio.gather(in_flight, return_exceptions=True)
             done.set()
             if watch is not None:
                 await asyncio.gather(watch, return_exceptions=True)
@@ -197,25 +243,26 @@ class EventConsumer:
             )
         log.info("consumer.topics_created", topics=sorted(set(missing) - set(failed)))
 
-    async def _handle_batch(
-        self,
-        consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
-    ) -> None:
+    async def _decode(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> Decoded[P]:
         events: list[Event] = []
         dead: list[DeadLetter] = []
         offsets: dict[TopicPartition, int] = {}
         for tp, records in batch.items():
             kind = self.kinds[tp.topic]
-            for record in records:
+            received: list[tuple[Event, int]] = []
+            for n, record in enumerate(records, 1):
+                if n % DECODE_STRIDE == 0:
+                    await asyncio.sleep(0)
                 try:
                     event = decode(kind, record.value)
                 except MalformedEvent as exc:
                     dead.append(DeadLetter(record, exc.reason, exc.cause))
                 else:
                     events.append(event)
-                    self.observer.event_received(record.topic, event, record.timestamp)
+                    received.append((event, record.timestamp))
+            self.observer.events_received(tp.topic, received)
             offsets[tp] = records[-1].offset + 1
         event_ids = [event.id for event in events]
         # One line a batch, naming its events: a line per event cost two fifths of ingest at
@@ -225,24 +272,44 @@ class EventConsumer:
             partitions={f"{tp.topic}[{tp.partition}]": len(r) for tp, r in batch.items()},
             event_ids=event_ids,
         )
+        prepared = self.handle.prepare(events) if events else None
+        return Decoded(prepared, dead, offsets, event_ids)
 
-        await self._dead_letter(producer, dead)
-        if events:
-            await self.handle(events)
-        try:
-            await consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # The group moved on (this member was too slow or left); whoever owns the
-            # partitions now re-reads the batch, and the ledger makes that harmless.
-            log.warning("consumer.commit_failed", error=str(exc))
-            return
-        log.info(
-            "consumer.committed",
-            offsets={f"{tp.topic}[{tp.partition}]": offset for tp, offset in offsets.items()},
-            events=len(events),
-            dead_lettered=len(dead),
-            event_ids=event_ids,
-        )
+    async def _record(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, batch: Decoded[P]
+    ) -> None:
+        """Dead-letter, record, commit: under the batch lock, so a rebalance waits for it."""
+        async with self._batch_lock:
+            # A rebalance may have taken partitions since the batch was fetched: their events
+            # are recorded all the same (their new owner reads them again, and the ledger makes
+            # that a no-op), but only this member's offsets can be committed, and only this
+            # member's malformed messages are dead-lettered (the new owner parks the others).
+            assigned = consumer.assignment()
+            offsets = {tp: offset for tp, offset in batch.offsets.items() if tp in assigned}
+            dead = [
+                item
+                for item in batch.dead
+                if TopicPartition(item.record.topic, item.record.partition) in assigned
+            ]
+            await self._dead_letter(producer, dead)
+            if batch.prepared is not None:
+                await self.handle.record(batch.prepared)
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except CommitFailedError as exc:
+                # The group moved on (this member was too slow or left); whoever owns the
+                # partitions now re-reads the batch, and the ledger makes that harmless.
+                log.warning("consumer.commit_failed", error=str(exc))
+                return
+            log.info(
+                "consumer.committed",
+                offsets={f"{tp.topic}[{tp.partition}]": offset for tp, offset in offsets.items()},
+                events=len(batch.event_ids),
+                dead_lettered=len(dead),
+                event_ids=batch.event_ids,
+            )
 
     async def _dead_letter(self, producer: AIOKafkaProducer, dead: list[DeadLetter]) -> None:
         """Park malformed messages, unchanged, with why and where they came from."""

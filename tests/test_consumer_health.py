@@ -6,6 +6,7 @@ tests/integration/test_readiness.py."""
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import orjson
 from aiokafka.errors import KafkaConnectionError
@@ -19,7 +20,7 @@ class Watched:
     def __init__(self) -> None:
         self.up: list[bool] = []
 
-    def event_received(self, topic: str, event: Event, timestamp_ms: int) -> None:
+    def events_received(self, topic: str, received: Sequence[tuple[Event, int]]) -> None:
         pass
 
     def event_dead_lettered(self, topic: str, cause: MalformedCause) -> None:

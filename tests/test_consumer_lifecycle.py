@@ -44,10 +44,14 @@ async def test_a_failure_while_creating_the_topics_stops_both_clients(
 
     monkeypatch.setattr(EventConsumer, "_create_missing_topics", broker_went_away)
 
-    async def handle(batch: object) -> None:
-        pass
+    class Handler:
+        def prepare(self, events: object) -> None:
+            pass
 
-    consumer = EventConsumer(KafkaSettings(create_topics=True), handle)  # type: ignore[arg-type]
+        async def record(self, prepared: None) -> None:
+            pass
+
+    consumer = EventConsumer(KafkaSettings(create_topics=True), Handler())
     with pytest.raises(ConnectionError):
         await consumer.run(asyncio.Event())
     assert len(Client.made) == 2

@@ -62,7 +62,7 @@ def test_latency_runs_from_the_kafka_timestamp_of_an_event_read_here() -> None:
     now = [1_000_000.0]
     metrics = Metrics(clock=lambda: now[0])
     event = JobPosting(id="e1", employer="ACME", title="Agent", city="Portland")
-    metrics.event_received("jobs.postings", event, timestamp_ms=int((now[0] - 2.0) * 1000))
+    metrics.events_received("jobs.postings", [(event, int((now[0] - 2.0) * 1000))])
     now[0] += 1.0
     # A digest of two: one send, two alerts. The second's event was read by another instance:
     # its latency runs from when it was recorded (about 30 s ago).

@@ -1,6 +1,6 @@
 """jobwire's Prometheus metrics: one registry per running service, one method per thing counted.
 
-Each stage calls one method here (`event_received`, `matches_recorded`, `delivery_sent`, ...);
+Each stage calls one method here (`events_received`, `matches_recorded`, `delivery_sent`, ...);
 this module alone knows the metric names, their labels and their buckets. The names follow
 Prometheus's conventions: a `jobwire_` prefix, `_total` on counters, base units (`_seconds`),
 labels with few values (a topic, a scheme, a status; never an id). docs/operations.md lists
@@ -212,17 +212,22 @@ class Metrics:
 
     # -- what the Kafka edge reports (consumers.health.ConsumerObserver) -----------------------
 
-    def event_received(self, topic: str, event: Event, timestamp_ms: int) -> None:
-        # Once per event: the labelled child is looked up once per topic, and the last event's
-        # time is read at scrape time.
+    def events_received(self, topic: str, received: Sequence[tuple[Event, int]]) -> None:
+        """A batch of one topic's events, each with its Kafka timestamp (ms). Once per batch,
+        not per event: a counter's lock taken per event cost a tenth of ingest."""
+        if not received:
+            return
         consumed = self._consumed.get(topic)
         if consumed is None:
             consumed = self._consumed[topic] = self.events_consumed.labels(topic)
-        consumed.inc()
+        consumed.inc(len(received))
         now = self._last_event_at = self.clock()
         published = self._published
-        published[(event.kind, event.id)] = timestamp_ms / 1000 if timestamp_ms > 0 else now
-        if len(published) > PUBLISHED_KEPT:
+        published.update(
+            ((event.kind, event.id), timestamp_ms / 1000 if timestamp_ms > 0 else now)
+            for event, timestamp_ms in received
+        )
+        while len(published) > PUBLISHED_KEPT:
             published.popitem(last=False)
 
     def event_dead_lettered(self, topic: str, cause: MalformedCause) -> None:

@@ -29,6 +29,7 @@ from service.store.ledger import (
     DeliveryStatus,
     Ledger,
     Match,
+    Recording,
 )
 from service.store.schema import metadata, utcnow
 from service.store.secrets import ServiceSecrets
@@ -45,6 +46,7 @@ __all__ = [
     "DeliveryStatus",
     "Erased",
     "Match",
+    "Recording",
     "Store",
     "StoreUnavailable",
     "User",

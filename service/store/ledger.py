@@ -139,6 +139,23 @@ def _due(now: datetime) -> ColumnElement[bool]:
     )
 
 
+class Recording(NamedTuple):
+    """A batch as the ledger will write it: built apart from the write (`Ledger.write`), so
+    the consumer can build the next batch's rows while this one is written."""
+
+    events: list[EventRow]
+    deliveries: list[DeliveryRow]
+    at: datetime
+
+    @classmethod
+    def of(cls, batch: Sequence[Event], deliveries: list[DeliveryRow], at: datetime) -> Recording:
+        event_rows = {
+            (ev.kind, ev.id): (ev.kind, ev.id, ev.model_dump_json(), at, search_text(ev))
+            for ev in batch
+        }
+        return cls(list(event_rows.values()), deliveries, at)
+
+
 class Ledger:
     def __init__(self, engine: AsyncEngine, sealer: Sealer) -> None:
         self.engine = engine
@@ -149,23 +166,24 @@ class Ledger:
         rendering its alerts) and one pending row per match and target. Rows already recorded
         are left as they are, so a batch Kafka delivers again changes nothing.
 
-        Returns how many new alerts were recorded.
+        Returns how many new alerts were recorded. (The pipeline builds its rows itself, see
+        `Recording`; this is the same write for a list of matches.)
         """
-        now = utcnow()
-        event_rows: dict[tuple[str, str], EventRow] = {
-            (ev.kind, ev.id): (ev.kind, ev.id, ev.model_dump_json(), now, search_text(ev))
-            for ev in batch
-        }
-        delivery_rows: list[DeliveryRow] = [
+        rows: list[DeliveryRow] = [
             (sub, target_id, event.kind, event.id, due, digest)
             for sub, event, target_ids, due, digest in matches
             for target_id in target_ids
         ]
-        if not event_rows:
+        return await self.write(Recording.of(batch, rows, utcnow()))
+
+    async def write(self, recording: Recording) -> int:
+        """Write a batch's events and ledger rows in one transaction; returns how many of the
+        rows were new."""
+        if not recording.events:
             return 0
         async with self.engine.begin() as conn:
-            await insert_events(conn, list(event_rows.values()))
-            return await insert_deliveries(conn, delivery_rows, now)
+            await insert_events(conn, recording.events)
+            return await insert_deliveries(conn, recording.deliveries, recording.at)
 
     async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
         """Take up to `limit` due alerts (not digest rows) for sending, safely beside other
