@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import delete
 
 from consumers.events import Event
 from service.store import Match, Store, utcnow
 from service.store.ledger import Outcomes
+from service.store.schema import events
 from service.subscriptions import SubscriptionIn
 
 TARGET = "json://127.0.0.1:9/hook"
@@ -35,6 +37,27 @@ async def test_recording_the_same_batch_twice_records_each_alert_once(
     # Kafka re-delivered the batch after a crash
     assert await store.ledger.record(sample_events[:3], matches) == 0
     assert (await store.ledger.counts()) == {"pending": 6}
+
+
+async def test_an_event_seen_again_after_retention_removed_it_records_no_alert_twice(
+    store: Store, sample_events: list[Event]
+) -> None:
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
+    batch = sample_events[:3]
+    matches = [Match(sub.id, event, sub.target_ids) for event in batch]
+    assert await store.ledger.record(batch, matches) == 3
+    # Retention removed the events (their alerts went out) but the ledger rows remain; then
+    # Kafka delivered the batch again (an offset reset). On PostgreSQL the rows of events new
+    # to the store go in by COPY, which cannot skip rows that are there.
+    async with store.engine.begin() as conn:
+        await conn.execute(delete(events))
+
+    assert await store.ledger.record(batch, matches) == 0
+    assert (await store.ledger.counts()) == {"pending": 3}
+    # A batch mixing an event seen before and a new one records only the new one's alert.
+    mixed = sample_events[:4]
+    more = [Match(sub.id, event, sub.target_ids) for event in mixed]
+    assert await store.ledger.record(mixed, more) == 1
 
 
 async def test_a_claimed_alert_is_not_claimed_again_until_its_lease_runs_out(

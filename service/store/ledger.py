@@ -182,8 +182,8 @@ class Ledger:
         if not recording.events:
             return 0
         async with self.engine.begin() as conn:
-            await insert_events(conn, recording.events)
-            return await insert_deliveries(conn, recording.deliveries, recording.at)
+            new_events = await insert_events(conn, recording.events)
+            return await insert_deliveries(conn, recording.deliveries, recording.at, new_events)
 
     async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
         """Take up to `limit` due alerts (not digest rows) for sending, safely beside other
