@@ -100,6 +100,7 @@ class FakeLedger:
 
     rows: dict[int, dict[str, object]] = field(default_factory=dict)
     claims: int = 0
+    digest_claims: int = 0
     applied: list[Outcomes] = field(default_factory=list)
     renewed: list[int] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
@@ -110,6 +111,7 @@ class FakeLedger:
             self.rows[row] = {"target": target_id, "status": "pending", "due": utcnow(), "n": 0}
 
     async def claim_digests(self, limit: int, lease_s: float) -> list[object]:
+        self.digest_claims += 1
         return []
 
     async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
@@ -250,6 +252,32 @@ async def test_every_alert_is_sent_once_and_outcomes_are_written_in_batches() ->
 
     assert notifier.sent["json://hooks.example.com/1"] == 200
     assert len(ledger.applied) < 200 / 4  # many alerts per write, not one write per alert
+
+
+async def test_digests_are_looked_for_on_the_poll_not_before_every_claim_of_alerts() -> None:
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    ledger.add(target_id=1, count=200)
+    # A long poll: everything here moves by wakes (alerts recorded, sends ended).
+    worker = DeliveryWorker(FakeStore(ledger), notifier, settings(poll_interval_s=30))  # type: ignore[arg-type]
+
+    await run_until(worker, lambda: ledger.statuses()["sent"] == 200)
+
+    assert ledger.claims > 5
+    # Before, each of those claims of alerts first asked for due digests: a query for
+    # nothing on the path of every alert.
+    assert ledger.digest_claims == 1
+
+
+async def test_a_send_that_ends_does_not_send_the_worker_back_to_the_ledger() -> None:
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    ledger.add(target_id=1, count=20)
+    worker = DeliveryWorker(FakeStore(ledger), notifier, settings(poll_interval_s=30))  # type: ignore[arg-type]
+
+    await run_until(worker, lambda: ledger.statuses()["sent"] == 20)
+
+    # One claim took all 20 (fewer than it asked for: nothing else was due); before, every
+    # send that ended woke the worker into another claim, a query per alert for nothing.
+    assert ledger.claims == 1
 
 
 async def test_a_held_target_is_probed_by_one_alert_while_the_rest_wait_without_spinning() -> None:

@@ -192,6 +192,10 @@ class DeliveryWorker:
         ]
         loop = asyncio.get_running_loop()
         look_at = 0.0  # when to look for due rows next, woken or not
+        # Digests come due on a clock, never because alerts were recorded or a send ended (a
+        # digest row is recorded due later), so they are looked for on the poll alone: a
+        # look on every wake was a second query before each claim of alerts.
+        digests_at = 0.0
         more = True  # the last claim was full: there may be more due right now
         try:
             while not stop.is_set():
@@ -202,7 +206,10 @@ class DeliveryWorker:
                     woken or more or now >= look_at
                 ):
                     want = self._claim_size - len(self._queue)
-                    claimed = await self._claim(want, digests=woken or now >= look_at)
+                    digests = now >= digests_at
+                    if digests:
+                        digests_at = now + self.settings.poll_interval_s
+                    claimed = await self._claim(want, digests=digests)
                     more = len(claimed) == want
                     look_at = now + self.settings.poll_interval_s
                     self._queue.extend(claimed)
@@ -241,12 +248,14 @@ class DeliveryWorker:
             log.warning("delivery.released", delivery_ids=released)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
+        # No wake: a free slot makes nothing due. The loop starts queued work when a slot
+        # frees (it waits on the sends when full) and claims again when the last claim was
+        # full; waking it here made it ask the ledger once more after every send, for nothing.
         self._in_flight.pop(task, None)
-        self._wake.set()
 
     async def _claim(self, limit: int, digests: bool) -> list[Work]:
-        """Due digests first (each one send; looked for when woken or at each poll, they are
-        few), then due alerts, `limit` sends in all."""
+        """Due digests first (each one send; looked for at each poll, they are few), then due
+        alerts, `limit` sends in all."""
         lease = self.settings.lease_s
         try:
             work = []
