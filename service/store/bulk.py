@@ -13,7 +13,8 @@ while the consumer decodes the next batch in the main one (consumers/kafka.py), 
 `executemany` takes the interpreter's lock back for every row it binds, so each row waited for
 the decoding thread to let go of it; the two threads ran one after the other, and slower than
 alone. SQLite reads the array itself, in C, with the lock released for the whole statement:
-measured beside a busy Python thread, 200,000 ledger rows/s against under 2,000.
+beside a busy Python thread, about 217,000 ledger rows/s against about 200
+(bench/bench_ledger_insert.py).
 
 On PostgreSQL the ledger rows of events new to the store go in by `COPY`, at twice the rate
 of that `INSERT` (bench/bench_pipeline.py, fan-out 100): an event's rows are written in the

@@ -1,0 +1,201 @@
+"""How fast SQLite takes a batch's ledger rows, alone and beside a busy Python thread.
+
+    python bench/bench_ledger_insert.py [--batches 6] [--events 500] [--fanout 100]
+
+The ledger's own table and indexes (the newest migration, through `Store.open`), batches of
+`events × fanout` rows as the pipeline writes them at fan-out 100, each in its transaction,
+with `sqlite3` directly so nothing but the insert is measured:
+
+1. `INSERT … SELECT FROM json_each(?)`, jobwire's statement (`service/store/bulk.py`): the rows
+   as one JSON array SQLite reads itself. This is the baseline the others are compared with.
+2. The same beside a thread that keeps the interpreter busy, as the consumer's decoding of the
+   next batch does while one is written (consumers/kafka.py).
+3. `executemany` of the same rows, the statement jobwire used before, alone and beside the
+   busy thread: it takes the interpreter's lock back for every row it binds. The busy case
+   gets a fiftieth of a batch: it crawls.
+4. json_each again without `ix_deliveries_target`, to show what that index costs.
+
+Figures are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from service.logs import configure_logging
+from service.store import Store
+from service.store.bulk import _SQLITE_DELIVERIES, _sqlite_time
+from service.store.schema import utcnow
+
+EXECUTEMANY = (
+    "INSERT INTO deliveries (subscription_id, target_id, event_kind, event_id, status, "
+    "attempts, next_attempt_at, created_at, digest) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
+
+Rows = list[tuple[str, int, str, str, None, bool]]
+
+
+def fresh_store(directory: Path, name: str) -> sqlite3.Connection:
+    """A new store file with the newest schema, opened as the service opens it."""
+    path = directory / f"{name}.db"
+
+    async def create() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{path}", auto_migrate=True)
+        await store.close()
+
+    asyncio.run(create())
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def batches(count: int, events: int, fanout: int, tag: str) -> Iterator[Rows]:
+    for b in range(count):
+        yield [
+            (f"{s:032x}", s + 1, "posting", f"{tag}-{b}-{e}", None, False)
+            for e in range(events)
+            for s in range(fanout)
+        ]
+
+
+@contextmanager
+def busy_interpreter(on: bool) -> Iterator[None]:
+    """A thread doing pure Python work for as long as the block runs."""
+    running = on
+    work = 0
+
+    def spin() -> None:
+        nonlocal work
+        while running:
+            for i in range(1000):
+                work += i
+
+    thread = threading.Thread(target=spin, daemon=True)
+    if on:
+        thread.start()
+    try:
+        yield
+    finally:
+        running = False
+        if on:
+            thread.join()
+
+
+def by_json(conn: sqlite3.Connection, rows: Rows, now: str) -> int:
+    return conn.execute(_SQLITE_DELIVERIES, (orjson.dumps(rows).decode(), now)).rowcount
+
+
+def by_executemany(conn: sqlite3.Connection, rows: Rows, now: str) -> int:
+    params = [(s, t, k, i, now, now, int(d)) for s, t, k, i, _, d in rows]
+    return conn.executemany(EXECUTEMANY, params).rowcount
+
+
+def measure(
+    conn: sqlite3.Connection,
+    insert: Callable[[sqlite3.Connection, Rows, str], int],
+    work: Iterator[Rows],
+    busy: bool,
+) -> tuple[float, int]:
+    """(rows/s, rows) over the batches, each in its own transaction."""
+    inserted, spent = 0, 0.0
+    with busy_interpreter(busy):
+        for rows in work:
+            started = time.perf_counter()
+            conn.execute("BEGIN")
+            inserted += insert(conn, rows, _sqlite_time(utcnow()))
+            conn.execute("COMMIT")
+            spent += time.perf_counter() - started
+    return inserted / spent, inserted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=6, help="batches per case (6)")
+    parser.add_argument("--events", type=int, default=500, help="events per batch (500)")
+    parser.add_argument("--fanout", type=int, default=100, help="ledger rows per event (100)")
+    args = parser.parse_args()
+    configure_logging(level="WARNING")  # not a line per store made
+    per_batch = args.events * args.fanout
+    print(
+        f"ledger inserts on SQLite {sqlite3.sqlite_version}: {args.batches} batches of "
+        f"{per_batch:,} rows ({args.events} events × fan-out {args.fanout}) per case"
+    )
+    small = max(1, args.events // 50)  # the crawling case gets a fiftieth of a batch
+
+    cases: list[tuple[str, Callable[[Path], tuple[float, int]]]] = [
+        (
+            "json_each (jobwire), alone",
+            lambda d: measure(
+                fresh_store(d, "a"),
+                by_json,
+                batches(args.batches, args.events, args.fanout, "a"),
+                False,
+            ),
+        ),
+        (
+            "json_each (jobwire), beside a busy thread",
+            lambda d: measure(
+                fresh_store(d, "b"),
+                by_json,
+                batches(args.batches, args.events, args.fanout, "b"),
+                True,
+            ),
+        ),
+        (
+            "executemany (before), alone",
+            lambda d: measure(
+                fresh_store(d, "c"),
+                by_executemany,
+                batches(args.batches, args.events, args.fanout, "c"),
+                False,
+            ),
+        ),
+        (
+            f"executemany (before), beside a busy thread ({small * args.fanout:,} rows)",
+            lambda d: measure(
+                fresh_store(d, "d"),
+                by_executemany,
+                batches(1, small, args.fanout, "d"),
+                True,
+            ),
+        ),
+        (
+            "json_each, alone, without ix_deliveries_target",
+            lambda d: measure(
+                _without_target_index(fresh_store(d, "e")),
+                by_json,
+                batches(args.batches, args.events, args.fanout, "e"),
+                False,
+            ),
+        ),
+    ]
+    baseline: float | None = None
+    with tempfile.TemporaryDirectory(prefix="jobwire-bench-ledger-") as directory:
+        for name, run in cases:
+            rate, rows = run(Path(directory))
+            baseline = baseline or rate
+            print(f"  {name:<70} {rate:>10,.0f} rows/s  {rate / baseline:5.2f}x  ({rows:,} rows)")
+
+
+def _without_target_index(conn: sqlite3.Connection) -> sqlite3.Connection:
+    conn.execute("DROP INDEX ix_deliveries_target")
+    return conn
+
+
+if __name__ == "__main__":
+    main()
