@@ -13,7 +13,8 @@ with `sqlite3` directly so nothing but the insert is measured:
 3. `executemany` of the same rows, the statement jobwire used before, alone and beside the
    busy thread: it takes the interpreter's lock back for every row it binds. The busy case
    gets a fiftieth of a batch: it crawls.
-4. json_each again without `ix_deliveries_target`, to show what that index costs.
+4. json_each again without `ix_deliveries_target`, to show what that index costs, and with
+   SQLite's default page cache (2 MB) instead of the service's (service/store/engine.py).
 
 Figures are printed, not asserted.
 """
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from service.logs import configure_logging
 from service.store import Store
 from service.store.bulk import _SQLITE_DELIVERIES, _sqlite_time
+from service.store.engine import _set_sqlite_pragmas
 from service.store.schema import utcnow
 
 EXECUTEMANY = (
@@ -59,8 +61,7 @@ def fresh_store(directory: Path, name: str) -> sqlite3.Connection:
 
     asyncio.run(create())
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    _set_sqlite_pragmas(conn, None)  # as the service opens it: WAL, its page cache
     return conn
 
 
@@ -183,6 +184,15 @@ def main() -> None:
                 False,
             ),
         ),
+        (
+            "json_each, alone, with SQLite's default page cache (2 MB)",
+            lambda d: measure(
+                _default_cache(fresh_store(d, "f")),
+                by_json,
+                batches(args.batches, args.events, args.fanout, "f"),
+                False,
+            ),
+        ),
     ]
     baseline: float | None = None
     with tempfile.TemporaryDirectory(prefix="jobwire-bench-ledger-") as directory:
@@ -194,6 +204,11 @@ def main() -> None:
 
 def _without_target_index(conn: sqlite3.Connection) -> sqlite3.Connection:
     conn.execute("DROP INDEX ix_deliveries_target")
+    return conn
+
+
+def _default_cache(conn: sqlite3.Connection) -> sqlite3.Connection:
+    conn.execute("PRAGMA cache_size=-2000")
     return conn
 
 
