@@ -20,8 +20,9 @@ SUPPORTED = "use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@
 
 
 # Pages a SQLite connection keeps in memory, in KiB. SQLite's default, 2 MB, holds too little of
-# the ledger's indexes: inserting ledger rows ran 15-20% faster with 16 MB and no faster with
-# 64 (bench/bench_ledger_insert.py). The memory is taken only as pages are read.
+# the ledger's indexes once it has a million rows or so: fan-out 100 in bench_pipeline ran
+# 7-15% faster with this (runs alternated), and 16 MB did as well as 64 in a longer insert
+# test. The memory is taken only as pages are read.
 SQLITE_CACHE_KIB = 32_768
 
 
