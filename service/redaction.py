@@ -246,6 +246,12 @@ def scrub(text: str, url: str) -> str:
     return _replace(text, secrets(url), everywhere=True)[:1000]
 
 
+def shown_error(error: str | None, url: str) -> str | None:
+    """A stored error of a send to `url`, to show anyone: scrubbed of the target's secrets
+    when it was written, and again here for rows an older jobwire wrote before it did."""
+    return scrub(error, url) if error else None
+
+
 def _replace(text: str, hidden: frozenset[str], everywhere: bool) -> str:
     forms: set[str] = set()
     for secret in hidden:

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consumers.events import AnyEvent, Event
 from service.matching import search_text
-from service.redaction import scrub
+from service.redaction import shown_error
 from service.store.bulk import DeliveryRow, EventRow, insert_deliveries, insert_events
 from service.store.crypto import Sealer
 from service.store.schema import deliveries, events, subscriptions, targets, utcnow
@@ -71,9 +71,8 @@ class Delivery:
 
     @property
     def shown_error(self) -> str | None:
-        """`last_error` to show anyone: scrubbed of the target's secrets when written, and
-        again here for rows an older jobwire wrote before it did."""
-        return scrub(self.last_error, self.target) if self.last_error else None
+        """`last_error` to show anyone (service/redaction.py)."""
+        return shown_error(self.last_error, self.target)
 
 
 @dataclass(frozen=True, slots=True)

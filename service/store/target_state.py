@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.redaction import scrub
+from service.redaction import shown_error
 from service.store.crypto import Sealer
 from service.store.engine import insert
 from service.store.schema import (
@@ -57,9 +57,8 @@ class DeadTarget:
 
     @property
     def shown_error(self) -> str | None:
-        """`last_error` to show anyone: scrubbed of the target's secrets when written, and
-        again here for rows an older jobwire wrote before it did."""
-        return scrub(self.last_error, self.target) if self.last_error else None
+        """`last_error` to show anyone (service/redaction.py)."""
+        return shown_error(self.last_error, self.target)
 
 
 class TargetState:
