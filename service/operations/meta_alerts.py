@@ -179,22 +179,15 @@ class MetaAlerts:
         notifier = self.operator_notifier if operators else self.notifier
         try:
             await notifier.send(url, message)
-        except DeliveryFailed as exc:
-            log.warning(
-                "meta_alert.send_failed",
-                recipient=recipient,
-                kind=notice.kind,
-                via=shown,
-                error=str(exc),
-            )
-            return False
         except Exception as exc:
+            # A DeliveryFailed says why, safe to show; anything else may hold the URL: its type.
+            error = str(exc) if isinstance(exc, DeliveryFailed) else type(exc).__name__
             log.warning(
                 "meta_alert.send_failed",
                 recipient=recipient,
                 kind=notice.kind,
                 via=shown,
-                error=type(exc).__name__,
+                error=error,
             )
             return False
         self.metrics.meta_alert(recipient, notice.kind, "sent")
