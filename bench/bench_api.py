@@ -78,7 +78,10 @@ async def _serve(store_url: str, key_queue: multiprocessing.Queue[tuple[str, str
         ApiContext(
             store=store,
             registry=SubscriptionRegistry(
-                store, policy, LimitSettings(subscriptions_per_user=10**9)
+                store,
+                policy,
+                # jobwire's own limits (600 requests a minute per key) would measure themselves.
+                LimitSettings(subscriptions_per_user=10**9, requests_per_minute=10**9),
             ),
             links=UnsubscribeLinks(b"bench", "http://127.0.0.1"),
             notifier=AppriseNotifier(policy, concurrency=2, timeout_s=5),
