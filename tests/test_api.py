@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +18,9 @@ from config.settings import LimitSettings
 from devstack.sinks import HttpSink, SmtpSink
 from service.accounts import add_user, key_hash
 from service.delivery import AppriseNotifier
+from service.logs import configure_logging
+from service.operations.metrics import Metrics
+from service.operations.metrics_endpoint import instrument
 from service.redaction import mask
 from service.registry import SubscriptionRegistry
 from service.store import Store
@@ -61,9 +66,13 @@ LIMITS = LimitSettings(subscriptions_per_user=3, targets_per_subscription=2, val
 
 @asynccontextmanager
 async def serving(
-    tmp_path: Path, limits: LimitSettings = LIMITS, allow_private_hosts: bool = False
+    tmp_path: Path,
+    limits: LimitSettings = LIMITS,
+    allow_private_hosts: bool = False,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Api]:
-    """The API over a store of its own, with users alice and bob and the operator's key."""
+    """The API over a store of its own, with users alice and bob and the operator's key;
+    counted in `metrics` as `jobwire run` counts it, if given."""
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'api.db'}")
     keys = {}
     for name in ("alice", "bob"):
@@ -88,6 +97,8 @@ async def serving(
             kafka_connected=lambda: kafka_up[0],
         )
     )
+    if metrics is not None:
+        instrument(app, metrics)
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://jobwire.test") as client:
@@ -219,6 +230,55 @@ async def test_an_oversized_body_is_refused_before_it_is_read(api: Api) -> None:
     response = await api.create(api.alice, **huge)
     assert response.status_code == 413
     assert "at most 256 KiB" in response.json()["detail"]
+
+
+async def test_each_answer_is_logged_and_counted_by_its_route_never_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics = Metrics()
+    lines = io.StringIO()
+    configure_logging("json", "INFO", lines)
+    async with serving(tmp_path, metrics=metrics) as api:
+        subscription = (await api.create(api.alice, employers=["Ross"], notify=[MAIL])).json()
+        token = api.links.token(subscription["id"])
+        assert (await api.client.get(f"/unsubscribe/{token}")).status_code == 200
+        huge = {"employers": ["Ross"], "notify": [MAIL], "name": "x" * 300_000}
+        assert (await api.create(api.alice, **huge)).status_code == 413
+
+        async def broken(*_: object, **__: object) -> None:
+            raise RuntimeError("the store broke")
+
+        monkeypatch.setattr(api.store.subscriptions, "all", broken)
+        with pytest.raises(RuntimeError):  # the test client re-raises what the app raised
+            await api.client.get("/subscriptions", headers=api.alice)
+    logged = [json.loads(line) for line in lines.getvalue().splitlines()]
+    answers = [
+        (line["method"], line["route"], line["status"])
+        for line in logged
+        if line["event"] == "api.request"
+    ]
+    assert answers == [
+        ("POST", "/subscriptions", 201),
+        ("GET", "/unsubscribe/{token}", 200),
+        ("POST", "(no route)", 413),  # refused before routing, as it is read
+        ("GET", "/subscriptions", 500),  # a handler that raised is not missing from the log
+    ]
+    assert all(line["ms"] >= 0 for line in logged if line["event"] == "api.request")
+    ours = [line for line in logged if line["logger"].startswith("jobwire")]
+    assert ours and not any(token in json.dumps(line) for line in ours)
+    counted = {
+        (sample.labels["route"], sample.labels["status"]): sample.value
+        for family in metrics.registry.collect()
+        if family.name == "jobwire_api_requests"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert counted == {
+        ("/subscriptions", "201"): 1,
+        ("/unsubscribe/{token}", "200"): 1,
+        ("(no route)", "413"): 1,
+        ("/subscriptions", "500"): 1,
+    }
 
 
 async def test_a_chunked_body_is_cut_off_at_the_limit_before_the_key_is_checked(api: Api) -> None:

@@ -8,14 +8,12 @@ route template, so a token in a path never becomes a label). With the API off,
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.operations.metrics import Metrics
-from service.web import ApiUnavailable, bind
+from service.web import AnswerWatch, ApiUnavailable, bind
 
 PATH = "/metrics"
 
@@ -25,19 +23,7 @@ def instrument(api: FastAPI, metrics: Metrics) -> None:
     middleware is in place: this one is then outermost, and sees every answer (413, 429...)."""
     _add_metrics_route(api, metrics)
 
-    @api.middleware("http")
-    async def _count(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = getattr(request.scope.get("route"), "path", "(no route)")
-            metrics.api_request(route, request.method, status, time.perf_counter() - started)
+    api.add_middleware(AnswerWatch, on_answer=metrics.api_request)
 
 
 def metrics_only_app(metrics: Metrics) -> FastAPI:

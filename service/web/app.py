@@ -8,21 +8,21 @@ together.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-
 import structlog
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from config.settings import LimitSettings
 from service.web import api, manage, pages, unsubscribe
 from service.web.context import ApiContext, RateLimits
-from service.web.server import MAX_BODY_BYTES, BodyLimit
+from service.web.server import MAX_BODY_BYTES, AnswerWatch, BodyLimit
 from service.web.templating import STATIC
 
 log = structlog.get_logger("jobwire.api")
+
+
+def _log_answer(route: str, method: str, status: int, seconds: float) -> None:
+    log.info("api.request", method=method, route=route, status=status, ms=round(seconds * 1000, 1))
 
 
 def create_api(ctx: ApiContext) -> FastAPI:
@@ -38,28 +38,12 @@ def create_api(ctx: ApiContext) -> FastAPI:
     # No context: building the OpenAPI document only (tests/test_api_fuzz.py).
     limits = ctx.registry.limits if ctx is not None else LimitSettings()
     app.state.rate_limits = RateLimits.from_settings(limits)
-    # Outermost, so it counts the bytes of every request before anything reads them.
+    # Before anything that reads a body, so it counts the bytes of every request first.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     api.add_error_handlers(app)
     pages.add_page_handlers(app)
 
-    @app.middleware("http")
-    async def _log_request(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        # The route's template, not the path: unsubscribe and sign-in paths hold tokens.
-        route = getattr(request.scope.get("route"), "path", "(no route)")
-        log.info(
-            "api.request",
-            method=request.method,
-            route=route,
-            status=response.status_code,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-        return response
-
+    app.add_middleware(AnswerWatch, on_answer=_log_answer)
     app.include_router(api.router)
     app.include_router(unsubscribe.router)
     if ctx is None or ctx.web.enabled:
