@@ -14,6 +14,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
+from service.store import sqlite_driver
 from service.store.errors import StoreUnavailable
 
 SUPPORTED = "use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@HOST/DB"
@@ -54,10 +55,22 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
+def _driver_options(url: str | URL) -> dict[str, Any]:
+    """SQLite's connections come from service/store/sqlite_driver.py: one trip to a
+    connection's thread per statement instead of four."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return {}
+    return {"connect_args": {"async_creator_fn": sqlite_driver.connect}}
+
+
 def open_engine(url: str) -> AsyncEngine:
     # A ping before each use finds a PostgreSQL connection the server dropped; a SQLite file
     # has no server to lose, and the ping was a round trip to its thread per checkout.
-    engine = create_async_engine(url, pool_pre_ping=make_url(url).get_backend_name() != "sqlite")
+    engine = create_async_engine(
+        url,
+        pool_pre_ping=make_url(url).get_backend_name() != "sqlite",
+        **_driver_options(url),
+    )
     name = engine.dialect.name
     if name == "sqlite":
         file = sqlite_file(url)
@@ -76,7 +89,7 @@ def migration_engine(url: URL) -> AsyncEngine:
     and an explicit BEGIN IMMEDIATE, a migration that fails half-way rolls back whole, and two
     processes upgrading one file take turns instead of interleaving.
     """
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = create_async_engine(url, poolclass=NullPool, **_driver_options(url))
     if engine.dialect.name != "sqlite":
         return engine
 

@@ -1,0 +1,74 @@
+"""SQLite's connections (service/store/sqlite_driver.py): one trip to a connection's thread per
+statement, and everything SQLAlchemy reads from a statement still there."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from service.store import Store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    async with opened.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_a_statement_makes_one_trip_to_the_connection_thread(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trips = 0
+    trip = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, *args: Any, **kwargs: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return await trip(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async with store.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))  # the connection is made and checked out
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        rows = (await conn.execute(text("SELECT name FROM sqlite_master"))).all()
+        assert ("t",) in rows
+        assert trips == 1  # SQLAlchemy's own adapter made four: cursor, execute, fetch, close
+
+
+async def test_statements_answer_as_sqlalchemy_expects(store: Store) -> None:
+    async with store.engine.begin() as conn:
+        inserted = await conn.execute(
+            text("INSERT INTO t (name) VALUES (:name)"), [{"name": "a"}, {"name": "b"}]
+        )
+        assert inserted.rowcount == 2
+        returned = await conn.execute(text("INSERT INTO t (name) VALUES ('c') RETURNING id, name"))
+        assert returned.mappings().all() == [{"id": 3, "name": "c"}]
+        updated = await conn.execute(text("UPDATE t SET name = name || '!' WHERE id < 3"))
+        assert updated.rowcount == 2
+        result = await conn.execute(text("SELECT name FROM t ORDER BY id"))
+        assert result.fetchone() == ("a!",)
+        assert result.fetchmany(5) == [("b!",), ("c",)]
+        assert result.fetchone() is None
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 3
+
+
+async def test_errors_are_sqlalchemys_and_roll_back(store: Store) -> None:
+    async with store.engine.connect() as conn:
+        await conn.execute(text("INSERT INTO t (name) VALUES ('x')"))
+        with pytest.raises(IntegrityError, match="UNIQUE"):
+            await conn.execute(text("INSERT INTO t (name) VALUES ('x')"))
+        await conn.rollback()
+        with pytest.raises(OperationalError, match="no such table"):
+            await conn.execute(text("SELECT * FROM missing"))
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
