@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx
 import pytest
 
@@ -280,6 +281,26 @@ async def test_each_answer_is_logged_and_counted_by_its_route_never_its_path(
         ("(no route)", "413"): 1,
         ("/subscriptions", "500"): 1,
     }
+
+
+async def test_answering_from_the_store_takes_no_trip_through_the_thread_pool(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI runs a plain `def` dependency in its thread pool: a crossing to another thread
+    and back on each request, for what is an attribute lookup here."""
+    created = (await api.create(api.alice, employers=["Ross"], notify=[MAIL])).json()
+    trips = 0
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return await run_sync(*args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    response = await api.client.get(f"/subscriptions/{created['id']}", headers=api.alice)
+    assert response.status_code == 200
+    assert trips == 0
 
 
 async def test_a_chunked_body_is_cut_off_at_the_limit_before_the_key_is_checked(api: Api) -> None:

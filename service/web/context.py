@@ -78,12 +78,14 @@ class RateLimits:
         )
 
 
-def _context(request: Request) -> ApiContext:
+# Async, though they only read: FastAPI runs a plain `def` dependency in its thread pool, a
+# crossing to another thread and back on every request for an attribute lookup.
+async def _context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
 
-def _limits(request: Request) -> RateLimits:
+async def _limits(request: Request) -> RateLimits:
     limits: RateLimits = request.app.state.rate_limits
     return limits
 
