@@ -1,8 +1,10 @@
 """SQLite's connections (service/store/sqlite_driver.py): one trip to a connection's thread per
-statement, and everything SQLAlchemy reads from a statement still there."""
+statement, and everything SQLAlchemy reads from a statement still there; and the store's write
+transactions, which take turns in one process (service/store/engine.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -72,3 +74,34 @@ async def test_errors_are_sqlalchemys_and_roll_back(store: Store) -> None:
             await conn.execute(text("SELECT * FROM missing"))
     async with store.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+
+
+async def test_write_transactions_take_turns_instead_of_meeting_sqlites_lock(
+    store: Store,
+) -> None:
+    """SQLite puts a writer that finds the file locked to sleep for 1, 2, 5, 10... ms at a
+    time; in one process, the next transaction waits its turn and starts when the last ends."""
+    holding, release = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def first() -> None:
+        async with store.engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (name) VALUES ('first')"))
+            holding.set()
+            await release.wait()
+            order.append("first ends")
+
+    async def second() -> None:
+        await holding.wait()
+        async with store.engine.begin() as conn:
+            order.append("second begins")
+            await conn.execute(text("INSERT INTO t (name) VALUES ('second')"))
+
+    running = [asyncio.create_task(first()), asyncio.create_task(second())]
+    await holding.wait()
+    await asyncio.sleep(0.05)  # time for the second to begin, if it did not wait its turn
+    release.set()
+    await asyncio.gather(*running)
+    assert order == ["first ends", "second begins"]
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 2
