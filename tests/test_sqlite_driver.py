@@ -5,6 +5,7 @@ transactions, which take turns in one process (service/store/engine.py)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from service.store import Store
+from consumers.events import Event
+from service.store import Match, Store
+from service.store import ledger as ledger_module
+from service.subscriptions import SubscriptionIn
 
 
 @pytest.fixture
@@ -105,3 +109,42 @@ async def test_write_transactions_take_turns_instead_of_meeting_sqlites_lock(
     assert order == ["first ends", "second begins"]
     async with store.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 2
+
+
+async def test_a_claim_reads_its_events_after_its_transaction_has_let_go_of_the_store(
+    tmp_path: Path, sample_events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing each claimed event inside the claim's transaction held SQLite's one write lock
+    over it, and the consumer's next ledger write waited."""
+    path = tmp_path / "claim.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        sub = await store.subscriptions.add(
+            SubscriptionIn.model_validate(
+                {"employers": ["Nordstrom"], "notify": ["json://127.0.0.1:9/hook"]}
+            )
+        )
+        batch = sample_events[:3]
+        await store.ledger.record(batch, [Match(sub.id, ev, sub.target_ids) for ev in batch])
+        store_free_while_parsing: list[bool] = []
+        parse = ledger_module.AnyEvent
+
+        class Watching:
+            def validate_python(self, payload: Any) -> Any:
+                other = sqlite3.connect(path, timeout=0, isolation_level=None)
+                try:
+                    other.execute("BEGIN IMMEDIATE")  # fails while any writer holds the lock
+                    other.execute("ROLLBACK")
+                    store_free_while_parsing.append(True)
+                except sqlite3.OperationalError:
+                    store_free_while_parsing.append(False)
+                finally:
+                    other.close()
+                return parse.validate_python(payload)
+
+        monkeypatch.setattr(ledger_module, "AnyEvent", Watching())
+        claimed = await store.ledger.claim(10, lease_s=60)
+    finally:
+        await store.close()
+    assert [c.event.id for c in claimed] == [ev.id for ev in batch]
+    assert store_free_while_parsing == [True, True, True]

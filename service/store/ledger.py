@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple, get_args
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    RowMapping,
     Select,
     bindparam,
     func,
@@ -138,6 +139,32 @@ def _due(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _claimed_rows(conn: Connection, ids: list[int]) -> Sequence[RowMapping]:
+    """What the worker needs of claimed rows: the row, its target, its subscription's name and
+    its event."""
+    return (
+        conn.execute(
+            select(
+                *deliveries.c,
+                targets.c.url,
+                targets.c.scheme,
+                subscriptions.c.name,
+                events.c.payload,
+            )
+            .join(targets, targets.c.id == deliveries.c.target_id)
+            .join(
+                events,
+                (events.c.kind == deliveries.c.event_kind) & (events.c.id == deliveries.c.event_id),
+            )
+            .outerjoin(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+            .where(deliveries.c.id.in_(ids))
+            .order_by(deliveries.c.id)
+        )
+        .mappings()
+        .all()
+    )
+
+
 class Recording(NamedTuple):
     """A batch as the ledger will write it: built apart from the write (`Ledger.write`), so
     the consumer can build the next batch's rows while this one is written."""
@@ -212,7 +239,8 @@ class Ledger:
             ids = list((await conn.execute(claim)).scalars())
             if not ids:
                 return []
-            return await conn.run_sync(self._claimed, ids)
+            rows = await conn.run_sync(_claimed_rows, ids)
+        return self._claimed(rows)
 
     async def claim_digests(self, limit: int, lease_s: float) -> list[ClaimedDigest]:
         """Take up to `limit` due digests: for each target, every due digest row at once, under
@@ -255,34 +283,21 @@ class Ledger:
                     update(deliveries).where(deliveries.c.id.in_(ids)).values(digest_id=min(ids))
                 )
             rows = await conn.run_sync(
-                self._claimed, sorted(i for v in by_target.values() for i in v)
+                _claimed_rows, sorted(i for v in by_target.values() for i in v)
             )
         items: dict[int, list[ClaimedDelivery]] = {}
-        for row in rows:  # one pass: a digest can hold thousands of rows
+        for row in self._claimed(rows):  # one pass: a digest can hold thousands of rows
             items.setdefault(row.delivery.target_id, []).append(row)
         return [
             ClaimedDigest(digest_id=min(ids), items=items[target_id])
             for target_id, ids in by_target.items()
         ]
 
-    def _claimed(self, conn: Connection, ids: list[int]) -> list[ClaimedDelivery]:
-        rows = conn.execute(
-            select(
-                *deliveries.c,
-                targets.c.url,
-                targets.c.scheme,
-                subscriptions.c.name,
-                events.c.payload,
-            )
-            .join(targets, targets.c.id == deliveries.c.target_id)
-            .join(
-                events,
-                (events.c.kind == deliveries.c.event_kind) & (events.c.id == deliveries.c.event_id),
-            )
-            .outerjoin(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
-            .where(deliveries.c.id.in_(ids))
-            .order_by(deliveries.c.id)
-        ).mappings()
+    def _claimed(self, rows: Sequence[RowMapping]) -> list[ClaimedDelivery]:
+        """The claimed rows as the worker takes them. Done after the claim's transaction has
+        ended: parsing every event and opening every target here, with the transaction still
+        open, held SQLite's one write lock over it, and the consumer's next ledger write and
+        the record of sends waited for it."""
         return [
             ClaimedDelivery(
                 delivery=self._delivery(row),
