@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from service.delivery import AppriseNotifier, DeliveryFailed, keepalive
+from service.delivery import notifier as notifier_module
 from service.delivery.render import Message
 from service.targets import TargetPolicy
 
@@ -24,6 +25,7 @@ class _Hook(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen: ClassVar[list[tuple[str, int]]] = []
     authorizations: ClassVar[list[str | None]] = []
+    hold: ClassVar[threading.Barrier | None] = None
     lock = threading.Lock()
 
     def do_POST(self) -> None:
@@ -31,6 +33,8 @@ class _Hook(BaseHTTPRequestHandler):
         with self.lock:
             self.seen.append((self.path, self.client_address[1]))
             self.authorizations.append(self.headers.get("Authorization"))
+        if self.path == "/slow" and self.hold is not None:
+            self.hold.wait()
         status = {"/broken": 500, "/busy": 503}.get(self.path, 200)
         body = b'{"ok": true}'
         self.send_response(status)
@@ -72,6 +76,56 @@ def test_alerts_to_one_webhook_arrive_over_one_kept_connection(
         notifier.send_blocking(f"json://{hook}/a", Message(f"posting {n}", "body"))
     assert len([p for p, _ in _Hook.seen if p == "/a"]) == 5
     assert len(_connections("/a")) == 1
+
+
+def test_alerts_sent_from_different_threads_share_the_targets_kept_connection(
+    hook: str, notifier: AppriseNotifier
+) -> None:
+    # Sends run on whichever thread is free; each thread warming a target of its own cost a
+    # plugin, a session and a connection per target and thread.
+    for n in range(4):
+        thread = threading.Thread(
+            target=notifier.send_blocking,
+            args=(f"json://{hook}/a", Message(f"posting {n}", "body")),
+        )
+        thread.start()
+        thread.join()
+    assert len([p for p, _ in _Hook.seen if p == "/a"]) == 4
+    assert len(_connections("/a")) == 1
+
+
+def test_alerts_at_the_same_moment_to_one_target_are_sent_side_by_side(
+    hook: str, notifier: AppriseNotifier
+) -> None:
+    _Hook.hold = threading.Barrier(2, timeout=5)  # each answer waits for the other request
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            sends = [
+                pool.submit(
+                    notifier.send_blocking, f"json://{hook}/slow", Message(f"posting {n}", "body")
+                )
+                for n in range(2)
+            ]
+            for send in sends:
+                send.result(timeout=10)
+    finally:
+        _Hook.hold = None
+    notifier.send_blocking(f"json://{hook}/slow", Message("posting 3", "body"))
+    assert len(_connections("/slow")) == 2  # one per send at once; the third reused one
+
+
+def test_a_process_keeps_a_bounded_number_of_plugins_the_least_recently_used_go(
+    hook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(notifier_module, "KEPT_PLUGINS", 2)  # each holds a connection open
+    sender = AppriseNotifier(TargetPolicy(["json"], allow_private_hosts=True), 1, timeout_s=10)
+    try:
+        for path in ("a", "b", "a", "c", "a", "b"):
+            sender.send_blocking(f"json://{hook}/{path}", Message(f"to {path}", "body"))
+    finally:
+        sender.close()
+    assert len(_connections("/a")) == 1  # used last before each newcomer: kept
+    assert len(_connections("/b")) == 2  # the least recently used when /c came: let go
 
 
 def test_other_requests_in_the_process_still_get_a_connection_each(
