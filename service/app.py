@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +18,7 @@ import uvloop
 from config.settings import Settings
 from consumers.kafka import EventConsumer
 from consumers.pacing import Backoff, wait_or_stop
+from service import heap
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.delivery.observer import Observers
 from service.delivery.render import Renderer
@@ -233,11 +235,25 @@ def run_service(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, _stopping, stop, sig)
-        await Service(settings).run(stop)
+        service = Service(settings)
+        settling = asyncio.create_task(_settle_when_ready(service))
+        try:
+            await service.run(stop)
+        finally:
+            settling.cancel()
 
     # uvloop: the event loop in C. Every stage here is many small awaits (Kafka, the store's
     # thread, HTTP), and the loop's own work was a tenth of the consumer's time.
     uvloop.run(main())
+
+
+async def _settle_when_ready(service: Service) -> None:
+    """Start-up's objects set aside once it is done (service/heap.py). Only here, in the
+    process `jobwire run` owns: a test or an embedding program keeps its collector as is."""
+    await service.ready.wait()
+    started = time.perf_counter()
+    set_aside = heap.settle()
+    log.info("heap.settled", objects=set_aside, ms=round((time.perf_counter() - started) * 1e3))
 
 
 def _stopping(stop: asyncio.Event, sig: signal.Signals) -> None:

@@ -23,3 +23,21 @@ def test_the_api_benchmark_runs_every_row() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     for row in ("GET /healthz", "POST /subscriptions", "GET /subscriptions/{id}", "PATCH"):
         assert row in done.stdout
+
+
+def test_the_gc_pause_benchmark_measures_both_processes_each_way() -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench" / "bench_gc_pause.py")),
+            *("--rounds", "1", "--sends", "50", "--requests", "30"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("start-up's end (baseline)") == 2
+    assert "50 sends on" in done.stdout
+    assert "30 requests on" in done.stdout

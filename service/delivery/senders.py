@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from config.settings import TargetSettings, TemplateSettings
+from service import heap
 from service.delivery.notifier import AppriseNotifier, DeliveryFailed
 from service.delivery.render import Message, Renderer
 from service.delivery.render.renderer import remake
@@ -67,6 +68,7 @@ def _serve(
     notifier = AppriseNotifier(TargetPolicy.from_settings(targets), threads, timeout_s=0)
     renderer = Renderer.from_settings(templates)  # already checked by the service at start
     answering = threading.Lock()
+    heap.settle()
 
     def send(request_id: int, target: str, payload: Payload) -> None:
         error: str | None = None
