@@ -36,7 +36,10 @@ email               then a fresh jobwire delivers them: alerts arriving at the s
 latency100,         Events published at a fixed rate for --seconds, each carrying its publish
 latency1000         time; the sink notes when its alert arrives. Percentiles of publish ->
                     alert received, and whether jobwire keeps up (if not, the percentiles
-                    are of what arrived, and the table says so).
+                    are of what arrived, and the table says so). The same rate is published
+                    for 3 s first, straight after start-up: that cold start (the broker's
+                    and the store's first work on new topics and tables, each target's
+                    first connection) is printed apart, so the figure is the steady state.
 api                 POST /subscriptions for --seconds from 8 concurrent keep-alive clients
                     with a user's key from `jobwire users add`.
 
