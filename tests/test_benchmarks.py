@@ -9,35 +9,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_bench(script: str, *args: str) -> str:
+    """What `bench/<script>` printed; fails the test with its errors if it failed."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def test_the_api_benchmark_runs_every_row() -> None:
     # It once stopped part-way: after 600 requests (3 s a row is well past them), jobwire's
     # per-key request limit answered 429.
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_api.py"), "--seconds", "3"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    printed = run_bench("bench_api.py", "--seconds", "3")
     for row in ("GET /healthz", "POST /subscriptions", "GET /subscriptions/{id}", "PATCH"):
-        assert row in done.stdout
+        assert row in printed
 
 
 def test_the_gc_pause_benchmark_measures_both_processes_each_way() -> None:
-    done = subprocess.run(
-        [
-            *(sys.executable, str(ROOT / "bench" / "bench_gc_pause.py")),
-            *("--rounds", "1", "--sends", "50", "--requests", "30"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("start-up's end (baseline)") == 2
-    assert "50 sends on" in done.stdout
-    assert "30 requests on" in done.stdout
+    printed = run_bench("bench_gc_pause.py", "--rounds", "1", "--sends", "50", "--requests", "30")
+    assert printed.count("start-up's end (baseline)") == 2
+    assert "50 sends on" in printed
+    assert "30 requests on" in printed

@@ -17,6 +17,13 @@ class _Node:
     other: object = None
 
 
+def garbage_cycle() -> weakref.ref[_Node]:
+    """A cycle nothing else refers to (only the collector frees it); a weak reference to it."""
+    cycle = _Node()
+    cycle.other = cycle
+    return weakref.ref(cycle)
+
+
 @pytest.fixture(autouse=True)
 def thawed() -> Iterator[None]:
     yield
@@ -24,10 +31,7 @@ def thawed() -> Iterator[None]:
 
 
 def test_start_ups_garbage_is_freed_not_set_aside() -> None:
-    cycle = _Node()
-    cycle.other = cycle
-    gone = weakref.ref(cycle)
-    del cycle
+    gone = garbage_cycle()
     heap.settle()
     assert gone() is None
 
@@ -41,9 +45,6 @@ def test_what_start_up_keeps_is_no_longer_walked_by_collections() -> None:
 
 def test_what_is_made_after_start_up_is_still_collected() -> None:
     heap.settle()
-    cycle = _Node()
-    cycle.other = cycle
-    gone = weakref.ref(cycle)
-    del cycle
+    gone = garbage_cycle()
     gc.collect()
     assert gone() is None
