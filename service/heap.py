@@ -10,11 +10,11 @@ objects live as long as the process: walking them never frees anything.
 
 `settle()`, called once a process is ready, collects start-up's own garbage and then moves
 what is left into the collector's permanent generation (`gc.freeze()`), which collections
-skip. Objects made after it are collected as before; reference counting still frees a frozen
-object nothing refers to. What freezing gives up: a cycle of frozen objects that later becomes
-garbage is not freed. Start-up's objects are not meant to become garbage before the process
-ends, so at most one superseded copy of something built at start (the subscriptions' first
-index, once it is rebuilt) is kept.
+skip. Objects made after it are collected as before, and reference counting still frees a
+frozen object nothing refers to. What freezing gives up: a cycle of frozen objects that later
+becomes garbage is never freed. Start-up's objects are the process's own machinery (modules,
+the app, the store's engine, the matcher), meant to last until it ends; each process settles
+once, so at most what start-up made and later dropped is kept, never more with time.
 """
 
 from __future__ import annotations

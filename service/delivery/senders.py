@@ -68,7 +68,7 @@ def _serve(
     notifier = AppriseNotifier(TargetPolicy.from_settings(targets), threads, timeout_s=0)
     renderer = Renderer.from_settings(templates)  # already checked by the service at start
     answering = threading.Lock()
-    heap.settle()
+    heap.settle()  # full collections skip start-up's objects from here on (service/heap.py)
 
     def send(request_id: int, target: str, payload: Payload) -> None:
         error: str | None = None
