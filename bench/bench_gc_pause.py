@@ -9,8 +9,8 @@ enough new long-lived objects have piled up. This measures one full collection:
 
 1. in a sending process, built as `service/delivery/senders.py: _serve` builds it: at
    start-up's end (the baseline, measured in the same run), then after `heap.settle()` and
-   `--sends` alerts to 100 `json://` targets on a loopback server (so what sending keeps -
-   plugins, sessions, connections - is walked too);
+   `--sends` alerts to 100 `json://` targets on a loopback server (so what sending loads and
+   keeps - Apprise's plugin, the plugins, sessions, connections - is walked too);
 2. in the service's process: a real `Service` (SQLite store, its API, its two sending
    processes, its Kafka consumer trying a broker that is not there) once it is ready, then
    after `heap.settle()` and `--requests` requests to its API (health, the page, the schema).
@@ -62,6 +62,10 @@ async def in_the_service(rounds: int, requests: int) -> Figures:
     import httpx
 
     from service.app import Service  # imported here: the child below need not import it
+    from service.logs import configure_logging
+
+    # The consumer's retries against the absent broker would fill the figures' screen.
+    configure_logging("console", "ERROR", stream=sys.stderr)
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -94,9 +98,9 @@ def in_a_sender(rounds: int, sends: int, answer: multiprocessing.connection.Conn
     from service.targets import TargetPolicy
 
     hook = _loopback_hook()
+    # What `_serve` has built when it settles: what the first sends load comes after.
     notifier = AppriseNotifier(TargetPolicy(["json"], allow_private_hosts=True), 4, timeout_s=0)
     Renderer.from_settings(TemplateSettings())
-    notifier.send_blocking(f"json://{hook}/warm", Message("warm", "up"))  # Apprise loads
     before = full_collections(rounds)
     set_aside = heap.settle()
     for n in range(sends):
