@@ -9,8 +9,8 @@ enough new long-lived objects have piled up. This measures one full collection:
 
 1. in a sending process, built as `service/delivery/senders.py: _serve` builds it: at
    start-up's end (the baseline, measured in the same run), then after `heap.settle()` and
-   `--sends` alerts to 100 `json://` targets on a loopback server (so what sending loads and
-   keeps - Apprise's plugin, the plugins, sessions, connections - is walked too);
+   `--sends` alerts to 100 `json://` targets on a loopback server (so what sending builds and
+   keeps - the plugins, sessions, connections - is walked too);
 2. in the service's process: a real `Service` (SQLite store, its API, its two sending
    processes, its Kafka consumer trying a broker that is not there) once it is ready, then
    after `heap.settle()` and `--requests` requests to its API (health, the page, the schema).
@@ -39,6 +39,7 @@ from config.settings import (
     KafkaSettings,
     Settings,
     StoreSettings,
+    TargetSettings,
     TemplateSettings,
 )
 from service import heap
@@ -98,8 +99,10 @@ def in_a_sender(rounds: int, sends: int, answer: multiprocessing.connection.Conn
     from service.targets import TargetPolicy
 
     hook = _loopback_hook()
-    # What `_serve` has built when it settles: what the first sends load comes after.
-    notifier = AppriseNotifier(TargetPolicy(["json"], allow_private_hosts=True), 4, timeout_s=0)
+    # What `_serve` has built when it settles (the policy from settings: Apprise loads its
+    # plugins' modules when it is made); what the sends build comes after.
+    policy = TargetPolicy.from_settings(TargetSettings(allow_private_hosts=True))
+    notifier = AppriseNotifier(policy, 4, timeout_s=0)
     Renderer.from_settings(TemplateSettings())
     before = full_collections(rounds)
     set_aside = heap.settle()
