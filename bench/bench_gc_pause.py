@@ -94,16 +94,12 @@ async def in_the_service(rounds: int, requests: int) -> Figures:
 
 
 def in_a_sender(rounds: int, sends: int, answer: multiprocessing.connection.Connection) -> None:
-    from service.delivery.notifier import AppriseNotifier
-    from service.delivery.render import Message, Renderer
-    from service.targets import TargetPolicy
+    from service.delivery.render import Message
+    from service.delivery.senders import equip
 
     hook = _loopback_hook()
-    # What `_serve` has built when it settles (the policy from settings: Apprise loads its
-    # plugins' modules when it is made); what the sends build comes after.
-    policy = TargetPolicy.from_settings(TargetSettings(allow_private_hosts=True))
-    notifier = AppriseNotifier(policy, 4, timeout_s=0)
-    Renderer.from_settings(TemplateSettings())
+    # What `_serve` has built when it settles; what the sends build comes after.
+    notifier, _ = equip(TargetSettings(allow_private_hosts=True), TemplateSettings(), 4)
     before = full_collections(rounds)
     set_aside = heap.settle()
     for n in range(sends):

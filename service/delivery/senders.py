@@ -58,6 +58,16 @@ def _message(payload: Payload, renderer: Renderer) -> Message:
     return Message(title, body, unsubscribe_url, html=html, markdown=markdown)
 
 
+def equip(
+    targets: TargetSettings, templates: TemplateSettings, threads: int
+) -> tuple[AppriseNotifier, Renderer]:
+    """What a sending process builds before its first send (its policy from settings: Apprise
+    loads its plugins' modules then). bench/bench_gc_pause.py builds the same."""
+    notifier = AppriseNotifier(TargetPolicy.from_settings(targets), threads, timeout_s=0)
+    renderer = Renderer.from_settings(templates)  # already checked by the service at start
+    return notifier, renderer
+
+
 def _serve(
     conn: multiprocessing.connection.Connection,
     targets: TargetSettings,
@@ -65,8 +75,7 @@ def _serve(
     threads: int,
 ) -> None:
     """A child's life: send what arrives, answer each request once, until told to stop."""
-    notifier = AppriseNotifier(TargetPolicy.from_settings(targets), threads, timeout_s=0)
-    renderer = Renderer.from_settings(templates)  # already checked by the service at start
+    notifier, renderer = equip(targets, templates, threads)
     answering = threading.Lock()
     heap.settle()  # full collections skip start-up's objects from here on (service/heap.py)
 
