@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -17,7 +18,7 @@ async def test_a_running_service_has_set_start_ups_objects_aside(tmp_path: Path)
     settled: list[dict[str, object]] = []
 
     async def logged() -> bool:
-        lines = log_path.read_text().splitlines()
+        lines = (await asyncio.to_thread(log_path.read_text)).splitlines()
         settled.extend(orjson.loads(x) for x in lines if '"heap.settled"' in x)
         return bool(settled)
 
