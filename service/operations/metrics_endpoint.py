@@ -13,17 +13,16 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.operations.metrics import Metrics
-from service.web import AnswerWatch, ApiUnavailable, bind
+from service.web import ApiUnavailable, bind, on_each_answer
 
 PATH = "/metrics"
 
 
 def instrument(api: FastAPI, metrics: Metrics) -> None:
-    """Serve `/metrics` from `api` and count its requests. Call it once the API's own
-    middleware is in place: this one is then outermost, and sees every answer (413, 429...)."""
+    """Serve `/metrics` from `api` and count every answer it gives (413, 429...), as its
+    request log does."""
     _add_metrics_route(api, metrics)
-
-    api.add_middleware(AnswerWatch, on_answer=metrics.api_request)
+    on_each_answer(api, metrics.api_request)
 
 
 def metrics_only_app(metrics: Metrics) -> FastAPI:

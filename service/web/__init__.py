@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from service.web.app import create_api
 from service.web.context import ApiContext
-from service.web.server import AnswerWatch, ApiUnavailable, BodyLimit, bind, serve
+from service.web.server import ApiUnavailable, BodyLimit, bind, on_each_answer, serve
 
 __all__ = [
-    "AnswerWatch",
     "ApiContext",
     "ApiUnavailable",
     "BodyLimit",
     "bind",
     "create_api",
+    "on_each_answer",
     "serve",
 ]

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from config.settings import LimitSettings
 from service.web import api, manage, pages, unsubscribe
 from service.web.context import ApiContext, RateLimits
-from service.web.server import MAX_BODY_BYTES, AnswerWatch, BodyLimit
+from service.web.server import MAX_BODY_BYTES, BodyLimit, on_each_answer
 from service.web.templating import STATIC
 
 log = structlog.get_logger("jobwire.api")
@@ -43,7 +43,7 @@ def create_api(ctx: ApiContext) -> FastAPI:
     api.add_error_handlers(app)
     pages.add_page_handlers(app)
 
-    app.add_middleware(AnswerWatch, on_answer=_log_answer)
+    on_each_answer(app, _log_answer)  # after the body limit: its 413s are logged too
     app.include_router(api.router)
     app.include_router(unsubscribe.router)
     if ctx is None or ctx.web.enabled:

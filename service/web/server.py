@@ -88,9 +88,20 @@ class BodyLimit:
 OnAnswer = Callable[[str, str, int, float], None]
 
 
+def on_each_answer(app: FastAPI, listener: OnAnswer) -> None:
+    """Tell `listener` of every request `app` answers (the request log, the request metrics).
+
+    One `AnswerWatch` serves every listener: the first call puts it in place, so call it once
+    the middleware whose answers it must see (the body limit's 413) is in place."""
+    listeners: list[OnAnswer] | None = getattr(app.state, "answer_listeners", None)
+    if listeners is None:
+        listeners = app.state.answer_listeners = []
+        app.add_middleware(AnswerWatch, listeners=listeners)
+    listeners.append(listener)
+
+
 class AnswerWatch:
-    """Tells `on_answer` about every HTTP request once it is answered (the request log, the
-    request metrics).
+    """Tells each of `listeners` about every HTTP request once it is answered.
 
     It reports the route's template, never the path: unsubscribe and sign-in paths hold
     tokens. A request whose handler raised is reported as the 500 it gets. This is a pure
@@ -98,9 +109,9 @@ class AnswerWatch:
     group and memory streams; with two of them, that was a third of the answer to `/healthz`.
     """
 
-    def __init__(self, app: ASGIApp, on_answer: OnAnswer) -> None:
+    def __init__(self, app: ASGIApp, listeners: list[OnAnswer]) -> None:
         self.app = app
-        self.on_answer = on_answer
+        self.listeners = listeners  # the list itself: listeners added later are told too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,7 +131,9 @@ class AnswerWatch:
         finally:
             # The router put the route it chose into this same scope.
             route = getattr(scope.get("route"), "path", "(no route)")
-            self.on_answer(route, scope["method"], status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            for listener in self.listeners:
+                listener(route, scope["method"], status, seconds)
 
 
 def bind(host: str, port: int) -> socket.socket:
