@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ import uvloop
 from config.settings import Settings
 from consumers.kafka import EventConsumer
 from consumers.pacing import Backoff, wait_or_stop
-from service import heap
+from service import gil, heap
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.delivery.observer import Observers
 from service.delivery.render import Renderer
@@ -83,7 +84,11 @@ class Service:
         port = sock.getsockname()[1] if sock else None
         links = await load_links(settings.api, store, port)
         log.info(
-            "service.starting", subscriptions=len(live.targets), store=store.engine.dialect.name
+            "service.starting",
+            subscriptions=len(live.targets),
+            store=store.engine.dialect.name,
+            # How soon the loop lets the store's thread run (service/gil.py).
+            switch_interval_ms=round(sys.getswitchinterval() * 1e3, 3),
         )
         if not store.sealer.enabled and await store.secrets.plain_count():
             log.warning(
@@ -242,6 +247,7 @@ def run_service(settings: Settings) -> None:
         finally:
             settling.cancel()
 
+    gil.hand_over_promptly()  # the store's thread waits less for the loop (service/gil.py)
     # uvloop: the event loop in C. Every stage here is many small awaits (Kafka, the store's
     # thread, HTTP), and the loop's own work was a tenth of the consumer's time.
     uvloop.run(main())
