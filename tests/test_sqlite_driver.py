@@ -32,23 +32,67 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         await opened.close()
 
 
-async def test_a_statement_makes_one_trip_to_the_connection_thread(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    trips = 0
+class Trips:
+    """Trips to SQLite connections' threads, counted from `count_trips` on."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def count_trips(monkeypatch: pytest.MonkeyPatch) -> Trips:
+    trips = Trips()
     trip = aiosqlite.Connection._execute
 
     async def counted(self: aiosqlite.Connection, *args: Any, **kwargs: Any) -> Any:
-        nonlocal trips
-        trips += 1
+        trips.count += 1
         return await trip(self, *args, **kwargs)  # type: ignore[no-untyped-call]
 
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return trips
+
+
+async def test_a_statement_makes_one_trip_to_the_connection_thread(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async with store.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))  # the connection is made and checked out
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        trips = count_trips(monkeypatch)
         rows = (await conn.execute(text("SELECT name FROM sqlite_master"))).all()
         assert ("t",) in rows
-        assert trips == 1  # SQLAlchemy's own adapter made four: cursor, execute, fetch, close
+        assert trips.count == 1  # SQLAlchemy's own adapter made four: cursor, execute, fetch, close
+
+
+async def test_a_committed_transaction_is_not_rolled_back_again_when_it_is_returned(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's reset rolled back every connection it took back, a trip of its own after
+    each commit: a fourth of a ledger write's trips."""
+    async with store.engine.begin() as conn:  # the pool has its connection
+        await conn.execute(text("INSERT INTO t (name) VALUES ('a')"))
+    trips = count_trips(monkeypatch)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t (name) VALUES ('b')"))
+    assert trips.count == 2  # the insert and the commit
+
+
+async def test_a_connection_returned_inside_a_transaction_is_rolled_back(
+    store: Store, tmp_path: Path
+) -> None:
+    """A transaction SQLAlchemy did not begin (so did not end) must not keep the store's
+    write lock once its connection is back in the pool."""
+    async with store.engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert isinstance(driver, aiosqlite.Connection)
+        await driver.execute("BEGIN IMMEDIATE")
+        await driver.execute("INSERT INTO t (name) VALUES ('left open')")
+        assert driver.in_transaction
+    other = sqlite3.connect(tmp_path / "driver.db", timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # fails while any connection holds the write lock
+        assert other.execute("SELECT count(*) FROM t").fetchone() == (0,)
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
 
 
 async def test_statements_answer_as_sqlalchemy_expects(store: Store) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolResetState
 
 from service.store import sqlite_driver
 from service.store.errors import StoreUnavailable
@@ -38,6 +38,26 @@ def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntr
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # negative: in KiB, not pages
     cursor.close()
+
+
+def _roll_back_if_open(
+    dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry, state: PoolResetState
+) -> None:
+    """The pool's reset of a SQLite connection it takes back: roll back only a transaction
+    SQLite says is open.
+
+    SQLAlchemy's own reset rolls back every connection returned to the pool, even one whose
+    transaction was just committed, and with aiosqlite each rollback is a trip to the
+    connection's thread: one of the four a ledger write made, and one more in every other
+    transaction. A connection returned inside a transaction (one SQLAlchemy did not begin, so
+    did not end) is still rolled back, so its lock is never kept.
+    """
+    if state.terminate_only or not state.asyncio_safe:
+        return  # being closed, which rolls back; or outside the event loop, where SQLAlchemy's
+        # own reset does nothing either
+    driver: Any = dbapi_connection.driver_connection
+    if driver.in_transaction:
+        dbapi_connection.rollback()
 
 
 def sqlite_file(url: str | URL) -> Path | None:
@@ -86,11 +106,14 @@ class TurnTakingWrites(AsyncEngine):
 
 
 def open_engine(url: str) -> AsyncEngine:
-    # A ping before each use finds a PostgreSQL connection the server dropped; a SQLite file
-    # has no server to lose, and the ping was a round trip to its thread per checkout.
+    on_sqlite = make_url(url).get_backend_name() == "sqlite"
     engine = create_async_engine(
         url,
-        pool_pre_ping=make_url(url).get_backend_name() != "sqlite",
+        # A ping before each use finds a PostgreSQL connection the server dropped; a SQLite
+        # file has no server to lose, and the ping was a round trip to its thread per checkout.
+        pool_pre_ping=not on_sqlite,
+        # SQLite's connections are rolled back on return only when they need it (below).
+        pool_reset_on_return=None if on_sqlite else "rollback",
         **_driver_options(url),
     )
     name = engine.dialect.name
@@ -100,6 +123,7 @@ def open_engine(url: str) -> AsyncEngine:
         if file is not None:
             _create_private(file)
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+        event.listen(engine.sync_engine, "reset", _roll_back_if_open)
     elif name != "postgresql":
         raise StoreUnavailable(f"unsupported store {name!r}: {SUPPORTED}")
     return engine
