@@ -14,9 +14,10 @@ pace of ingest.
 `jobwire run` sets the interval to 0.5 ms. The lock changes hands only when another thread is
 waiting for it, so a process with one busy thread pays nothing; with the store's thread
 waiting, the loop gives way within 0.5 ms. Ingest at fan-out 1 on SQLite, through Kafka
-(bench/bench_pipeline.py, alternated three times): 13,522, 13,199 and 16,173 → 16,065, 16,550
-and 17,735 events/s. Only the service's own process: a sending process's threads spend their
-time in the network with the lock released, and were not measured with it.
+(bench/bench_pipeline.py), alternated six times in two sets an hour apart: +17% and +3% on the
+means, five rounds of six faster (docs/performance.md). Only the service's own process: a
+sending process's threads spend their time in the network with the lock released, and were
+not measured with it.
 """
 
 from __future__ import annotations
