@@ -1,5 +1,5 @@
 """Full garbage collections in jobwire's processes: how long they stop everything, before and
-after start-up's objects are set aside (service/heap.py).
+after start-up's objects are set aside (service/interpreter.py).
 
     python bench/bench_gc_pause.py [--rounds 5] [--sends 1000] [--requests 600]
 
@@ -8,12 +8,12 @@ alert in flight - while it walks every container object it tracks. It runs on it
 enough new long-lived objects have piled up. This measures one full collection:
 
 1. in a sending process, built as `service/delivery/senders.py: _serve` builds it: at
-   start-up's end (the baseline, measured in the same run), then after `heap.settle()` and
+   start-up's end (the baseline, measured in the same run), then after `interpreter.settle()` and
    `--sends` alerts to 100 `json://` targets on a loopback server (so what sending builds and
    keeps - the plugins, sessions, connections - is walked too);
 2. in the service's process: a real `Service` (SQLite store, its API, its two sending
    processes, its Kafka consumer trying a broker that is not there) once it is ready, then
-   after `heap.settle()` and `--requests` requests to its API (health, the page, the schema).
+   after `interpreter.settle()` and `--requests` requests to its API (health, the page, the schema).
 
 The median of `--rounds` collections each; figures are printed, never asserted.
 """
@@ -42,7 +42,7 @@ from config.settings import (
     TargetSettings,
     TemplateSettings,
 )
-from service import heap
+from service import interpreter
 
 Figure = tuple[float, int]
 Figures = tuple[Figure, Figure, int]
@@ -81,7 +81,7 @@ async def in_the_service(rounds: int, requests: int) -> Figures:
         await asyncio.sleep(1.0)  # the consumer's first attempts, the sending processes up
         try:
             before = full_collections(rounds)
-            set_aside = heap.settle()
+            set_aside = interpreter.settle()
             async with httpx.AsyncClient(base_url=service.api_url) as client:
                 for n in range(requests):
                     await client.get(("/healthz", "/", "/openapi.json")[n % 3])
@@ -101,7 +101,7 @@ def in_a_sender(rounds: int, sends: int, answer: multiprocessing.connection.Conn
     # What `_serve` has built when it settles; what the sends build comes after.
     notifier, _ = equip(TargetSettings(allow_private_hosts=True), TemplateSettings(), 4)
     before = full_collections(rounds)
-    set_aside = heap.settle()
+    set_aside = interpreter.settle()
     for n in range(sends):
         notifier.send_blocking(f"json://{hook}/{n % 100}", Message(f"posting {n}", "body"))
     after = full_collections(rounds)

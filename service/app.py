@@ -19,7 +19,7 @@ import uvloop
 from config.settings import Settings
 from consumers.kafka import EventConsumer
 from consumers.pacing import Backoff, wait_or_stop
-from service import gil, heap
+from service import interpreter
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.delivery.observer import Observers
 from service.delivery.render import Renderer
@@ -87,7 +87,7 @@ class Service:
             "service.starting",
             subscriptions=len(live.targets),
             store=store.engine.dialect.name,
-            # How soon the loop lets the store's thread run (service/gil.py).
+            # How soon the loop lets the store's thread run (service/interpreter.py).
             switch_interval_ms=round(sys.getswitchinterval() * 1e3, 3),
         )
         if not store.sealer.enabled and await store.secrets.plain_count():
@@ -247,18 +247,18 @@ def run_service(settings: Settings) -> None:
         finally:
             settling.cancel()
 
-    gil.hand_over_promptly()  # the store's thread waits less for the loop (service/gil.py)
+    interpreter.hand_over_promptly()  # SQLite's thread waits less for the loop
     # uvloop: the event loop in C. Every stage here is many small awaits (Kafka, the store's
     # thread, HTTP), and the loop's own work was a tenth of the consumer's time.
     uvloop.run(main())
 
 
 async def _settle_when_ready(service: Service) -> None:
-    """Start-up's objects set aside once it is done (service/heap.py). Only here, in the
+    """Start-up's objects set aside once it is done (service/interpreter.py). Only here, in the
     process `jobwire run` owns: a test or an embedding program keeps its collector as is."""
     await service.ready.wait()
     started = time.perf_counter()
-    set_aside = heap.settle()
+    set_aside = interpreter.settle()
     log.info("heap.settled", objects=set_aside, ms=round((time.perf_counter() - started) * 1e3))
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import structlog
 
 from config.settings import TargetSettings, TemplateSettings
-from service import heap
+from service import interpreter
 from service.delivery.notifier import AppriseNotifier, DeliveryFailed
 from service.delivery.render import Message, Renderer
 from service.delivery.render.renderer import remake
@@ -77,7 +77,7 @@ def _serve(
     """A child's life: send what arrives, answer each request once, until told to stop."""
     notifier, renderer = equip(targets, templates, threads)
     answering = threading.Lock()
-    heap.settle()  # full collections skip start-up's objects from here on (service/heap.py)
+    interpreter.settle()  # full collections skip start-up's objects from here on
 
     def send(request_id: int, target: str, payload: Payload) -> None:
         error: str | None = None

@@ -1,5 +1,5 @@
 """`jobwire run` tunes its own interpreter: start-up's objects set aside once it is ready
-(service/heap.py), the interpreter's lock handed over promptly (service/gil.py)."""
+and the interpreter's lock handed over promptly (service/interpreter.py)."""
 
 from __future__ import annotations
 
