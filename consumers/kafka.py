@@ -51,6 +51,13 @@ P = TypeVar("P")
 # only on such a turn: without them it stalls until the whole next batch is decoded.
 DECODE_STRIDE = 50
 
+# How long a commit may wait for Kafka's group coordinator. aiokafka retries a commit for as
+# long as the coordinator answers with a retriable error, without end: after a broker restart
+# one went unanswered for 30 s with the broker up, and the service could not stop. Giving up
+# loses nothing: the partition's next commit covers these offsets too, and until then a restart
+# reads the batch again, which the ledger makes harmless.
+COMMIT_TIMEOUT_S = 10.0
+
 
 class BatchHandler(Protocol[P]):
     """What the consumer hands each batch to, in two steps (service/pipeline.py)."""
@@ -297,11 +304,18 @@ class EventConsumer(Generic[P]):
             if not offsets:
                 return
             try:
-                await consumer.commit(offsets)
+                await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_S)
             except CommitFailedError as exc:
                 # The group moved on (this member was too slow or left); whoever owns the
                 # partitions now re-reads the batch, and the ledger makes that harmless.
                 log.warning("consumer.commit_failed", error=str(exc))
+                return
+            except TimeoutError:
+                log.warning(
+                    "consumer.commit_failed",
+                    error=f"Kafka's group coordinator did not answer within {COMMIT_TIMEOUT_S:g} s",
+                    hint="the next commit covers these offsets; check the broker's log",
+                )
                 return
             log.info(
                 "consumer.committed",

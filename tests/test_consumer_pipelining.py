@@ -42,6 +42,7 @@ class FakeKafka:
     commits as aiokafka does (refusing partitions not assigned)."""
 
     consumer: ClassVar[FakeKafka]
+    unanswered: ClassVar[int]  # the next commits the group coordinator never answers
     batches: ClassVar[list[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]]]
 
     def __init__(self, **options: Any) -> None:
@@ -76,6 +77,9 @@ class FakeKafka:
         return {}
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if FakeKafka.unanswered:
+            FakeKafka.unanswered -= 1
+            await asyncio.Event().wait()  # as aiokafka retrying a coordinator that never answers
         for tp in offsets:
             if tp not in self.assigned:
                 raise IllegalStateError(f"Partition {tp} is not assigned")
@@ -113,6 +117,7 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> type[FakeKafka]:
     monkeypatch.setattr(consumers.kafka, "AIOKafkaProducer", FakeKafka)
     monkeypatch.setattr(consumers.kafka, "PROBE_INTERVAL_S", 60.0)
     FakeKafka.batches = []
+    FakeKafka.unanswered = 0
     return FakeKafka
 
 
@@ -190,3 +195,26 @@ async def test_a_stop_records_and_commits_the_batch_in_hand(kafka: type[FakeKafk
     steps.release.set()
     await run
     assert kafka.consumer.commits == [{P0: 1}]  # ...and committed
+
+
+async def test_a_commit_kafka_never_answers_is_given_up_and_the_next_one_covers_it(
+    kafka: type[FakeKafka], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a broker restart, a real commit went unanswered for as long as the broker was up,
+    and `jobwire run` could not stop: SIGTERM waited on the batch in hand for ever."""
+    monkeypatch.setattr(consumers.kafka, "COMMIT_TIMEOUT_S", 0.05)
+    kafka.batches = [{P0: [record(P0, 0)]}]
+    steps = Steps()
+    stop = asyncio.Event()
+    kafka.unanswered = 1
+    run = asyncio.create_task(EventConsumer(settings(), steps).run(stop))
+    await until(lambda: "recorded ['e-0-0']" in steps.log)
+
+    kafka.batches.append({P0: [record(P0, 1)]})  # the consumer goes on...
+    await until(lambda: kafka.consumer.commits == [{P0: 2}])  # ...and covers both batches
+    kafka.unanswered = 1
+    kafka.batches.append({P0: [record(P0, 2)]})
+    await until(lambda: "recorded ['e-0-2']" in steps.log)
+    stop.set()
+    await asyncio.wait_for(run, 5)  # a stop does not wait on the coordinator for ever
+    assert kafka.consumer.commits == [{P0: 2}]
