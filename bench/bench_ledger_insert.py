@@ -45,12 +45,12 @@ from service.store.engine import _set_sqlite_pragmas
 from service.store.schema import utcnow
 
 EXECUTEMANY = (
-    "INSERT INTO deliveries (subscription_id, target_id, event_kind, event_id, status, "
-    "attempts, next_attempt_at, created_at, digest) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?) "
+    "INSERT INTO deliveries (target_id, event_kind, event_id, status, attempts, "
+    "next_attempt_at, created_at, digest) VALUES (?, ?, ?, 'pending', 0, ?, ?, ?) "
     "ON CONFLICT DO NOTHING"
 )
 
-Rows = list[tuple[str, int, str, str, None, bool]]
+Rows = list[tuple[int, str, str, None, bool]]
 Insert = Callable[[sqlite3.Connection, Rows, str], int]
 
 
@@ -71,7 +71,7 @@ def fresh_store(directory: Path, name: str) -> sqlite3.Connection:
 def batches(count: int, events: int, fanout: int, tag: str) -> Iterator[Rows]:
     for b in range(count):
         yield [
-            (f"{s:032x}", s + 1, "posting", f"{tag}-{b}-{e}", None, False)
+            (s + 1, "posting", f"{tag}-{b}-{e}", None, False)
             for e in range(events)
             for s in range(fanout)
         ]
@@ -105,7 +105,7 @@ def by_json(conn: sqlite3.Connection, rows: Rows, now: str) -> int:
 
 
 def by_executemany(conn: sqlite3.Connection, rows: Rows, now: str) -> int:
-    params = [(s, t, k, i, now, now, int(d)) for s, t, k, i, _, d in rows]
+    params = [(t, k, i, now, now, int(d)) for t, k, i, _, d in rows]
     return conn.executemany(EXECUTEMANY, params).rowcount
 
 

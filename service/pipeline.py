@@ -102,7 +102,7 @@ class LiveSubscriptions:
                 count += 1
                 schedule = schedules.get(subscription_id) if schedules else None
                 due, digest = (None, False) if schedule is None else schedule.due(now)
-                rows.extend([(subscription_id, t, kind, event_id, due, digest) for t in target_ids])
+                rows.extend([(t, kind, event_id, due, digest) for t in target_ids])
             if count:
                 matched[event_id] = matched.get(event_id, 0) + count
         return rows, matched

@@ -76,6 +76,8 @@ async def assert_rows_of_0001_survived(store: Store) -> None:
     )
     (pending,) = await store.ledger.recent()
     assert (pending.event_id, pending.status) == ("fj-1", "pending")
+    # The row's subscription, read through its target since 0008 took the ledger's copy away.
+    assert pending.subscription_id == "a0000000000000000000000000000001"
     claimed = await store.ledger.claim(10, lease_s=60)
     assert [c.event.id for c in claimed] == ["fj-1"]  # the old event still renders the alert
     user = await store.accounts.by_key_hash("aaaa")
@@ -133,6 +135,36 @@ async def test_downgrading_one_step_and_upgrading_again_keeps_every_row(
         assert [s.id for s in await store.subscriptions.all()] == [sub.id]
         (claimed,) = await store.ledger.claim(10, lease_s=60)
         assert claimed.event.id == sample_events[0].id
+    finally:
+        await store.close()
+
+
+async def test_ledger_rows_keep_their_subscription_across_0008_both_ways(
+    url: str, engine: AsyncEngine, sample_events: list[Event]
+) -> None:
+    """0008 drops the ledger's copy of each row's subscription (its target names it); going
+    back to 0007 fills the copy in again from the targets."""
+    store = await Store.open(url, auto_migrate=True)
+    sub = await store.subscriptions.add(
+        SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [TARGET]})
+    )
+    await store.ledger.record(sample_events[:1], [Match(sub.id, sample_events[0], sub.target_ids)])
+    await store.close()
+
+    await migrate.downgrade(engine, "0007")
+    async with engine.connect() as conn:
+        copied = (await conn.execute(text("SELECT subscription_id FROM deliveries"))).all()
+    assert copied == [(sub.id,)]
+
+    await migrate.upgrade(engine)
+    assert await migrate.differences(engine) == []
+    store = await Store.open(url)
+    try:
+        (row,) = await store.ledger.recent(subscription_id=sub.id)
+        assert row.subscription_id == sub.id
+        (claimed,) = await store.ledger.claim(10, lease_s=60)
+        assert claimed.delivery.subscription_id == sub.id
+        assert claimed.subscription_name == sub.name
     finally:
         await store.close()
 

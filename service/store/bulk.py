@@ -36,8 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 # (kind, id, payload as JSON text, received_at, search words)
 EventRow = tuple[str, str, str, datetime, str]
-# (subscription_id, target_id, event kind, event id, when due (None: now), digest)
-DeliveryRow = tuple[str, int, str, str, datetime | None, bool]
+# (target_id, event kind, event id, when due (None: now), digest); the target names the
+# subscription.
+DeliveryRow = tuple[int, str, str, datetime | None, bool]
 
 # `WHERE 1`: SQLite needs a WHERE in an INSERT … SELECT that has an ON CONFLICT clause.
 _SQLITE_EVENTS = (
@@ -47,11 +48,11 @@ _SQLITE_EVENTS = (
     "FROM json_each(?) WHERE 1 ON CONFLICT DO NOTHING"
 )
 _SQLITE_DELIVERIES = (
-    "INSERT INTO deliveries (subscription_id, target_id, event_kind, event_id, status, "
-    "attempts, next_attempt_at, created_at, digest) "
+    "INSERT INTO deliveries (target_id, event_kind, event_id, status, attempts, "
+    "next_attempt_at, created_at, digest) "
     "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), 'pending', 0, "
-    "coalesce(json_extract(value, '$[4]'), ?2), ?2, json_extract(value, '$[5]') "
+    "json_extract(value, '$[2]'), 'pending', 0, "
+    "coalesce(json_extract(value, '$[3]'), ?2), ?2, json_extract(value, '$[4]') "
     "FROM json_each(?1) WHERE 1 ON CONFLICT DO NOTHING"
 )
 _POSTGRES_EVENTS = text(
@@ -61,7 +62,6 @@ _POSTGRES_EVENTS = text(
     "ON CONFLICT DO NOTHING RETURNING kind, id"
 )
 _COPY_COLUMNS = (
-    "subscription_id",
     "target_id",
     "event_kind",
     "event_id",
@@ -72,12 +72,12 @@ _COPY_COLUMNS = (
     "digest",
 )
 _POSTGRES_DELIVERIES = text(
-    "INSERT INTO deliveries (subscription_id, target_id, event_kind, event_id, status, "
-    "attempts, next_attempt_at, created_at, digest) "
-    "SELECT s, t, k, i, 'pending', 0, n, c, d FROM unnest(CAST(:s AS varchar[]), "
-    "CAST(:t AS integer[]), CAST(:k AS varchar[]), CAST(:i AS varchar[]), "
-    "CAST(:n AS timestamp[]), CAST(:c AS timestamp[]), CAST(:d AS boolean[])) "
-    "AS u(s, t, k, i, n, c, d) ON CONFLICT DO NOTHING"
+    "INSERT INTO deliveries (target_id, event_kind, event_id, status, attempts, "
+    "next_attempt_at, created_at, digest) "
+    "SELECT t, k, i, 'pending', 0, n, c, d FROM unnest(CAST(:t AS integer[]), "
+    "CAST(:k AS varchar[]), CAST(:i AS varchar[]), CAST(:n AS timestamp[]), "
+    "CAST(:c AS timestamp[]), CAST(:d AS boolean[])) "
+    "AS u(t, k, i, n, c, d) ON CONFLICT DO NOTHING"
 )
 
 
@@ -121,11 +121,11 @@ async def insert_deliveries(
     if not rows:
         return 0
     if conn.dialect.name == "sqlite":
-        if any(row[4] is not None for row in rows):  # a digest's or quiet hours' rows
+        if any(row[3] is not None for row in rows):  # a digest's or quiet hours' rows
             rows_json = orjson.dumps(
                 [
-                    (s, t, k, i, None if due is None else _sqlite_time(due), d)
-                    for s, t, k, i, due, d in rows
+                    (t, k, i, None if due is None else _sqlite_time(due), d)
+                    for t, k, i, due, d in rows
                 ]
             )
         else:
@@ -135,7 +135,7 @@ async def insert_deliveries(
         )
         return int(result.rowcount)  # the rows it inserted: the new ones
     copied = 0
-    fresh = [row for row in rows if (row[2], row[3]) in new_events]
+    fresh = [row for row in rows if (row[1], row[2]) in new_events]
     if fresh:
         try:
             async with conn.begin_nested():
@@ -143,7 +143,7 @@ async def insert_deliveries(
         except asyncpg.UniqueViolationError:
             pass  # rows outlived their event: every row takes the INSERT below
         else:
-            rows = [row for row in rows if (row[2], row[3]) not in new_events]
+            rows = [row for row in rows if (row[1], row[2]) not in new_events]
     return copied + await _insert_deliveries_postgres(conn, rows, now)
 
 
@@ -155,8 +155,8 @@ async def _copy_deliveries(
     status: str = await raw.copy_records_to_table(
         "deliveries",
         records=[
-            (s, t, k, i, "pending", 0, now if due is None else due, now, digest)
-            for s, t, k, i, due, digest in rows
+            (t, k, i, "pending", 0, now if due is None else due, now, digest)
+            for t, k, i, due, digest in rows
         ],
         columns=_COPY_COLUMNS,
     )
@@ -168,11 +168,10 @@ async def _insert_deliveries_postgres(
 ) -> int:
     if not rows:
         return 0
-    subs, target_ids, kinds, ids, dues, digests = zip(*rows, strict=True)
+    target_ids, kinds, ids, dues, digests = zip(*rows, strict=True)
     result = await conn.execute(
         _POSTGRES_DELIVERIES,
         {
-            "s": list(subs),
             "t": list(target_ids),
             "k": list(kinds),
             "i": list(ids),

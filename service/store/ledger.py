@@ -146,6 +146,7 @@ def _claimed_rows(conn: Connection, ids: list[int]) -> Sequence[RowMapping]:
         conn.execute(
             select(
                 *deliveries.c,
+                targets.c.subscription_id,
                 targets.c.url,
                 targets.c.scheme,
                 subscriptions.c.name,
@@ -156,7 +157,7 @@ def _claimed_rows(conn: Connection, ids: list[int]) -> Sequence[RowMapping]:
                 events,
                 (events.c.kind == deliveries.c.event_kind) & (events.c.id == deliveries.c.event_id),
             )
-            .outerjoin(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+            .outerjoin(subscriptions, subscriptions.c.id == targets.c.subscription_id)
             .where(deliveries.c.id.in_(ids))
             .order_by(deliveries.c.id)
         )
@@ -196,8 +197,8 @@ class Ledger:
         `Recording`; this is the same write for a list of matches.)
         """
         rows: list[DeliveryRow] = [
-            (sub, target_id, event.kind, event.id, due, digest)
-            for sub, event, target_ids, due, digest in matches
+            (target_id, event.kind, event.id, due, digest)
+            for _, event, target_ids, due, digest in matches
             for target_id in target_ids
         ]
         return await self.write(Recording.of(batch, rows, utcnow()))
@@ -423,7 +424,7 @@ class Ledger:
         """Ledger rows, newest first: of one subscription, or of every subscription one user
         owns (deleted ones included: they are still that user's data)."""
         query = (
-            select(*deliveries.c, targets.c.url)
+            select(*deliveries.c, targets.c.subscription_id, targets.c.url)
             .join(targets, targets.c.id == deliveries.c.target_id)
             .order_by(deliveries.c.id.desc())
             .limit(limit)
