@@ -18,6 +18,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolResetState
 
 from service.store import sqlite_driver
 from service.store.errors import StoreUnavailable
+from service.store.wal_checkpoints import WalCheckpoints
 
 SUPPORTED = "use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@HOST/DB"
 
@@ -37,6 +38,15 @@ def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntr
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")  # negative: in KiB, not pages
+    cursor.close()
+
+
+def _leave_checkpoints_to_the_thread(
+    dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry | None
+) -> None:
+    """The engine's WalCheckpoints copies the WAL back; a commit never does it itself."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -86,7 +96,8 @@ def _driver_options(url: str | URL) -> dict[str, Any]:
 
 
 class TurnTakingWrites(AsyncEngine):
-    """A SQLite engine whose write transactions (`begin()`) in this process take turns.
+    """A SQLite engine whose write transactions (`begin()`) in this process take turns, and
+    whose WAL a thread of its own copies back into the file (service/store/wal_checkpoints.py).
 
     SQLite lets one connection write at a time. Without turns, a connection that finds the
     file locked is put to sleep by SQLite's busy handler, for 1, 2, 5, 10... ms at a time,
@@ -95,14 +106,25 @@ class TurnTakingWrites(AsyncEngine):
     the last one ends. Other processes (the CLI) still meet the busy timeout.
     """
 
-    def __init__(self, sync_engine: Engine) -> None:
+    def __init__(self, sync_engine: Engine, checkpoints: WalCheckpoints | None) -> None:
         super().__init__(sync_engine)
         self._turn = asyncio.Lock()
+        self.checkpoints = checkpoints
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        async with self._turn, super().begin() as conn:
-            yield conn
+        async with self._turn:
+            if self.checkpoints is not None:
+                await self.checkpoints.make_room()
+            async with super().begin() as conn:
+                yield conn
+            if self.checkpoints is not None:
+                self.checkpoints.written()
+
+    async def dispose(self, close: bool = True) -> None:
+        if self.checkpoints is not None:
+            await self.checkpoints.stop()
+        await super().dispose(close)
 
 
 def open_engine(url: str) -> AsyncEngine:
@@ -118,10 +140,12 @@ def open_engine(url: str) -> AsyncEngine:
     )
     name = engine.dialect.name
     if name == "sqlite":
-        engine = TurnTakingWrites(engine.sync_engine)
         file = sqlite_file(url)
+        checkpoints = WalCheckpoints(file) if file is not None else None
+        engine = TurnTakingWrites(engine.sync_engine, checkpoints)
         if file is not None:
             _create_private(file)
+            event.listen(engine.sync_engine, "connect", _leave_checkpoints_to_the_thread)
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
         event.listen(engine.sync_engine, "reset", _roll_back_if_open)
     elif name != "postgresql":

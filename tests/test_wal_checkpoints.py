@@ -1,0 +1,124 @@
+"""A SQLite store's WAL is copied back into its file by a thread of its own, not by the commits
+(service/store/wal_checkpoints.py): the file catches up soon after a write, the WAL stays
+bounded under writes that never pause, a long read cannot stall writes, and the thread ends
+with the store."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from structlog.testing import capture_logs
+
+from service.store import Store
+from service.store import wal_checkpoints as checkpoints_module
+from service.store.wal_checkpoints import WalCheckpoints
+
+BLOB = 64 * 1024  # a row of this many bytes: 16 pages
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")
+    async with opened.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB)"))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def checkpoints_of(store: Store) -> WalCheckpoints:
+    found = getattr(store.engine, "checkpoints", None)
+    assert isinstance(found, WalCheckpoints)
+    return found
+
+
+async def write_blobs(store: Store, rows: int) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO blobs (body) VALUES (randomblob(:size))"),
+            [{"size": BLOB}] * rows,
+        )
+
+
+async def test_the_file_catches_up_with_a_small_write_without_a_checkpoint_in_the_commit(
+    store: Store, tmp_path: Path
+) -> None:
+    """Far below SQLite's own 1,000 pages, where a commit would have left it all in the WAL."""
+    file = tmp_path / "wal.db"
+    await asyncio.sleep(0.3)  # the table's creation is copied back first
+    before = file.stat().st_size
+    await write_blobs(store, 4)  # 64 pages
+    for _ in range(150):  # up to 3 s
+        if file.stat().st_size >= before + 4 * BLOB:
+            break
+        await asyncio.sleep(0.02)
+    assert file.stat().st_size >= before + 4 * BLOB
+
+
+async def test_the_wal_stays_bounded_under_writes_that_never_pause(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy beside each write never finds the WAL all copied while the next write has
+    already begun, so the WAL would never start over; past its limit a write waits for it."""
+    monkeypatch.setattr(checkpoints_module, "MIN_GAP_S", 0.0)
+    checkpoints_of(store).limit_bytes = 512 * 1024
+    wal = tmp_path / "wal.db-wal"
+    largest = 0
+    for _ in range(80):  # 10 MB in all
+        await write_blobs(store, 2)
+        largest = max(largest, wal.stat().st_size)
+    # The limit, what was written while the last copy ran, and the write that found it full;
+    # SQLite's own checkpoints would have let it reach 4 MB.
+    assert largest < 2 * 1024 * 1024
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM blobs"))).scalar() == 160
+
+
+async def test_a_long_read_that_keeps_the_wal_from_being_copied_does_not_stall_writes(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoints_module, "MAX_WAIT_S", 0.3)
+    monkeypatch.setattr(checkpoints_module, "MIN_GAP_S", 0.0)
+    checkpoints_of(store).limit_bytes = 256 * 1024
+    await write_blobs(store, 2)
+    reader = sqlite3.connect(tmp_path / "wal.db", isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM blobs").fetchone()  # holds this snapshot
+        with capture_logs() as logs:
+            started = time.perf_counter()
+            for _ in range(20):
+                await write_blobs(store, 2)
+                await asyncio.sleep(0.01)  # for the thread to find the WAL past its limit
+            took = time.perf_counter() - started
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
+    # One write waited out MAX_WAIT_S, said why once, and the others did not wait.
+    assert took < 1.5
+    waits = [line for line in logs if line["event"] == "store.wal_not_copied"]
+    assert len(waits) == 1
+    assert "long read" in waits[0]["hint"]
+
+
+async def test_the_thread_ends_with_the_store(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")
+    async with store.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+    running = [t for t in threading.enumerate() if t.name == "jobwire-wal-checkpoints"]
+    assert running
+    await store.close()
+    assert not any(t.is_alive() for t in running)
+
+
+async def test_the_services_connections_leave_checkpoints_to_the_thread(store: Store) -> None:
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
