@@ -69,6 +69,11 @@ class WalCheckpoints:
         self._held_up = False
         self._failing = False  # the last copy failed (said once, not at every try)
 
+    @property
+    def copies(self) -> int:
+        """How many copies (passive checkpoints) the thread has begun."""
+        return self._copies
+
     def written(self) -> None:
         """A write transaction committed: copy it back soon."""
         self._kick.set()
