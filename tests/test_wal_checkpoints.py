@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import text
@@ -140,3 +141,51 @@ async def test_the_thread_ends_with_the_store(tmp_path: Path) -> None:
 async def test_the_services_connections_leave_checkpoints_to_the_thread(store: Store) -> None:
     async with store.engine.connect() as conn:
         assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar() == 0
+
+
+async def test_a_thread_that_cannot_open_the_file_says_so_and_tries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It used to end with a traceback on stderr, and the WAL then grew with nothing to copy
+    it back for as long as the service ran."""
+    file = tmp_path / "wal.db"
+    writer = sqlite3.connect(file, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB)")
+    refusals = 2
+
+    def connect(
+        path: Path, *, isolation_level: None, check_same_thread: bool
+    ) -> sqlite3.Connection:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise sqlite3.OperationalError("unable to open database file")
+        return sqlite3.connect(
+            path, isolation_level=isolation_level, check_same_thread=check_same_thread
+        )
+
+    monkeypatch.setattr(
+        checkpoints_module, "sqlite3", SimpleNamespace(connect=connect, Error=sqlite3.Error)
+    )
+    monkeypatch.setattr(checkpoints_module, "IDLE_S", 0.05)
+    monkeypatch.setattr(checkpoints_module, "MIN_GAP_S", 0.05)
+    checkpoints = WalCheckpoints(file)
+    try:
+        with capture_logs() as logs:
+            await checkpoints.make_room()  # starts the thread
+            before = file.stat().st_size
+            writer.execute("INSERT INTO blobs (body) VALUES (randomblob(?))", (4 * BLOB,))
+            checkpoints.written()
+            for _ in range(150):  # up to 3 s
+                if file.stat().st_size >= before + 4 * BLOB:
+                    break
+                await asyncio.sleep(0.02)
+        assert file.stat().st_size >= before + 4 * BLOB
+        failures = [line for line in logs if line["event"] == "store.wal_checkpoint_failed"]
+        assert len(failures) == 1  # said once, not at every try
+        assert "unable to open" in failures[0]["error"]
+    finally:
+        await checkpoints.stop()
+        writer.close()

@@ -67,7 +67,10 @@ class WalCheckpoints:
         self._wal_bytes = 0
         # A write waited MAX_WAIT_S in vain: the next ones do not wait until a copy finishes.
         self._held_up = False
-        self._failing = False  # the last copy failed (said once, not at every try)
+        # The last copy failed, or the thread could not open the file (said once, not at every
+        # try); writes do not wait for copies meanwhile.
+        self._failing = False
+        self._page_bytes = 4096  # the store file's, read when the thread opens it
 
     @property
     def copies(self) -> int:
@@ -82,7 +85,7 @@ class WalCheckpoints:
         """Before a write transaction: if the WAL has passed its limit, wait until all of it is
         copied back, so this write starts it over."""
         self._start()
-        if self._wal_bytes <= self.limit_bytes or self._held_up:
+        if self._wal_bytes <= self.limit_bytes or self._held_up or self._failing:
             return
         loop = asyncio.get_running_loop()
         copied: asyncio.Future[None] = loop.create_future()
@@ -123,38 +126,69 @@ class WalCheckpoints:
             self._thread.start()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn: sqlite3.Connection | None = None
         try:
-            page_bytes: int = conn.execute("PRAGMA page_size").fetchone()[0]
             while not self._stopping.is_set():
                 self._kick.wait(IDLE_S)
                 self._kick.clear()
                 if self._stopping.is_set():
                     break
-                self._copy(conn, page_bytes)
+                if conn is None:
+                    # Opened again after a failure (e.g. out of file descriptors), so the
+                    # thread never ends early and leaves the WAL to grow with nothing to copy
+                    # it back.
+                    conn = self._connect()
+                    if conn is None:
+                        self._stopping.wait(IDLE_S)
+                        continue
+                self._copy(conn)
                 with self._lock:
                     waiting = bool(self._waiters)
-                if waiting:
+                if waiting and not self._failing:
                     self._kick.set()  # not all copied yet: again, almost at once
                     self._stopping.wait(0.001)
-                elif self._wal_bytes < BUSY_BYTES:
+                elif self._wal_bytes < BUSY_BYTES or self._failing:
                     self._stopping.wait(MIN_GAP_S)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
-    def _copy(self, conn: sqlite3.Connection, page_bytes: int) -> None:
+    def _connect(self) -> sqlite3.Connection | None:
+        """The thread's own connection, or None (said once) if the file cannot be opened."""
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            try:
+                self._page_bytes = conn.execute("PRAGMA page_size").fetchone()[0]
+            except sqlite3.Error:
+                conn.close()
+                raise
+        except sqlite3.Error as error:
+            self._failed(error)
+            return None
+        return conn
+
+    def _failed(self, error: sqlite3.Error) -> None:
+        if not self._failing:
+            log.warning(
+                "store.wal_checkpoint_failed",
+                error=str(error),
+                hint="the WAL grows until a copy succeeds (tried again every second); writes "
+                "do not wait for it meanwhile",
+            )
+        self._failing = True
+        self._release(up_to=None)  # nothing to wait for
+
+    def _copy(self, conn: sqlite3.Connection) -> None:
         with self._lock:
             self._copies += 1
             this_copy = self._copies
         try:
             _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error as error:  # e.g. the disk is full: try again later
-            if not self._failing:
-                log.warning("store.wal_checkpoint_failed", error=str(error))
-            self._failing = True
+            self._failed(error)
             return
         self._failing = False
-        self._wal_bytes = max(frames, 0) * page_bytes
+        self._wal_bytes = max(frames, 0) * self._page_bytes
         if frames != copied:
             return
         self._held_up = False
