@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consumers.events import Event
+from devstack.postgres import SUPERUSER, PostgresServer
 from service.store import Match, Store, StoreUnavailable, migrate
 from service.subscriptions import SubscriptionIn
 from tests.conftest import empty_database
@@ -167,6 +168,62 @@ async def test_ledger_rows_keep_their_subscription_across_0008_both_ways(
         assert claimed.subscription_name == sub.name
     finally:
         await store.close()
+
+
+@pytest.fixture
+async def language_locale_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A PostgreSQL database whose default collation is a language's (ICU's en-US, which
+    Debian's PostgreSQL always has), as most clusters are made; dropped afterwards."""
+    server: PostgresServer = request.getfixturevalue("postgres")
+    admin = create_async_engine(
+        f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{server.port}/postgres",
+        isolation_level="AUTOCOMMIT",
+    )
+    async with admin.connect() as conn:
+        await conn.execute(text("DROP DATABASE IF EXISTS jobwire_en_us"))
+        await conn.execute(
+            text(
+                "CREATE DATABASE jobwire_en_us TEMPLATE template0 LOCALE_PROVIDER icu "
+                "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' OWNER jobwire"
+            )
+        )
+    try:
+        yield server.url.rsplit("/", 1)[0] + "/jobwire_en_us"
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text("DROP DATABASE jobwire_en_us WITH (FORCE)"))
+        await admin.dispose()
+
+
+@pytest.mark.integration
+async def test_on_a_database_with_a_languages_locale_event_keys_still_compare_byte_by_byte(
+    language_locale_url: str,
+) -> None:
+    """0009: a language's collation made the ledger's indexes a third slower, for keys that
+    are identifiers. An old store upgraded there still finds, claims and renders its alerts:
+    no comparison between the events and the ledger mixes two collations."""
+    engine = Store.connect(language_locale_url)
+    try:
+        await migrate.upgrade(engine, migrate.FIRST)
+        await execute_script(engine, ROWS_0001)
+        store = await Store.open(language_locale_url, auto_migrate=True)
+        try:
+            await assert_rows_of_0001_survived(store)
+        finally:
+            await store.close()
+        assert await migrate.differences(engine) == []
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO events (kind, id, payload, received_at) VALUES "
+                    "('posting', 'a-2', '{}', now()), ('posting', 'B-3', '{}', now())"
+                )
+            )
+            ids = (await conn.execute(text("SELECT id FROM events ORDER BY id"))).scalars()
+            # Byte order puts capitals first; en-US would say a-2, B-3, fj-1.
+            assert list(ids) == ["B-3", "a-2", "fj-1"]
+    finally:
+        await engine.dispose()
 
 
 async def test_a_store_made_before_migrations_is_stamped_and_upgraded_not_recreated(

@@ -23,6 +23,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import TypeEngine
 
 from service.store.engine import migration_engine
 from service.store.errors import StoreUnavailable
@@ -162,9 +163,25 @@ async def differences(engine: AsyncEngine) -> list[object]:
     async with engine.connect() as conn:
         return await conn.run_sync(
             lambda sync: compare_metadata(
-                MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                MigrationContext.configure(sync, opts={"compare_type": _collation_differs}),
+                metadata,
             )
         )
+
+
+def _collation_differs(
+    context: MigrationContext,
+    found_column: object,
+    model_column: object,
+    found_type: TypeEngine[object],
+    model_type: TypeEngine[object],
+) -> bool | None:
+    """Alembic's type comparison, which does not look at a string's collation, and the
+    collation too (schema.key: byte order on PostgreSQL, from migration 0009)."""
+    wanted = getattr(model_type.dialect_impl(context.dialect), "collation", None)
+    if wanted != getattr(found_type, "collation", None):
+        return True
+    return None  # Alembic's own comparison decides
 
 
 async def ensure_current(engine: AsyncEngine, auto_migrate: bool) -> None:

@@ -27,6 +27,14 @@ from sqlalchemy import (
 # SQLAlchemy's default names, as the stores created before migrations existed have them.
 metadata = MetaData()
 
+
+def key(length: int) -> String:
+    """Text that identifies, never words for people: compared byte by byte (collation "C") on
+    PostgreSQL whatever the database's locale, as SQLite always does (migration 0009). A
+    language's collation made the ledger's indexes a third slower."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 subscriptions = Table(
     "subscriptions",
     metadata,
@@ -57,8 +65,8 @@ subscriptions = Table(
 events = Table(
     "events",
     metadata,
-    Column("kind", String(16), primary_key=True),
-    Column("id", String(200), primary_key=True),
+    Column("kind", key(16), primary_key=True),
+    Column("id", key(200), primary_key=True),
     Column("payload", JSON, nullable=False),
     Column("received_at", DateTime, nullable=False, index=True),
     # NULL for events stored before it existed; those are always checked in full.
@@ -88,10 +96,10 @@ deliveries = Table(
     # No subscription: a row's target names it (`targets.subscription_id`), and every byte and
     # index of a row is paid for on each of the 50,000 rows a batch writes at fan-out 100. The
     # ledger is searched by target (a subscription's are few).
-    Column("event_kind", String(16), nullable=False),
-    Column("event_id", String(200), nullable=False),
+    Column("event_kind", key(16), nullable=False),
+    Column("event_id", key(200), nullable=False),
     Column("target_id", Integer, nullable=False),
-    Column("status", String(16), nullable=False, default="pending"),
+    Column("status", key(16), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime, nullable=False),
     Column("claimed_until", DateTime),
