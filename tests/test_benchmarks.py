@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,3 +38,11 @@ def test_the_gc_pause_benchmark_measures_both_processes_each_way() -> None:
     assert printed.count("start-up's end (baseline)") == 2
     assert "50 sends on" in printed
     assert "30 requests on" in printed
+
+
+@pytest.mark.integration
+def test_the_postgresql_locale_benchmark_compares_all_three_databases() -> None:
+    printed = run_bench("bench_pg_locale.py", "--rounds", "1", "--batches", "1")
+    summary = printed.split("× baseline", 1)[1]
+    for database in ("C, newest (baseline)", "0008 (before)", "newest (after)"):
+        assert summary.count(database) == 2  # fan-out 100 and fan-out 1
