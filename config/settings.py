@@ -228,7 +228,13 @@ class RetentionSettings(BaseModel):
 class DeliverySettings(BaseModel):
     """How alerts are sent, retried and given up on."""
 
-    concurrency: int = Field(8, ge=1, description="Alerts sent at the same time.")
+    concurrency: int = Field(32, ge=1, description="Alerts sent at the same time, in all.")
+    per_target: int = Field(
+        8,
+        ge=1,
+        description="Alerts sent at the same time to one target URL: a chat webhook or a "
+        "mail relay meets more at once with refusals.",
+    )
     processes: int = Field(
         2,
         ge=0,

@@ -334,6 +334,57 @@ async def test_a_slow_send_keeps_its_lease_and_a_stop_gives_it_back() -> None:
     assert ledger.released == [1]
 
 
+async def test_one_target_gets_at_most_its_limit_at_once_while_other_targets_flow() -> None:
+    """32 sends in flight in all, but a chat webhook or a mail relay meets more than a few at
+    once with refusals: one target URL gets `per_target`, and its other alerts wait their
+    turn without holding up anyone else's."""
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    busy = "json://hooks.example.com/1"
+    ledger.add(target_id=1, count=40)
+    for target in range(2, 12):
+        ledger.add(target_id=target, count=5)
+    notifier.gates[busy] = asyncio.Event()  # slow: its sends stay in flight
+    worker = DeliveryWorker(
+        FakeStore(ledger),  # type: ignore[arg-type]
+        notifier,
+        settings(concurrency=32, per_target=4, poll_interval_s=30),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    # Every other target's alerts go while the busy one's wait.
+    await until(lambda: sum(notifier.sent.values()) == 50)
+    assert notifier.in_flight[busy] == 4
+    # Those waiting keep their leases, and do not send the worker back to the ledger.
+    claims = ledger.claims
+    await until(lambda: set(range(1, 41)) <= set(ledger.renewed))
+    await asyncio.sleep(0.2)
+    assert ledger.claims == claims
+    notifier.gates[busy].set()
+    await until(lambda: ledger.statuses()["sent"] == 90)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert notifier.most_in_flight[busy] == 4
+    assert notifier.sent[busy] == 40
+
+
+async def test_a_stop_gives_back_the_alerts_waiting_for_a_busy_target() -> None:
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    ledger.add(target_id=1, count=10)
+    notifier.gates["json://hooks.example.com/1"] = asyncio.Event()  # never answers
+    worker = DeliveryWorker(
+        FakeStore(ledger),  # type: ignore[arg-type]
+        notifier,
+        settings(concurrency=32, per_target=2, timeout_s=0.2),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await until(lambda: notifier.in_flight["json://hooks.example.com/1"] == 2)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    # The two in flight (cancelled at the timeout) and the eight waiting their turn.
+    assert sorted(ledger.released) == list(range(1, 11))
+
+
 @pytest.mark.parametrize("failure", [DeliveryFailed("HTTP 500"), RuntimeError("plugin bug")])
 async def test_a_failure_is_retried_with_its_reason(failure: Exception) -> None:
     ledger = FakeLedger()

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,8 +175,15 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         # Claimed ahead, not started yet: one claim takes many rows, not one per free slot.
         self._queue: deque[Work] = deque()
-        # Each send in flight, with the ledger rows it carries.
-        self._in_flight: dict[asyncio.Task[None], list[int]] = {}
+        # Each send in flight, with what it carries; and how many go to each target URL.
+        self._in_flight: dict[asyncio.Task[None], Work] = {}
+        self._to_target: Counter[str] = Counter()
+        # Claimed sends whose target URL had `per_target` in flight, in claim order per URL:
+        # each starts when one of its URL's sends ends, before anything claimed later.
+        self._held_back: dict[str, deque[Work]] = {}
+        self._held_back_count = 0
+        # A send ended whose target has sends held back: start one (no claim for it).
+        self._freed = asyncio.Event()
         self._claim_size = max(4 * settings.concurrency, 32)
 
     def wake(self) -> None:
@@ -184,7 +191,11 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        log.info("delivery.started", concurrency=self.settings.concurrency)
+        log.info(
+            "delivery.started",
+            concurrency=self.settings.concurrency,
+            per_target=self.settings.per_target,
+        )
         done = asyncio.Event()  # the stages behind the loop stop after it has drained
         helpers = [
             asyncio.create_task(self.recorder.run(done), name="delivery.record"),
@@ -201,9 +212,14 @@ class DeliveryWorker:
             while not stop.is_set():
                 woken = self._wake.is_set()
                 self._wake.clear()
+                self._freed.clear()
                 now = loop.time()
-                if len(self._queue) < self.settings.concurrency and (
-                    woken or more or now >= look_at
+                # Sends held back for busy targets do not keep others' alerts from being
+                # claimed, up to a bound (a slow target's backlog is not all taken in memory).
+                if (
+                    len(self._queue) < self.settings.concurrency
+                    and self._held_back_count < self._claim_size
+                    and (woken or more or now >= look_at)
                 ):
                     want = self._claim_size - len(self._queue)
                     digests = now >= digests_at
@@ -213,31 +229,63 @@ class DeliveryWorker:
                     more = len(claimed) == want
                     look_at = now + self.settings.poll_interval_s
                     self._queue.extend(claimed)
-                while self._queue and len(self._in_flight) < self.settings.concurrency:
-                    work = self._queue.popleft()
-                    task = asyncio.create_task(self._deliver(work))
-                    self._in_flight[task] = work.ids
-                    task.add_done_callback(self._finished)
+                self._start_queued()
+                may_claim = self._held_back_count < self._claim_size
                 if self._queue and len(self._in_flight) >= self.settings.concurrency:
                     # Full: wait for a slot rather than polling.
                     await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
-                elif not more:
-                    await _first_of(stop, self._wake, max(0.0, look_at - loop.time()))
+                elif not (more and may_claim):
+                    # Until the poll, new alerts, or a busy target's send ending; with too
+                    # many held back there is nothing to poll for until one of those ends.
+                    wait_s = max(0.0, look_at - loop.time()) if may_claim else None
+                    await _first_of(stop, (self._wake, self._freed), wait_s)
             await self._drain()
         finally:
             done.set()
             await asyncio.gather(*helpers, return_exceptions=True)
             log.info("delivery.stopped")
 
+    def _start_queued(self) -> None:
+        """Start sends while slots are free: first those held back for a target that has a
+        slot again (claimed earlier), then the queue in claim order, holding back a send
+        whose target URL has `per_target` in flight."""
+        limit, most = self.settings.per_target, self.settings.concurrency
+        for target in [t for t, held in self._held_back.items() if self._to_target[t] < limit]:
+            held = self._held_back[target]
+            while held and self._to_target[target] < limit and len(self._in_flight) < most:
+                self._held_back_count -= 1
+                self._start(held.popleft())
+            if not held:
+                del self._held_back[target]
+        while self._queue and len(self._in_flight) < most:
+            work = self._queue.popleft()
+            if self._to_target[work.target] >= limit:
+                self._held_back.setdefault(work.target, deque()).append(work)
+                self._held_back_count += 1
+            else:
+                self._start(work)
+
+    def _start(self, work: Work) -> None:
+        self._to_target[work.target] += 1
+        task = asyncio.create_task(self._deliver(work))
+        self._in_flight[task] = work
+        task.add_done_callback(self._finished)
+
+    def _waiting(self) -> list[Work]:
+        """Claimed and not started: queued, or held back for a busy target."""
+        return [*self._queue, *(work for held in self._held_back.values() for work in held)]
+
     async def _drain(self) -> None:
         """Let the alerts in flight finish; give the ones that do not back to the ledger, with
         those claimed but not started."""
-        released = [row for work in self._queue for row in work.ids]
+        released = [row for work in self._waiting() for row in work.ids]
         self._queue.clear()
+        self._held_back.clear()
+        self._held_back_count = 0
         if self._in_flight:
             log.info("delivery.draining", in_flight=len(self._in_flight))
             _, late = await asyncio.wait(self._in_flight, timeout=self.settings.timeout_s)
-            released += [row for task in late for row in self._in_flight[task]]
+            released += [row for task in late for row in self._in_flight[task].ids]
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
@@ -251,7 +299,14 @@ class DeliveryWorker:
         # No wake: a free slot makes nothing due. The loop starts queued work when a slot
         # frees (it waits on the sends when full) and claims again when the last claim was
         # full; waking it here made it ask the ledger once more after every send, for nothing.
-        self._in_flight.pop(task, None)
+        work = self._in_flight.pop(task, None)
+        if work is None:
+            return
+        self._to_target[work.target] -= 1
+        if not self._to_target[work.target]:
+            del self._to_target[work.target]
+        if work.target in self._held_back:
+            self._freed.set()
 
     async def _claim(self, limit: int, digests: bool) -> list[Work]:
         """Due digests first (each one send; looked for at each poll, they are few), then due
@@ -276,8 +331,8 @@ class DeliveryWorker:
         every = self.settings.lease_s / 3
         while not done.is_set():
             await wait_or_stop(done, every)
-            held = {row for rows in self._in_flight.values() for row in rows}
-            held.update(row for work in self._queue for row in work.ids)
+            held = {row for work in self._in_flight.values() for row in work.ids}
+            held.update(row for work in self._waiting() for row in work.ids)
             held |= self.recorder.unwritten
             if held and not done.is_set():
                 try:
@@ -388,13 +443,21 @@ class Work:
     def ids(self) -> list[int]:
         return [item.delivery.id for item in self.items]
 
+    @property
+    def target(self) -> str:
+        """The URL it goes to: one target, and the limit of sends in flight is per URL (two
+        subscriptions' targets with one chat webhook share it)."""
+        return self.items[0].delivery.target
+
 
 def _ms_since(moment: datetime) -> float:
     return round((utcnow() - moment).total_seconds() * 1000, 1)
 
 
-async def _first_of(stop: asyncio.Event, wake: asyncio.Event, wait_s: float) -> None:
-    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+async def _first_of(
+    stop: asyncio.Event, wakes: tuple[asyncio.Event, ...], wait_s: float | None
+) -> None:
+    waits = [asyncio.create_task(event.wait()) for event in (stop, *wakes)]
     try:
         await asyncio.wait(waits, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
