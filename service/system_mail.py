@@ -48,6 +48,13 @@ def own_mail_address(target: str) -> str | None:
     return address if "@" in address and "," not in address else None
 
 
+def sends_share(target: str) -> str:
+    """What a target's sends share, for the limit of sends in flight at once: its own URL, but
+    every own-mail target goes through the operator's one mail server, which takes no more at
+    once than any other target (JOBWIRE_DELIVERY__PER_TARGET)."""
+    return OWN_MAIL_PREFIX if own_mail_address(target) is not None else target
+
+
 def with_recipient(url: str, address: str) -> str:
     """`url` sending to `address` only: any `to=` it had is replaced."""
     base, _, query = url.strip().partition("?")

@@ -18,6 +18,7 @@ from service.delivery import Admission, DeliveryFailed, DeliveryWorker, Message,
 from service.delivery.render import Renderer
 from service.store import ClaimedDelivery, Delivery, utcnow
 from service.store.ledger import Outcomes
+from service.system_mail import own_mail_target, sends_share
 
 T0 = datetime(2026, 11, 25, 12, 0, 0)
 
@@ -99,6 +100,7 @@ class FakeLedger:
     """A ledger in memory: rows due now are claimed, outcomes are applied as the real one does."""
 
     rows: dict[int, dict[str, object]] = field(default_factory=dict)
+    urls: dict[int, str] = field(default_factory=dict)  # a target's URL, if not the usual
     claims: int = 0
     digest_claims: int = 0
     applied: list[Outcomes] = field(default_factory=list)
@@ -138,7 +140,7 @@ class FakeLedger:
                 id=r,
                 subscription_id="s" * 32,
                 target_id=target,
-                target=f"json://hooks.example.com/{target}",
+                target=self.urls.get(target, f"json://hooks.example.com/{target}"),
                 event_kind="posting",
                 event_id=event.id,
                 status="sending",
@@ -200,10 +202,12 @@ class FakeNotifier:
         self.sent: Counter[str] = Counter()
         self.in_flight: Counter[str] = Counter()
         self.most_in_flight: Counter[str] = Counter()
+        self.most_at_once = 0  # sends in flight to any target, together
 
     async def send(self, target: str, message: Message) -> None:
         self.in_flight[target] += 1
         self.most_in_flight[target] = max(self.most_in_flight[target], self.in_flight[target])
+        self.most_at_once = max(self.most_at_once, sum(self.in_flight.values()))
         try:
             if target in self.gates:
                 await self.gates[target].wait()
@@ -365,6 +369,34 @@ async def test_one_target_gets_at_most_its_limit_at_once_while_other_targets_flo
     await asyncio.wait_for(task, 5)
     assert notifier.most_in_flight[busy] == 4
     assert notifier.sent[busy] == 40
+
+
+async def test_alerts_by_jobwires_own_mail_share_one_limit_for_the_operators_server() -> None:
+    """Each person who signed up on the page has a target of their own, but all of them go
+    through the operator's one mail server: it meets `per_target` at once, not that many per
+    person."""
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    for target, person in enumerate(("ana", "bo", "cy"), start=1):
+        ledger.urls[target] = own_mail_target(f"{person}@example.com")
+        ledger.add(target_id=target, count=10)
+        notifier.gates[ledger.urls[target]] = asyncio.Event()
+    worker = DeliveryWorker(
+        FakeStore(ledger),  # type: ignore[arg-type]
+        notifier,
+        settings(concurrency=32, per_target=4),
+        shared_by=sends_share,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await until(lambda: sum(notifier.in_flight.values()) >= 4)
+    await asyncio.sleep(0.1)
+    assert sum(notifier.in_flight.values()) == 4  # not 4 for each of the three
+    for gate in notifier.gates.values():
+        gate.set()
+    await until(lambda: ledger.statuses()["sent"] == 30)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert notifier.most_at_once == 4
 
 
 async def test_a_stop_gives_back_the_alerts_waiting_for_a_busy_target() -> None:

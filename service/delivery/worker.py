@@ -155,6 +155,7 @@ class DeliveryWorker:
         observer: DeliveryObserver | None = None,
         renderer: Renderer | None = None,
         manage_url: Callable[[str], str] | None = None,
+        shared_by: Callable[[str], str] | None = None,
     ) -> None:
         self.ledger = store.ledger
         self.observer = observer or Observers()
@@ -175,7 +176,10 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         # Claimed ahead, not started yet: one claim takes many rows, not one per free slot.
         self._queue: deque[Work] = deque()
-        # Each send in flight, with what it carries; and how many go to each target URL.
+        # What a target's sends share, which `per_target` limits: its URL, or for targets
+        # that go through one server of the operator's (jobwire's own mail) that server.
+        self._shared_by = shared_by or (lambda target: target)
+        # Each send in flight, with what it carries; and how many go to each of those.
         self._in_flight: dict[asyncio.Task[None], Work] = {}
         self._to_target: Counter[str] = Counter()
         # Claimed sends whose target URL had `per_target` in flight, in claim order per URL:
@@ -250,23 +254,24 @@ class DeliveryWorker:
         slot again (claimed earlier), then the queue in claim order, holding back a send
         whose target URL has `per_target` in flight."""
         limit, most = self.settings.per_target, self.settings.concurrency
-        for target in [t for t, held in self._held_back.items() if self._to_target[t] < limit]:
-            held = self._held_back[target]
-            while held and self._to_target[target] < limit and len(self._in_flight) < most:
+        for shared in [s for s in self._held_back if self._to_target[s] < limit]:
+            held = self._held_back[shared]
+            while held and self._to_target[shared] < limit and len(self._in_flight) < most:
                 self._held_back_count -= 1
-                self._start(held.popleft())
+                self._start(held.popleft(), shared)
             if not held:
-                del self._held_back[target]
+                del self._held_back[shared]
         while self._queue and len(self._in_flight) < most:
             work = self._queue.popleft()
-            if self._to_target[work.target] >= limit:
-                self._held_back.setdefault(work.target, deque()).append(work)
+            shared = self._shared_by(work.target)
+            if self._to_target[shared] >= limit:
+                self._held_back.setdefault(shared, deque()).append(work)
                 self._held_back_count += 1
             else:
-                self._start(work)
+                self._start(work, shared)
 
-    def _start(self, work: Work) -> None:
-        self._to_target[work.target] += 1
+    def _start(self, work: Work, shared: str) -> None:
+        self._to_target[shared] += 1
         task = asyncio.create_task(self._deliver(work))
         self._in_flight[task] = work
         task.add_done_callback(self._finished)
@@ -302,10 +307,11 @@ class DeliveryWorker:
         work = self._in_flight.pop(task, None)
         if work is None:
             return
-        self._to_target[work.target] -= 1
-        if not self._to_target[work.target]:
-            del self._to_target[work.target]
-        if work.target in self._held_back:
+        shared = self._shared_by(work.target)
+        self._to_target[shared] -= 1
+        if not self._to_target[shared]:
+            del self._to_target[shared]
+        if shared in self._held_back:
             self._freed.set()
 
     async def _claim(self, limit: int, digests: bool) -> list[Work]:
