@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consumers.events import Event
-from service.store import Match, Store, utcnow
+from service.store import Match, Store, bulk, utcnow
+from service.store.bulk import DeliveryRow
 from service.store.ledger import Outcomes
 from service.store.schema import events
 from service.subscriptions import SubscriptionIn
+from tests.conftest import empty_database
 
 TARGET = "json://127.0.0.1:9/hook"
 
@@ -212,3 +216,68 @@ async def test_when_a_probe_fails_every_waiting_alert_follows_the_targets_backof
     )
     rows = await store.ledger.recent()
     assert {row.next_attempt_at for row in rows if row.status == "pending"} == {soon}
+
+
+@pytest.fixture
+async def postgres_store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    url: str = request.getfixturevalue("postgres").url
+    await empty_database(url)
+    opened = await Store.open(url, auto_migrate=True)
+    yield opened
+    await opened.close()
+
+
+@pytest.mark.integration
+async def test_a_large_batch_goes_in_over_two_connections_and_each_alert_once(
+    postgres_store: Store, sample_events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a large batch's rows are copied in two halves at once, each by a server
+    process of its own; recording it again, or after retention removed its events, still
+    records nothing twice."""
+    store = postgres_store
+    monkeypatch.setattr(bulk, "SPLIT_ROWS", 2)
+    copied_by: list[int] = []
+    copy = bulk._copy_deliveries
+
+    async def spy(conn: AsyncConnection, rows: Sequence[DeliveryRow], now: datetime) -> int:
+        copied_by.append(id((await conn.get_raw_connection()).driver_connection))
+        return await copy(conn, rows, now)
+
+    monkeypatch.setattr(bulk, "_copy_deliveries", spy)
+    sub = await store.subscriptions.add(
+        spec(employers=["NORDSTROM"], notify=[TARGET, "json://127.0.0.1:9/other"])
+    )
+    batch = sample_events[:4]
+    matches = [Match(sub.id, event, sub.target_ids) for event in batch]
+
+    assert await store.ledger.record(batch, matches) == 8
+    assert len(set(copied_by)) == 2
+    assert await store.ledger.record(batch, matches) == 0
+    async with store.engine.begin() as conn:
+        await conn.execute(delete(events))
+    assert await store.ledger.record(batch, matches) == 0
+    assert (await store.ledger.counts()) == {"pending": 8}
+    assert len({(d.event_id, d.target_id) for d in await store.ledger.recent()}) == 8
+
+
+@pytest.mark.integration
+async def test_when_a_large_batch_fails_its_other_half_is_not_kept_either(
+    postgres_store: Store, sample_events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second connection's half commits only after the batch's own transaction: a ledger
+    row is never kept without its event, and a failed batch leaves nothing behind."""
+    store = postgres_store
+    monkeypatch.setattr(bulk, "SPLIT_ROWS", 2)
+
+    async def fails(conn: AsyncConnection, rows: Sequence[DeliveryRow], now: datetime) -> int:
+        raise ConnectionResetError("the store went away mid-batch")
+
+    # Runs on the batch's own connection after both halves were copied.
+    monkeypatch.setattr(bulk, "_insert_deliveries_postgres", fails)
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
+    batch = sample_events[:4]
+    with pytest.raises(ConnectionResetError):
+        await store.ledger.record(batch, [Match(sub.id, event, sub.target_ids) for event in batch])
+    assert await store.ledger.counts() == {}
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(events))).scalar() == 0

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from consumers.events import AnyEvent, Event
 from service.matching import search_text
 from service.redaction import shown_error
+from service.store import bulk
 from service.store.bulk import DeliveryRow, EventRow, insert_deliveries, insert_events
 from service.store.crypto import Sealer
 from service.store.schema import deliveries, events, subscriptions, targets, utcnow
@@ -208,9 +209,22 @@ class Ledger:
         rows were new."""
         if not recording.events:
             return 0
-        async with self.engine.begin() as conn:
-            new_events = await insert_events(conn, recording.events)
-            return await insert_deliveries(conn, recording.deliveries, recording.at, new_events)
+        if self.engine.dialect.name != "postgresql" or len(recording.deliveries) < bulk.SPLIT_ROWS:
+            async with self.engine.begin() as conn:
+                new_events = await insert_events(conn, recording.events)
+                return await insert_deliveries(conn, recording.deliveries, recording.at, new_events)
+        # Half of the rows go in on a second connection (bulk.py), committed only after the
+        # batch's own transaction: no ledger row is ever committed without its event. If the
+        # batch's transaction fails, leaving the block rolls the helper's half back too.
+        async with self.engine.connect() as helper:
+            await helper.begin()
+            async with self.engine.begin() as conn:
+                new_events = await insert_events(conn, recording.events)
+                written = await insert_deliveries(
+                    conn, recording.deliveries, recording.at, new_events, helper
+                )
+            await helper.commit()
+        return written
 
     async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
         """Take up to `limit` due alerts (not digest rows) for sending, safely beside other
