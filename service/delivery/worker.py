@@ -181,9 +181,10 @@ class DeliveryWorker:
         self._shared_by = shared_by or (lambda target: target)
         # Each send in flight, with what it carries; and how many go to each of those.
         self._in_flight: dict[asyncio.Task[None], Work] = {}
-        self._to_target: Counter[str] = Counter()
-        # Claimed sends whose target URL had `per_target` in flight, in claim order per URL:
-        # each starts when one of its URL's sends ends, before anything claimed later.
+        self._sends_to: Counter[str] = Counter()
+        # Claimed sends held back because what their target shares had `per_target` in
+        # flight, in claim order: each starts when one of those sends ends, before anything
+        # claimed later.
         self._held_back: dict[str, deque[Work]] = {}
         self._held_back_count = 0
         # A send ended whose target has sends held back: start one (no claim for it).
@@ -254,9 +255,9 @@ class DeliveryWorker:
         slot again (claimed earlier), then the queue in claim order, holding back a send
         whose target URL has `per_target` in flight."""
         limit, most = self.settings.per_target, self.settings.concurrency
-        for shared in [s for s in self._held_back if self._to_target[s] < limit]:
+        for shared in [s for s in self._held_back if self._sends_to[s] < limit]:
             held = self._held_back[shared]
-            while held and self._to_target[shared] < limit and len(self._in_flight) < most:
+            while held and self._sends_to[shared] < limit and len(self._in_flight) < most:
                 self._held_back_count -= 1
                 self._start(held.popleft(), shared)
             if not held:
@@ -264,14 +265,14 @@ class DeliveryWorker:
         while self._queue and len(self._in_flight) < most:
             work = self._queue.popleft()
             shared = self._shared_by(work.target)
-            if self._to_target[shared] >= limit:
+            if self._sends_to[shared] >= limit:
                 self._held_back.setdefault(shared, deque()).append(work)
                 self._held_back_count += 1
             else:
                 self._start(work, shared)
 
     def _start(self, work: Work, shared: str) -> None:
-        self._to_target[shared] += 1
+        self._sends_to[shared] += 1
         task = asyncio.create_task(self._deliver(work))
         self._in_flight[task] = work
         task.add_done_callback(self._finished)
@@ -304,13 +305,14 @@ class DeliveryWorker:
         # No wake: a free slot makes nothing due. The loop starts queued work when a slot
         # frees (it waits on the sends when full) and claims again when the last claim was
         # full; waking it here made it ask the ledger once more after every send, for nothing.
+        # Only a send held back for this target is started at once (`_freed`, no claim).
         work = self._in_flight.pop(task, None)
         if work is None:
             return
         shared = self._shared_by(work.target)
-        self._to_target[shared] -= 1
-        if not self._to_target[shared]:
-            del self._to_target[shared]
+        self._sends_to[shared] -= 1
+        if not self._sends_to[shared]:
+            del self._sends_to[shared]
         if shared in self._held_back:
             self._freed.set()
 
