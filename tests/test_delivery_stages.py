@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -239,12 +240,21 @@ async def until(condition: Callable[[], bool], within_s: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+@asynccontextmanager
+async def running(worker: DeliveryWorker) -> AsyncIterator[None]:
+    """The worker runs for the block, and has stopped (drained) when it ends."""
+    stop_worker = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop_worker))
+    try:
+        yield
+    finally:
+        stop_worker.set()
+        await asyncio.wait_for(task, 5)
+
+
 async def run_until(worker: DeliveryWorker, done: Callable[[], bool]) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    await until(done)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    async with running(worker):
+        await until(done)
 
 
 async def test_every_alert_is_sent_once_and_outcomes_are_written_in_batches() -> None:
@@ -291,23 +301,20 @@ async def test_a_held_target_is_probed_by_one_alert_while_the_rest_wait_without_
     ledger.add(target_id=2, count=30)
     notifier.failing.add(down)
     worker = DeliveryWorker(FakeStore(ledger), notifier, settings(max_attempts=50))  # type: ignore[arg-type]
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    # The healthy target's alerts all go, while the failing one's wait.
-    await until(lambda: notifier.sent["json://hooks.example.com/2"] == 30)
-    # Now the target answers slowly: one probe is in flight for a while.
-    notifier.failing.discard(down)
-    notifier.gates[down] = asyncio.Event()
-    await until(lambda: notifier.in_flight[down] == 1)
-    claims_before = ledger.claims
-    await asyncio.sleep(0.3)
-    assert notifier.in_flight[down] == 1  # one probe, never two
-    # The alerts waiting for it are not claimed and deferred over and over meanwhile.
-    assert ledger.claims - claims_before < 40
-    notifier.gates[down].set()
-    await until(lambda: ledger.statuses()["sent"] == 60)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    async with running(worker):
+        # The healthy target's alerts all go, while the failing one's wait.
+        await until(lambda: notifier.sent["json://hooks.example.com/2"] == 30)
+        # Now the target answers slowly: one probe is in flight for a while.
+        notifier.failing.discard(down)
+        notifier.gates[down] = asyncio.Event()
+        await until(lambda: notifier.in_flight[down] == 1)
+        claims_before = ledger.claims
+        await asyncio.sleep(0.3)
+        assert notifier.in_flight[down] == 1  # one probe, never two
+        # The alerts waiting for it are not claimed and deferred over and over meanwhile.
+        assert ledger.claims - claims_before < 40
+        notifier.gates[down].set()
+        await until(lambda: ledger.statuses()["sent"] == 60)
     assert notifier.most_in_flight[down] == 1
     assert notifier.sent[down] == 30
 
@@ -329,12 +336,9 @@ async def test_a_slow_send_keeps_its_lease_and_a_stop_gives_it_back() -> None:
     ledger.add(target_id=1, count=1)
     notifier.gates["json://hooks.example.com/1"] = asyncio.Event()  # never answers
     worker = DeliveryWorker(FakeStore(ledger), notifier, settings(lease_s=0.15, timeout_s=0.5))  # type: ignore[arg-type]
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    # Renewed every third of the lease while in flight, long past the lease itself.
-    await until(lambda: ledger.renewed.count(1) >= 2)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    async with running(worker):
+        # Renewed every third of the lease while in flight, long past the lease itself.
+        await until(lambda: ledger.renewed.count(1) >= 2)
     assert ledger.released == [1]
 
 
@@ -353,20 +357,17 @@ async def test_one_target_gets_at_most_its_limit_at_once_while_other_targets_flo
         notifier,
         settings(concurrency=32, per_target=4, poll_interval_s=30),
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    # Every other target's alerts go while the busy one's wait.
-    await until(lambda: sum(notifier.sent.values()) == 50)
-    assert notifier.in_flight[busy] == 4
-    # Those waiting keep their leases, and do not send the worker back to the ledger.
-    claims = ledger.claims
-    await until(lambda: set(range(1, 41)) <= set(ledger.renewed))
-    await asyncio.sleep(0.2)
-    assert ledger.claims == claims
-    notifier.gates[busy].set()
-    await until(lambda: ledger.statuses()["sent"] == 90)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    async with running(worker):
+        # Every other target's alerts go while the busy one's wait.
+        await until(lambda: sum(notifier.sent.values()) == 50)
+        assert notifier.in_flight[busy] == 4
+        # Those waiting keep their leases, and do not send the worker back to the ledger.
+        claims = ledger.claims
+        await until(lambda: set(range(1, 41)) <= set(ledger.renewed))
+        await asyncio.sleep(0.2)
+        assert ledger.claims == claims
+        notifier.gates[busy].set()
+        await until(lambda: ledger.statuses()["sent"] == 90)
     assert notifier.most_in_flight[busy] == 4
     assert notifier.sent[busy] == 40
 
@@ -386,16 +387,13 @@ async def test_alerts_by_jobwires_own_mail_share_one_limit_for_the_operators_ser
         settings(concurrency=32, per_target=4),
         shared_by=sends_share,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    await until(lambda: sum(notifier.in_flight.values()) >= 4)
-    await asyncio.sleep(0.1)
-    assert sum(notifier.in_flight.values()) == 4  # not 4 for each of the three
-    for gate in notifier.gates.values():
-        gate.set()
-    await until(lambda: ledger.statuses()["sent"] == 30)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    async with running(worker):
+        await until(lambda: sum(notifier.in_flight.values()) >= 4)
+        await asyncio.sleep(0.1)
+        assert sum(notifier.in_flight.values()) == 4  # not 4 for each of the three
+        for gate in notifier.gates.values():
+            gate.set()
+        await until(lambda: ledger.statuses()["sent"] == 30)
     assert notifier.most_at_once == 4
 
 
@@ -408,11 +406,8 @@ async def test_a_stop_gives_back_the_alerts_waiting_for_a_busy_target() -> None:
         notifier,
         settings(concurrency=32, per_target=2, timeout_s=0.2),
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    await until(lambda: notifier.in_flight["json://hooks.example.com/1"] == 2)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    async with running(worker):
+        await until(lambda: notifier.in_flight["json://hooks.example.com/1"] == 2)
     # The two in flight (cancelled at the timeout) and the eight waiting their turn.
     assert sorted(ledger.released) == list(range(1, 11))
 
