@@ -122,6 +122,13 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[
     return {(kind, event_id) for kind, event_id in result}
 
 
+def wants_helper(dialect: str, rows: Sequence[DeliveryRow]) -> bool:
+    """Whether a batch's write should bring a second connection for half of its `COPY`: on
+    PostgreSQL, for a batch of at least SPLIT_ROWS rows (fewer may turn out new to the store;
+    then the helper is not used)."""
+    return dialect == "postgresql" and len(rows) >= SPLIT_ROWS
+
+
 async def insert_deliveries(
     conn: AsyncConnection,
     rows: Sequence[DeliveryRow],

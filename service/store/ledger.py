@@ -30,8 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from consumers.events import AnyEvent, Event
 from service.matching import search_text
 from service.redaction import shown_error
-from service.store import bulk
-from service.store.bulk import DeliveryRow, EventRow, insert_deliveries, insert_events
+from service.store.bulk import (
+    DeliveryRow,
+    EventRow,
+    insert_deliveries,
+    insert_events,
+    wants_helper,
+)
 from service.store.crypto import Sealer
 from service.store.schema import deliveries, events, subscriptions, targets, utcnow
 
@@ -209,7 +214,7 @@ class Ledger:
         rows were new."""
         if not recording.events:
             return 0
-        if self.engine.dialect.name != "postgresql" or len(recording.deliveries) < bulk.SPLIT_ROWS:
+        if not wants_helper(self.engine.dialect.name, recording.deliveries):
             async with self.engine.begin() as conn:
                 new_events = await insert_events(conn, recording.events)
                 return await insert_deliveries(conn, recording.deliveries, recording.at, new_events)
