@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import orjson
@@ -45,6 +46,19 @@ async def empty_database(url: str) -> None:
         await conn.execute(text("DROP SCHEMA public CASCADE"))
         await conn.execute(text("CREATE SCHEMA public"))
     await engine.dispose()
+
+
+@asynccontextmanager
+async def sqlite_store_with(file: Path, table: str) -> AsyncIterator[Store]:
+    """A new SQLite store at `file` with one table of the test's own (`CREATE TABLE …`), for
+    tests of the store's machinery rather than of jobwire's tables; closed afterwards."""
+    opened = await Store.open(f"sqlite+aiosqlite:///{file}")
+    async with opened.engine.begin() as conn:
+        await conn.execute(text(table))
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

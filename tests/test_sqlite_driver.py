@@ -19,17 +19,15 @@ from consumers.events import Event
 from service.store import Match, Store
 from service.store import ledger as ledger_module
 from service.subscriptions import SubscriptionIn
+from tests.conftest import sqlite_store_with
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
-    async with opened.engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
-    try:
+    async with sqlite_store_with(
+        tmp_path / "driver.db", "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"
+    ) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 class Trips:

@@ -20,19 +20,17 @@ from structlog.testing import capture_logs
 from service.store import Store
 from service.store import wal_checkpoints as checkpoints_module
 from service.store.wal_checkpoints import WalCheckpoints
+from tests.conftest import sqlite_store_with
 
 BLOB = 64 * 1024  # a row of this many bytes: 16 pages
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")
-    async with opened.engine.begin() as conn:
-        await conn.execute(text("CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB)"))
-    try:
+    async with sqlite_store_with(
+        tmp_path / "wal.db", "CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB)"
+    ) as opened:
         yield opened
-    finally:
-        await opened.close()
 
 
 def checkpoints_of(store: Store) -> WalCheckpoints:
