@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -117,13 +117,17 @@ class FakeLedger:
         self.digest_claims += 1
         return []
 
-    async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
+    async def claim(
+        self, limit: int, lease_s: float, skip_targets: Collection[int] = ()
+    ) -> list[ClaimedDelivery]:
         self.claims += 1
         now = utcnow()
         due = [
             r
             for r, row in self.rows.items()
-            if row["status"] == "pending" and row["due"] <= now  # type: ignore[operator]
+            if row["status"] == "pending"
+            and row["due"] <= now  # type: ignore[operator]
+            and row["target"] not in skip_targets
         ][:limit]
         claimed = []
         for r in due:
@@ -370,6 +374,30 @@ async def test_one_target_gets_at_most_its_limit_at_once_while_other_targets_flo
         await until(lambda: ledger.statuses()["sent"] == 90)
     assert notifier.most_in_flight[busy] == 4
     assert notifier.sent[busy] == 40
+
+
+async def test_a_slow_targets_backlog_does_not_keep_other_targets_alerts_waiting() -> None:
+    """One subscriber's slow webhook with hundreds of alerts due ahead of everyone else's:
+    the worker takes no more of its backlog than a claim's worth, and other targets' alerts,
+    due later, are sent while the slow one is still busy."""
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    slow = "json://hooks.example.com/1"
+    ledger.add(target_id=1, count=600)  # more than the worker holds back (a claim: 128)
+    ledger.add(target_id=2, count=5)
+    notifier.gates[slow] = asyncio.Event()  # its sends stay in flight
+    worker = DeliveryWorker(
+        FakeStore(ledger),  # type: ignore[arg-type]
+        notifier,
+        settings(concurrency=32, per_target=4),
+    )
+    async with running(worker):
+        await until(lambda: notifier.sent["json://hooks.example.com/2"] == 5)
+        assert notifier.sent[slow] == 0
+        # Only a claim's worth of the slow backlog was taken from the ledger.
+        assert ledger.statuses()["pending"] >= 600 - 128
+        notifier.gates[slow].set()
+        await until(lambda: ledger.statuses()["sent"] == 605, within_s=10)
+    assert notifier.most_in_flight[slow] == 4
 
 
 async def test_alerts_by_jobwires_own_mail_share_one_limit_for_the_operators_server() -> None:

@@ -133,6 +133,25 @@ async def test_a_failing_target_holds_back_its_own_backlog_only(
     assert {c.delivery.target for c in await store.ledger.claim(10, lease_s=60)} == {TARGET}
 
 
+async def test_a_claim_passes_over_targets_the_worker_has_a_backlog_of_and_keeps_their_order(
+    store: Store, sample_events: list[Event]
+) -> None:
+    other = "json://127.0.0.1:9/other"
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, other]))
+    await store.ledger.record(
+        sample_events[:3], [Match(sub.id, e, sub.target_ids) for e in sample_events[:3]]
+    )
+    busy, _ = sub.target_ids
+
+    due = await store.ledger.claim(10, lease_s=60, skip_targets={busy})
+    assert [c.delivery.target for c in due] == [other] * 3
+    # The busy target's rows were left as they were: due, in their order, for a later claim.
+    rest = await store.ledger.claim(10, lease_s=60)
+    assert [c.delivery.target for c in rest] == [TARGET] * 3
+    assert [c.delivery.id for c in rest] == sorted(c.delivery.id for c in rest)
+    assert all(c.delivery.attempts == 1 for c in rest)
+
+
 async def test_a_dead_target_takes_its_waiting_alerts_with_it_and_requeue_spares_removed_ones(
     store: Store, sample_events: list[Event]
 ) -> None:

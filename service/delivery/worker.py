@@ -326,7 +326,11 @@ class DeliveryWorker:
                 found = await self.ledger.claim_digests(limit, lease)
                 work = [Work(d.items, d.digest_id) for d in found]
             if len(work) < limit:
-                alerts = await self.ledger.claim(limit - len(work), lease)
+                # A target with sends held back already has its turn in memory: its next
+                # rows wait in the ledger, and the claim takes other targets' alerts instead of
+                # filling up with a slow target's backlog while everyone else's wait behind it.
+                busy = {w.items[0].delivery.target_id for h in self._held_back.values() for w in h}
+                alerts = await self.ledger.claim(limit - len(work), lease, skip_targets=busy)
                 work.extend(Work([item]) for item in alerts)
         except Exception as exc:  # the store is down: keep the worker alive and try again
             log.error("delivery.claim_failed", error=explain(exc))

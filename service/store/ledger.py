@@ -9,7 +9,7 @@ delivery stages decide is written back in batches (`apply`), one transaction for
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple, get_args
@@ -231,17 +231,21 @@ class Ledger:
             await helper.commit()
         return written
 
-    async def claim(self, limit: int, lease_s: float) -> list[ClaimedDelivery]:
+    async def claim(
+        self, limit: int, lease_s: float, skip_targets: Collection[int] = ()
+    ) -> list[ClaimedDelivery]:
         """Take up to `limit` due alerts (not digest rows) for sending, safely beside other
-        workers.
+        workers, none for `skip_targets` (targets the worker already has a backlog of in
+        memory: their rows stay here, in order, and the claim takes others' instead).
 
         A claim is a lease: if the worker dies, the row is due again when the lease ends.
         """
         now = utcnow()
+        due = select(deliveries.c.id).where(_due(now), deliveries.c.digest.is_(False))
+        if skip_targets:
+            due = due.where(deliveries.c.target_id.not_in(sorted(skip_targets)))
         due = (
-            select(deliveries.c.id)
-            .where(_due(now), deliveries.c.digest.is_(False))
-            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+            due.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
