@@ -21,7 +21,7 @@ run: install  ## Kafka, a mail catcher, a chat sink and jobwire on this machine,
 test: install  ## Lint, type-check, the compose file, and every test against real servers.
 	bash devstack/test.sh $(VENV)
 
-bench: install  ## The benchmarks: matching, the API, the store, ledger inserts, PostgreSQL's locale, rendering, GC pauses, then the whole pipeline (~15 min).
+bench: install  ## The benchmarks: matching, the API, the store, ledger inserts, PostgreSQL's locale, rendering, GC pauses, a slow target's backlog, then the whole pipeline (~15 min).
 	$(VENV)/bin/python bench/bench_matching.py
 	$(VENV)/bin/python bench/bench_api.py
 	$(VENV)/bin/python bench/bench_store.py
@@ -29,6 +29,7 @@ bench: install  ## The benchmarks: matching, the API, the store, ledger inserts,
 	$(VENV)/bin/python bench/bench_pg_locale.py
 	$(VENV)/bin/python bench/bench_render.py
 	$(VENV)/bin/python bench/bench_gc_pause.py
+	$(VENV)/bin/python bench/bench_slow_target.py
 	$(VENV)/bin/python bench/bench_pipeline.py
 
 lock:  ## Pin every dependency again after pyproject.toml changed (LOCK_ARGS=--upgrade: all newest).

@@ -40,6 +40,13 @@ def test_the_gc_pause_benchmark_measures_both_processes_each_way() -> None:
     assert "30 requests on" in printed
 
 
+def test_the_slow_target_benchmark_measures_both_cases_each_round() -> None:
+    printed = run_bench("bench_slow_target.py", "--rounds", "1", "--backlog", "200")
+    assert "no slow backlog (baseline)" in printed
+    assert "behind the slow backlog" in printed
+    assert "× baseline" in printed
+
+
 @pytest.mark.integration
 def test_the_postgresql_locale_benchmark_compares_all_three_databases() -> None:
     printed = run_bench("bench_pg_locale.py", "--rounds", "1", "--batches", "1")
