@@ -1,13 +1,12 @@
 """The send stage: one message to one target, through Apprise, off the event loop.
 
-Most Apprise plugins block (requests, smtplib), so sends run on a bounded thread pool, one that
-keeps them on as few threads as keep them moving (spilling.py). The plugin built for a target
-is kept and reused: parsing a URL, building a plugin and opening a connection cost twice a
-warm send's CPU (2.0 against 0.7 ms for `json://`), and a plugin that logs in (Matrix) would
-otherwise log in again for every alert. Next to the plugin is kept an HTTP session, so a
-webhook's connection stays alive between alerts (keepalive.py). The plugin's own throttle (a
-pause between two sends of one instance) is off, since jobwire paces a failing target itself
-(the breaker).
+Most Apprise plugins block (requests, smtplib), so sends run on a bounded thread pool. The
+plugin built for a target is kept and reused: parsing a URL, building a plugin and opening a
+connection cost twice a warm send's CPU (2.0 against 0.7 ms for `json://`), and a plugin that
+logs in (Matrix) would otherwise log in again for every alert. Next to the plugin is kept an
+HTTP session, so a webhook's connection stays alive between alerts (keepalive.py). The plugin's
+own throttle (a pause between two sends of one instance) is off, since jobwire paces a failing
+target itself (the breaker).
 
 What is kept belongs to the process, not to a thread: a send takes the target's idle plugin,
 whichever thread it runs on, and gives it back when done, so one plugin is never in two sends
@@ -38,6 +37,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
@@ -51,7 +51,6 @@ from apprise.plugins.matrix import NotifyMatrix
 from service.delivery import keepalive, smtp_tls
 from service.delivery.fit import fit
 from service.delivery.render import Message
-from service.delivery.spilling import SpillingPool
 from service.egress import EgressRefused
 from service.redaction import mask, scrub
 from service.targets import TargetPolicy
@@ -102,8 +101,7 @@ _emojis: Callable[[str], str] = apply_emojis
 
 @dataclass(slots=True)
 class _Kept:
-    """What the process keeps for one target, lent to one send at a time: its plugin and its
-    HTTP connections."""
+    """What one sending thread keeps for one target: its plugin and its HTTP connections."""
 
     plugin: NotifyBase
     session: requests.Session
@@ -118,12 +116,12 @@ class Notifier(Protocol):
 
 
 class AppriseNotifier:
-    """Sends through Apprise on a bounded thread pool (spilling.py), with the plugin this
-    process keeps for each target, inside the target policy's guard."""
+    """Sends through Apprise on a bounded thread pool, one reused plugin per target and thread,
+    inside the target policy's guard."""
 
     def __init__(self, policy: TargetPolicy, concurrency: int, timeout_s: float) -> None:
         self._policy = policy
-        self._pool = SpillingPool(concurrency, name="apprise")
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="apprise")
         self._timeout_s = timeout_s
         self._kept = _KeptPlugins(KEPT_PLUGINS)
 

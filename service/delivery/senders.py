@@ -20,6 +20,7 @@ import itertools
 import multiprocessing
 import multiprocessing.connection
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,6 @@ from service import interpreter
 from service.delivery.notifier import AppriseNotifier, DeliveryFailed
 from service.delivery.render import Message, Renderer
 from service.delivery.render.renderer import remake
-from service.delivery.spilling import SpillingPool
 from service.redaction import scrub
 from service.targets import TargetPolicy
 
@@ -90,7 +90,7 @@ def _serve(
         with answering:
             conn.send((request_id, error))
 
-    with SpillingPool(threads) as pool:
+    with ThreadPoolExecutor(threads, thread_name_prefix="sender") as pool:
         while True:
             try:
                 request = conn.recv()
