@@ -101,7 +101,8 @@ _emojis: Callable[[str], str] = apply_emojis
 
 @dataclass(slots=True)
 class _Kept:
-    """What one sending thread keeps for one target: its plugin and its HTTP connections."""
+    """What the process keeps for one target, lent to one send at a time: its plugin and its
+    HTTP connections."""
 
     plugin: NotifyBase
     session: requests.Session
@@ -116,8 +117,8 @@ class Notifier(Protocol):
 
 
 class AppriseNotifier:
-    """Sends through Apprise on a bounded thread pool, one reused plugin per target and thread,
-    inside the target policy's guard."""
+    """Sends through Apprise on a bounded thread pool, with the plugin this process keeps for
+    each target, inside the target policy's guard."""
 
     def __init__(self, policy: TargetPolicy, concurrency: int, timeout_s: float) -> None:
         self._policy = policy
