@@ -14,10 +14,11 @@ from service.store import Match, Store, bulk, utcnow
 from service.store.bulk import DeliveryRow
 from service.store.ledger import Outcomes
 from service.store.schema import events
-from service.subscriptions import SubscriptionIn
+from service.subscriptions import Subscription, SubscriptionIn
 from tests.conftest import empty_database
 
 TARGET = "json://127.0.0.1:9/hook"
+OTHER = "json://127.0.0.1:9/other"
 
 
 @pytest.fixture
@@ -29,12 +30,18 @@ def spec(**fields: object) -> SubscriptionIn:
     return SubscriptionIn.model_validate({"notify": [TARGET], **fields})
 
 
+async def alerts_for_two_targets(store: Store, sample: list[Event]) -> Subscription:
+    """A subscription that notifies TARGET and OTHER, with the alerts of `sample` recorded for
+    both."""
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, OTHER]))
+    await store.ledger.record(sample, [Match(sub.id, e, sub.target_ids) for e in sample])
+    return sub
+
+
 async def test_recording_the_same_batch_twice_records_each_alert_once(
     store: Store, sample_events: list[Event]
 ) -> None:
-    sub = await store.subscriptions.add(
-        spec(employers=["NORDSTROM"], notify=[TARGET, "json://127.0.0.1:9/other"])
-    )
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, OTHER]))
     matches = [Match(sub.id, event, sub.target_ids) for event in sample_events[:3]]
 
     assert await store.ledger.record(sample_events[:3], matches) == 6
@@ -118,16 +125,12 @@ async def test_retry_dead_and_requeue(store: Store, sample_events: list[Event]) 
 async def test_a_failing_target_holds_back_its_own_backlog_only(
     store: Store, sample_events: list[Event]
 ) -> None:
-    other = "json://127.0.0.1:9/other"
-    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, other]))
-    await store.ledger.record(
-        sample_events[:3], [Match(sub.id, e, sub.target_ids) for e in sample_events[:3]]
-    )
+    sub = await alerts_for_two_targets(store, sample_events[:3])
     failing, _ = sub.target_ids
 
     await store.ledger.apply(Outcomes(held_targets={failing: utcnow() + timedelta(hours=1)}))
     due = await store.ledger.claim(10, lease_s=60)
-    assert {c.delivery.target for c in due} == {other}
+    assert {c.delivery.target for c in due} == {OTHER}
     assert len(due) == 3
     await store.ledger.apply(Outcomes(resumed_targets={failing}))  # it answers again
     assert {c.delivery.target for c in await store.ledger.claim(10, lease_s=60)} == {TARGET}
@@ -136,15 +139,11 @@ async def test_a_failing_target_holds_back_its_own_backlog_only(
 async def test_a_claim_passes_over_targets_the_worker_has_a_backlog_of_and_keeps_their_order(
     store: Store, sample_events: list[Event]
 ) -> None:
-    other = "json://127.0.0.1:9/other"
-    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, other]))
-    await store.ledger.record(
-        sample_events[:3], [Match(sub.id, e, sub.target_ids) for e in sample_events[:3]]
-    )
+    sub = await alerts_for_two_targets(store, sample_events[:3])
     busy, _ = sub.target_ids
 
     due = await store.ledger.claim(10, lease_s=60, skip_targets={busy})
-    assert [c.delivery.target for c in due] == [other] * 3
+    assert [c.delivery.target for c in due] == [OTHER] * 3
     # The busy target's rows were left as they were: due, in their order, for a later claim.
     rest = await store.ledger.claim(10, lease_s=60)
     assert [c.delivery.target for c in rest] == [TARGET] * 3
@@ -155,18 +154,14 @@ async def test_a_claim_passes_over_targets_the_worker_has_a_backlog_of_and_keeps
 async def test_a_dead_target_takes_its_waiting_alerts_with_it_and_requeue_spares_removed_ones(
     store: Store, sample_events: list[Event]
 ) -> None:
-    other = "json://127.0.0.1:9/other"
-    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, other]))
-    await store.ledger.record(
-        sample_events[:3], [Match(sub.id, e, sub.target_ids) for e in sample_events[:3]]
-    )
+    sub = await alerts_for_two_targets(store, sample_events[:3])
     failing, _ = sub.target_ids
 
     died = await store.ledger.apply(Outcomes(dead_targets={failing: "550 no such user"}))
     assert died == {failing: 3}
     assert await store.ledger.counts() == {"pending": 3, "dead": 3}
     # The user takes the dead target out of the subscription: its alerts stay dead.
-    await store.subscriptions.update(sub.id, spec(employers=["NORDSTROM"], notify=[other]))
+    await store.subscriptions.update(sub.id, spec(employers=["NORDSTROM"], notify=[OTHER]))
     assert await store.ledger.requeue() == 0
     kept = await store.subscriptions.get(sub.id)
     assert kept is not None
@@ -263,9 +258,7 @@ async def test_a_large_batch_goes_in_over_two_connections_and_each_alert_once(
         return await copy(conn, rows, now)
 
     monkeypatch.setattr(bulk, "_copy_deliveries", spy)
-    sub = await store.subscriptions.add(
-        spec(employers=["NORDSTROM"], notify=[TARGET, "json://127.0.0.1:9/other"])
-    )
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, OTHER]))
     batch = sample_events[:4]
     matches = [Match(sub.id, event, sub.target_ids) for event in batch]
 
