@@ -30,10 +30,11 @@ from bench_store import fill
 
 from config.settings import LimitSettings
 from service.delivery import AppriseNotifier
+from service.own_mail import own_mail_target
 from service.registry import SubscriptionRegistry
 from service.store import Match, Store
 from service.subscriptions import SubscriptionIn
-from service.system_mail import MailRouting, own_mail_target
+from service.system_mail import MailRouting
 from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
 from service.web import ApiContext, create_api

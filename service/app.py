@@ -32,7 +32,7 @@ from service.pipeline import LiveSubscriptions, Pipeline
 from service.registry import SubscriptionRegistry
 from service.store import Store, describe_failure
 from service.store.retention import Retention
-from service.system_mail import MailRouting, SystemMail, sends_share
+from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
 from service.unsubscribe import load_links
 from service.web import ApiContext, bind, create_api, serve
@@ -120,7 +120,6 @@ class Service:
             observer=Observers(metrics, meta_alerts),
             renderer=renderer,
             manage_url=links.manage_url if served and settings.web.enabled else None,
-            shared_by=sends_share,
         )
 
         consumer = EventConsumer(

@@ -17,11 +17,11 @@ from config.settings import LimitSettings
 from service.accounts import Actor
 from service.delivery import DeliveryFailed, Notifier, render_test
 from service.egress import EgressRefused
+from service.own_mail import own_mail_address
 from service.redaction import mask, scrub
 from service.store import Store
 from service.store.subscriptions import OwnerLimitReached
 from service.subscriptions import Subscription, SubscriptionIn, SubscriptionPatch
-from service.system_mail import own_mail_address
 from service.targets import TargetPolicy, TargetRefused
 
 LISTED_FIELDS = ("employers", "titles", "cities", "exclude")

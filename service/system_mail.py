@@ -1,20 +1,10 @@
 """jobwire's own email: sign-up confirmations, sign-in links, and the alerts of people who
 signed up on the web page, all sent through the operator's Apprise URL (JOBWIRE_MAIL__URL).
 
-A person who signs up on the page gets alerts by email, yet their subscription must not hold
-the operator's mail URL: it carries the operator's SMTP password, which `/me/export?targets=
-full` shows a user whole; a new password would leave every stored copy broken; and an operator's
-relay on a private address is one the users' target policy rightly refuses. So the stored
-target names the address only, in a reserved form Apprise can parse and no real server has
-(`.invalid` is reserved by RFC 2606):
-
-    mailto://jobwire@jobwire.invalid?to=ana%40example.com
-
-`own_mail_target(address)` makes it, `own_mail_address(target)` reads it back, and
-`MailRouting` (the notifier the delivery worker and test alerts use) sends such targets through
-the operator's URL, as it is set now, with `to=` the address. Everything that shows a target
-shows this form, which holds no secret. Only the address's owner may save it (the registry
-checks it against the address the user confirmed).
+The alerts of people who signed up on the page are stored with a target that names their
+address only (service/own_mail.py says why and how). `MailRouting` (the notifier the delivery
+worker and test alerts use) sends such targets through the operator's URL, as it is set now,
+with `to=` the address.
 """
 
 from __future__ import annotations
@@ -25,34 +15,10 @@ import structlog
 
 from config.settings import MailSettings
 from service.delivery import AppriseNotifier, DeliveryFailed, Message, Notifier
+from service.own_mail import own_mail_address
 from service.targets import TargetPolicy
 
 log = structlog.get_logger("jobwire.mail")
-
-OWN_MAIL_PREFIX = "mailto://jobwire@jobwire.invalid?to="
-
-
-def own_mail_target(address: str) -> str:
-    """The target that sends a subscription's alerts to `address` through jobwire's mail."""
-    return OWN_MAIL_PREFIX + quote(address, safe="@")
-
-
-def own_mail_address(target: str) -> str | None:
-    """The address an own-mail target sends to; None for any other target."""
-    if not target.lower().startswith(OWN_MAIL_PREFIX):
-        return None
-    rest = target[len(OWN_MAIL_PREFIX) :]
-    if "&" in rest or "?" in rest or "/" in rest:
-        return None  # the reserved form has exactly one setting: one address
-    address = unquote(rest)
-    return address if "@" in address and "," not in address else None
-
-
-def sends_share(target: str) -> str:
-    """What a target's sends share, for the limit of sends in flight at once: its own URL, but
-    every own-mail target goes through the operator's one mail server, which takes no more at
-    once than any other target (JOBWIRE_DELIVERY__PER_TARGET)."""
-    return OWN_MAIL_PREFIX if own_mail_address(target) is not None else target
 
 
 def with_recipient(url: str, address: str) -> str:

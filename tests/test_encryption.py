@@ -6,11 +6,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from config.settings import Settings, SettingsError, load_settings
 from consumers.events import Event
 from service.cli import app
+from service.own_mail import JOBWIRE_MAIL, own_mail_target
 from service.store import Match, Store, StoreUnavailable, migrate
 from service.store.crypto import new_key
 from service.subscriptions import SubscriptionIn
@@ -54,6 +56,38 @@ async def test_with_keys_targets_and_the_signing_secret_are_sealed_and_still_wor
     assert PASSWORD not in dump
     assert "signing-secret-value" not in dump
     assert "fernet:" in dump
+
+
+async def test_targets_sealed_before_0010_are_told_apart_at_the_next_start(
+    db: Path, sample_events: list[Event]
+) -> None:
+    """Migration 0010 cannot open sealed URLs, so it leaves `sent_via` unknown; the first
+    start with the keys fills it in, and a claim can then pass over the own-mail targets."""
+    key = new_key()
+    store = await Store.open(url(db), keys=[key])
+    for notify in (own_mail_target("ana@example.com"), TARGET):
+        sub = await store.subscriptions.add(
+            SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [notify]})
+        )
+        await store.ledger.record(
+            sample_events[3:4], [Match(sub.id, sample_events[3], sub.target_ids)]
+        )
+    async with store.engine.begin() as conn:  # as a store upgraded to 0010 has them
+        await conn.execute(text("UPDATE targets SET sent_via = NULL"))
+    await store.close()
+    assert "jobwire.invalid" not in raw(db)  # sealed: nothing in the file says which is which
+
+    store = await Store.open(url(db), keys=[key])
+    try:
+        due = await store.ledger.claim(10, lease_s=60, skip_via={JOBWIRE_MAIL})
+        assert [c.delivery.target for c in due] == [TARGET]
+        async with store.engine.connect() as conn:
+            unknown = (
+                await conn.execute(text("SELECT count(*) FROM targets WHERE sent_via IS NULL"))
+            ).scalar_one()
+        assert unknown == 0
+    finally:
+        await store.close()
 
 
 async def test_a_sealed_store_without_its_key_refuses_to_start_saying_what_to_set(

@@ -15,9 +15,9 @@ import pytest
 from service.delivery import DeliveryFailed, Message
 from service.operations.meta_alerts import MetaAlerts
 from service.operations.metrics import Metrics
+from service.own_mail import own_mail_target
 from service.store import Store
 from service.subscriptions import SubscriptionIn
-from service.system_mail import own_mail_target
 
 BROKEN = "json://hooks.example.com/broken"
 OTHER = "json://hooks.example.com/other"

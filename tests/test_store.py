@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consumers.events import Event
+from service.own_mail import JOBWIRE_MAIL, own_mail_target
 from service.store import Match, Store, bulk, utcnow
 from service.store.bulk import DeliveryRow
 from service.store.ledger import Outcomes
@@ -148,6 +149,29 @@ async def test_a_claim_passes_over_targets_the_worker_has_a_backlog_of_and_keeps
     rest = await store.ledger.claim(10, lease_s=60)
     assert [c.delivery.target for c in rest] == [TARGET] * 3
     assert [c.delivery.id for c in rest] == sorted(c.delivery.id for c in rest)
+    assert all(c.delivery.attempts == 1 for c in rest)
+
+
+async def test_a_claim_passes_over_every_target_sent_through_a_busy_server_at_once(
+    store: Store, sample_events: list[Event]
+) -> None:
+    """People who signed up on the page each have a target, all sent through the operator's
+    mail server: while it is busy, a claim leaves every one of them due, and says of the
+    rest what they go through."""
+    events = sample_events[:2]
+    for person in ("ana", "bo"):
+        mine = await store.subscriptions.add(
+            spec(employers=["NORDSTROM"], notify=[own_mail_target(f"{person}@example.com")])
+        )
+        await store.ledger.record(events, [Match(mine.id, e, mine.target_ids) for e in events])
+    hook = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET]))
+    await store.ledger.record(events, [Match(hook.id, e, hook.target_ids) for e in events])
+
+    due = await store.ledger.claim(10, lease_s=60, skip_via={JOBWIRE_MAIL})
+    assert [(c.delivery.target, c.delivery.sent_via) for c in due] == [(TARGET, "")] * 2
+    rest = await store.ledger.claim(10, lease_s=60)
+    assert len(rest) == 4
+    assert {c.delivery.sent_via for c in rest} == {JOBWIRE_MAIL}
     assert all(c.delivery.attempts == 1 for c in rest)
 
 

@@ -23,13 +23,14 @@ from consumers.events import Event, JobPosting
 from devstack.sinks import ReceivedMail, SmtpSink
 from service.accounts import add_user
 from service.delivery import AppriseNotifier
+from service.own_mail import own_mail_target
 from service.preview import recent_matches
 from service.redaction import mask
 from service.registry import SubscriptionRegistry
 from service.store import Match, Store, utcnow
 from service.store.ledger import Outcomes
 from service.subscriptions import Criteria, SubscriptionIn
-from service.system_mail import MailRouting, SystemMail, own_mail_target
+from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
 from service.web import ApiContext, create_api

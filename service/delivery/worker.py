@@ -155,7 +155,6 @@ class DeliveryWorker:
         observer: DeliveryObserver | None = None,
         renderer: Renderer | None = None,
         manage_url: Callable[[str], str] | None = None,
-        shared_by: Callable[[str], str] | None = None,
     ) -> None:
         self.ledger = store.ledger
         self.observer = observer or Observers()
@@ -176,15 +175,12 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         # Claimed ahead, not started yet: one claim takes many rows, not one per free slot.
         self._queue: deque[Work] = deque()
-        # What a target's sends share, which `per_target` limits: its URL, or for targets
-        # that go through one server of the operator's (jobwire's own mail) that server.
-        self._shared_by = shared_by or (lambda target: target)
         # Each send in flight, with what it carries; and how many go to each of those.
         self._in_flight: dict[asyncio.Task[None], Work] = {}
         self._sends_to: Counter[str] = Counter()
-        # Claimed sends held back because what their target shares had `per_target` in
-        # flight, in claim order: each starts when one of those sends ends, before anything
-        # claimed later.
+        # Claimed sends held back because what they share (`Work.shared`) had `per_target`
+        # in flight, in claim order: each starts when one of those sends ends, before
+        # anything claimed later.
         self._held_back: dict[str, deque[Work]] = {}
         self._held_back_count = 0
         # A send ended whose target has sends held back: start one (no claim for it).
@@ -264,7 +260,7 @@ class DeliveryWorker:
                 del self._held_back[shared]
         while self._queue and len(self._in_flight) < most:
             work = self._queue.popleft()
-            shared = self._shared_by(work.target)
+            shared = work.shared
             if self._sends_to[shared] >= limit:
                 self._held_back.setdefault(shared, deque()).append(work)
                 self._held_back_count += 1
@@ -309,7 +305,7 @@ class DeliveryWorker:
         work = self._in_flight.pop(task, None)
         if work is None:
             return
-        shared = self._shared_by(work.target)
+        shared = work.shared
         self._sends_to[shared] -= 1
         if not self._sends_to[shared]:
             del self._sends_to[shared]
@@ -329,8 +325,15 @@ class DeliveryWorker:
                 # A target with sends held back already has its turn in memory: its next
                 # rows wait in the ledger, and the claim takes other targets' alerts instead of
                 # filling up with a slow target's backlog while everyone else's wait behind it.
-                busy = {w.items[0].delivery.target_id for h in self._held_back.values() for w in h}
-                alerts = await self.ledger.claim(limit - len(work), lease, skip_targets=busy)
+                # Targets that share a server of the operator's are passed over together: a
+                # slow mail server's backlog is spread over everyone who signed up on the page.
+                held = [w.items[0].delivery for h in self._held_back.values() for w in h]
+                alerts = await self.ledger.claim(
+                    limit - len(work),
+                    lease,
+                    skip_targets={d.target_id for d in held},
+                    skip_via={d.sent_via for d in held if d.sent_via},
+                )
                 work.extend(Work([item]) for item in alerts)
         except Exception as exc:  # the store is down: keep the worker alive and try again
             log.error("delivery.claim_failed", error=explain(exc))
@@ -457,9 +460,16 @@ class Work:
 
     @property
     def target(self) -> str:
-        """The URL it goes to: one target, and the limit of sends in flight is per URL (two
-        subscriptions' targets with one chat webhook share it)."""
+        """The URL it goes to: one target."""
         return self.items[0].delivery.target
+
+    @property
+    def shared(self) -> str:
+        """What its sends share, which `per_target` limits: the target's URL (two
+        subscriptions' targets with one chat webhook share it), or the one server of the
+        operator's that it goes through (jobwire's own mail, service/own_mail.py)."""
+        via = self.items[0].delivery.sent_via
+        return f"via:{via}" if via else self.target
 
 
 def _ms_since(moment: datetime) -> float:

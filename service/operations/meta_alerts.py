@@ -28,10 +28,10 @@ import structlog
 
 from service.delivery import DeliveryFailed, Message, Notifier
 from service.operations.metrics import Metrics
+from service.own_mail import own_mail_target
 from service.redaction import mask
 from service.store import ClaimedDelivery, explain, utcnow
 from service.store.target_state import TargetOwner, TargetState
-from service.system_mail import own_mail_target
 
 log = structlog.get_logger("jobwire.meta_alerts")
 

@@ -82,8 +82,9 @@ class Store:
         seal_plain: bool = True,
     ) -> Store:
         """Connect, check the schema is the one this code needs, and that `keys` open the
-        secrets it holds (sealing any still in plain text when keys are set, unless
-        `seal_plain` is off: a look that must not write, `jobwire status`).
+        secrets it holds (sealing any still in plain text when keys are set, and saying what
+        targets made before migration 0010 are sent through, unless `seal_plain` is off: a
+        look that must not write, `jobwire status`).
 
         `auto_migrate` upgrades an outdated schema (None: on SQLite, not on PostgreSQL, where an
         operator upgrades on purpose with `jobwire db upgrade`). Every failure is one
@@ -99,6 +100,8 @@ class Store:
             if seal_plain and store.sealer.enabled and await store.secrets.plain_count():
                 sealed = await store.secrets.reseal(only_plain=True)
                 log.info("store.sealed", secrets=sealed, reason="keys are set")
+            if seal_plain and (filled := await store.subscriptions.fill_sent_via()):
+                log.info("store.targets_routed", targets=filled, reason="migration 0010")
         except Exception as exc:
             await engine.dispose()
             raise StoreUnavailable(explain(exc, url)) from exc

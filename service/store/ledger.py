@@ -75,6 +75,8 @@ class Delivery:
     sent_at: datetime | None
     digest: bool = False
     digest_id: int | None = None
+    # What the target's sends go through beside its URL ("" for nothing; service/own_mail.py).
+    sent_via: str = ""
 
     @property
     def shown_error(self) -> str | None:
@@ -155,6 +157,7 @@ def _claimed_rows(conn: Connection, ids: list[int]) -> Sequence[RowMapping]:
                 targets.c.subscription_id,
                 targets.c.url,
                 targets.c.scheme,
+                targets.c.sent_via,
                 subscriptions.c.name,
                 events.c.payload,
             )
@@ -232,11 +235,16 @@ class Ledger:
         return written
 
     async def claim(
-        self, limit: int, lease_s: float, skip_targets: Collection[int] = ()
+        self,
+        limit: int,
+        lease_s: float,
+        skip_targets: Collection[int] = (),
+        skip_via: Collection[str] = (),
     ) -> list[ClaimedDelivery]:
         """Take up to `limit` due alerts (not digest rows) for sending, safely beside other
-        workers, none for `skip_targets` (targets the worker already has a backlog of in
-        memory: their rows stay here, in order, and the claim takes others' instead).
+        workers, none for `skip_targets` or for targets sent through one of `skip_via` (what
+        the worker already has a backlog of in memory: their rows stay here, in order, and
+        the claim takes others' instead).
 
         A claim is a lease: if the worker dies, the row is due again when the lease ends.
         """
@@ -244,6 +252,9 @@ class Ledger:
         due = select(deliveries.c.id).where(_due(now), deliveries.c.digest.is_(False))
         if skip_targets:
             due = due.where(deliveries.c.target_id.not_in(sorted(skip_targets)))
+        if skip_via:
+            routed = select(targets.c.id).where(targets.c.sent_via.in_(sorted(skip_via)))
+            due = due.where(deliveries.c.target_id.not_in(routed.scalar_subquery()))
         due = (
             due.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
             .limit(limit)
@@ -505,4 +516,5 @@ class Ledger:
             sent_at=row["sent_at"],
             digest=row["digest"],
             digest_id=row["digest_id"],
+            sent_via=row.get("sent_via") or "",
         )

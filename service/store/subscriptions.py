@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from service.own_mail import sent_via
 from service.redaction import scheme_of
 from service.schedule import Schedule, clock_time, quiet_hours
 from service.store.crypto import Sealer
 from service.store.schema import deliveries, subscriptions, targets, utcnow
 from service.subscriptions import Criteria, Subscription, SubscriptionIn
+
+log = structlog.get_logger("jobwire.store")
 
 REMOVED_TARGET = "its target was removed from the subscription"
 PAUSED = "its subscription was paused"
@@ -102,6 +106,7 @@ class Subscriptions:
                 "position": position,
                 "url": self.sealer.seal(url),
                 "scheme": scheme_of(url)[:32],  # the column's width; no real scheme is longer
+                "sent_via": sent_via(url),
                 "removed": False,
             }
             for position, url in urls
@@ -110,6 +115,33 @@ class Subscriptions:
             return []
         inserted = await conn.execute(targets.insert().returning(targets.c.id), rows)
         return list(inserted.scalars())
+
+    async def fill_sent_via(self, batch: int = 2_000) -> int:
+        """Say what each target made before migration 0010 is sent through (its URL opened
+        here, where the keys are), a batch per transaction; returns how many. Later targets
+        have it from the start, so this finds nothing after the first start."""
+        filled = 0
+        while True:
+            async with self.engine.begin() as conn:
+                rows = (
+                    await conn.execute(
+                        select(targets.c.id, targets.c.url)
+                        .where(targets.c.sent_via.is_(None))
+                        .limit(batch)
+                    )
+                ).all()
+                if not rows:
+                    return filled
+                by_via: dict[str, list[int]] = defaultdict(list)
+                for target_id, url in rows:
+                    by_via[sent_via(self.sealer.open(url))].append(target_id)
+                for via, ids in by_via.items():
+                    await conn.execute(
+                        update(targets).where(targets.c.id.in_(ids)).values(sent_via=via)
+                    )
+            filled += len(rows)
+            if filled % 100_000 < len(rows):  # a store of millions takes a while: say so
+                log.info("store.routing_targets", targets_done=filled)
 
     async def get(self, subscription_id: str, owner: str | None = None) -> Subscription | None:
         query = select(subscriptions).where(

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from consumers.events import Event, has_control_characters
 from service.accounts import key_hash, new_api_key
+from service.own_mail import own_mail_address, own_mail_target
 from service.redaction import mask
 from service.registry import (
     LimitReached,
@@ -32,7 +33,6 @@ from service.registry import (
 from service.store import User
 from service.store.api_keys import KeyLimitReached
 from service.subscriptions import Subscription, SubscriptionIn, SubscriptionPatch
-from service.system_mail import own_mail_address, own_mail_target
 from service.web.context import ApiContext, Context, Limits
 from service.web.forms import SubscriptionForm, in_words
 from service.web.pages import CheckedForm, TooManyPage, preview_of

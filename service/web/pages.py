@@ -21,11 +21,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from service.own_mail import own_mail_target
 from service.preview import recent_matches
 from service.registry import LimitReached, SubscriptionRefused, problem_of
 from service.store import utcnow
 from service.subscriptions import ALL_KINDS, Criteria, SubscriptionIn
-from service.system_mail import own_mail_target
 from service.web import csrf, sessions
 from service.web.context import ApiContext, Context, Limits, RateLimits, client_address
 from service.web.forms import Form, FormError, SubscriptionForm, email_address, read_form
