@@ -1,9 +1,14 @@
 """How long other subscribers' alerts wait while one target is slow and has a backlog.
 
     python bench/bench_slow_target.py [--backlog 2000] [--others 100] [--delay-ms 50] [--rounds 3]
+                                      [--own-mail PEOPLE]
 
 One subscriber's chat webhook answers in `--delay-ms`, and `--backlog` of its alerts are due
-ahead of everyone else's (a burst of postings matching one broad subscription). Behind them,
+ahead of everyone else's (a burst of postings matching one broad subscription). With
+`--own-mail PEOPLE` the backlog is instead spread over that many people who signed up on the
+web page, each with a target of their own, all sent through jobwire's own mail: the operator's
+one mail server (an SMTP server on loopback that takes each message after `--delay-ms`,
+which takes 8 at once like any target). Behind them,
 `--others` alerts are due for 50 other subscribers' webhooks, which answer at once. A real
 SQLite store and the real delivery worker (its default settings: 32 sends in flight, 8 to one
 target URL) send through Apprise to a webhook server on loopback.
@@ -28,16 +33,20 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from config.settings import DeliverySettings, TargetSettings
+from config.settings import DeliverySettings, MailSettings, TargetSettings
 from consumers.events import JobPosting
 from service.delivery.notifier import AppriseNotifier
 from service.delivery.render import Message
 from service.delivery.worker import DeliveryWorker
 from service.logs import configure_logging
+from service.own_mail import own_mail_target
 from service.store import Match, Store
 from service.subscriptions import SubscriptionIn
+from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
 
 OTHER_TARGETS = 50
@@ -99,6 +108,29 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class SlowMail:
+    """aiosmtpd handler: each message is taken after the delay and counted as the slow
+    kind's, on a loop of its own thread."""
+
+    def __init__(self, webhooks: Webhooks) -> None:
+        self.webhooks = webhooks
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        server = asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result()
+        self.port: int = server.sockets[0].getsockname()[1]
+
+    async def _serve(self) -> asyncio.Server:
+        # A fixed hostname: without one aiosmtpd calls socket.getfqdn(), which can hang.
+        return await self.loop.create_server(
+            lambda: SMTP(self, hostname="jobwire-bench"), "127.0.0.1", 0
+        )
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        await asyncio.sleep(self.webhooks.delay_s)
+        self.webhooks.note("/slow")
+        return "250 OK"
+
+
 def postings(prefix: str, count: int) -> list[JobPosting]:
     return [
         JobPosting(id=f"{prefix}-{i}", employer="ACME", title="Clerk", city="Portland")
@@ -106,19 +138,31 @@ def postings(prefix: str, count: int) -> list[JobPosting]:
     ]
 
 
-async def one_round(webhooks: Webhooks, backlog: int, others: int) -> tuple[float, int]:
+async def one_round(
+    webhooks: Webhooks, backlog: int, others: int, mail: SlowMail | None, people: int
+) -> tuple[float, int]:
     """Seconds until the others' last alert arrived, and the slow target's alerts by then."""
     port = webhooks.server_address[1]
     with tempfile.TemporaryDirectory() as tmp:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp}/jobwire.db", auto_migrate=True)
         try:
             if backlog:
-                slow = await store.subscriptions.add(
-                    SubscriptionIn(employers=["ACME"], notify=[f"json://127.0.0.1:{port}/slow"])
-                )
+                if mail is None:
+                    slow_targets = [f"json://127.0.0.1:{port}/slow"]
+                else:
+                    slow_targets = [own_mail_target(f"p{n}@example.com") for n in range(people)]
+                slow = [
+                    await store.subscriptions.add(SubscriptionIn(employers=["ACME"], notify=[t]))
+                    for t in slow_targets
+                ]
                 events = postings("slow", backlog)
                 await store.ledger.record(
-                    events, [Match(slow.id, e, slow.target_ids) for e in events]
+                    events,
+                    [
+                        Match(sub.id, e, sub.target_ids)
+                        for i, e in enumerate(events)
+                        for sub in [slow[i % len(slow)]]
+                    ],
                 )
             subscribers = [
                 await store.subscriptions.add(
@@ -135,12 +179,19 @@ async def one_round(webhooks: Webhooks, backlog: int, others: int) -> tuple[floa
             await store.ledger.record(events, matches)  # due after the slow backlog
 
             settings = DeliverySettings()
-            notifier = AppriseNotifier(
+            users = AppriseNotifier(
                 TargetPolicy.from_settings(TargetSettings(allow_private_hosts=True)),
                 settings.concurrency,
                 settings.timeout_s,
             )
-            worker = DeliveryWorker(store, notifier, settings)
+            system_mail = None
+            if mail is not None:
+                url = f"mailto://127.0.0.1:{mail.port}?from=jobwire@example.com"
+                mail_settings = MailSettings.model_validate({"url": url})
+                system_mail = SystemMail.from_settings(
+                    mail_settings, settings.concurrency, settings.timeout_s
+                )
+            worker = DeliveryWorker(store, MailRouting(users, system_mail), settings)
             webhooks.reset(others)
             stop = asyncio.Event()
             started = time.perf_counter()
@@ -150,6 +201,9 @@ async def one_round(webhooks: Webhooks, backlog: int, others: int) -> tuple[floa
             slow_by_then = webhooks.slow_by_then
             stop.set()
             await running
+            users.close()
+            if system_mail is not None:
+                system_mail.close()
         finally:
             await store.close()
     return took, slow_by_then
@@ -158,9 +212,16 @@ async def one_round(webhooks: Webhooks, backlog: int, others: int) -> tuple[floa
 async def run(options: argparse.Namespace) -> None:
     webhooks = Webhooks(options.delay_ms / 1000)
     threading.Thread(target=webhooks.serve_forever, daemon=True).start()
+    mail = SlowMail(webhooks) if options.own_mail else None
+    slow = (
+        f"{options.own_mail} people's own-mail targets, through a mail server that takes each "
+        f"message in {options.delay_ms} ms"
+        if mail
+        else f"one that answers in {options.delay_ms} ms"
+    )
     print(
         f"{options.others} alerts to {OTHER_TARGETS} webhooks that answer at once; ahead of "
-        f"them {options.backlog} to one that answers in {options.delay_ms} ms "
+        f"them {options.backlog} to {slow} "
         f"(8 in flight: at most {8000 / options.delay_ms:,.0f} a second)"
     )
     # Apprise loads its plugins' modules at its first URL (most of a second): not a round's cost.
@@ -172,10 +233,12 @@ async def run(options: argparse.Namespace) -> None:
     )
     base, slow = [], []
     for round_ in range(1, options.rounds + 1):
-        took, _ = await one_round(webhooks, 0, options.others)
+        took, _ = await one_round(webhooks, 0, options.others, mail, options.own_mail)
         base.append(took)
         print(f"  round {round_}: no slow backlog (baseline)   last other alert at {took:6.2f} s")
-        took, slow_sent = await one_round(webhooks, options.backlog, options.others)
+        took, slow_sent = await one_round(
+            webhooks, options.backlog, options.others, mail, options.own_mail
+        )
         slow.append(took)
         print(
             f"  round {round_}: behind the slow backlog        last other alert at {took:6.2f} s"
@@ -195,6 +258,14 @@ def main() -> None:
     parser.add_argument("--others", type=int, default=100, help="other subscribers' alerts")
     parser.add_argument("--delay-ms", type=float, default=50, help="the slow target's answer")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--own-mail",
+        type=int,
+        default=0,
+        metavar="PEOPLE",
+        help="spread the backlog over this many people's targets sent through jobwire's own "
+        "mail (0: one webhook)",
+    )
     options = parser.parse_args()
     configure_logging("console", "ERROR", stream=sys.stderr)
     asyncio.run(run(options))

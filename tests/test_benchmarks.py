@@ -47,6 +47,14 @@ def test_the_slow_target_benchmark_measures_both_cases_each_round() -> None:
     assert "× baseline" in printed
 
 
+def test_the_slow_target_benchmark_spreads_a_backlog_over_own_mail_targets() -> None:
+    printed = run_bench(
+        "bench_slow_target.py", "--rounds", "1", "--backlog", "100", "--own-mail", "20"
+    )
+    assert "20 people's own-mail targets" in printed
+    assert "× baseline" in printed
+
+
 @pytest.mark.integration
 def test_the_postgresql_locale_benchmark_compares_all_three_databases() -> None:
     printed = run_bench("bench_pg_locale.py", "--rounds", "1", "--batches", "1")
