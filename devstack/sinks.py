@@ -129,12 +129,17 @@ def _addresses(message: EmailMessage, header: str) -> str:
 class _MailHandler:
     """aiosmtpd handler: parse each message, keep it, optionally save it as a .eml file."""
 
-    def __init__(self, inbox: _Inbox[ReceivedMail], maildir: Path | None) -> None:
+    def __init__(
+        self, inbox: _Inbox[ReceivedMail], maildir: Path | None, accept_after_s: float
+    ) -> None:
         self._inbox = inbox
         self._maildir = maildir
         self._saved = 0
+        self._accept_after_s = accept_after_s
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        if self._accept_after_s:
+            await asyncio.sleep(self._accept_after_s)  # a slow server: the sender waits
         mail = _parse_mail(envelope)
         if self._maildir is not None:
             # Written before the 250 reply: once the sender is told "accepted", the file exists.
@@ -169,11 +174,15 @@ class SmtpSink:
 
     ``maildir``, if given, also receives each message as a ``.eml`` file (open it in any mail
     client). ``port`` is chosen on the first ``start()`` and kept across ``stop()``/``start()``.
+    ``accept_after_s`` keeps each sender waiting that long before its message is accepted.
     """
 
-    def __init__(self, maildir: Path | None = None, port: int = 0) -> None:
+    def __init__(
+        self, maildir: Path | None = None, port: int = 0, accept_after_s: float = 0.0
+    ) -> None:
         self.maildir = maildir
         self._port = port
+        self._accept_after_s = accept_after_s
         self._inbox: _Inbox[ReceivedMail] = _Inbox()
         self._controller: _LoopbackController | None = None
 
@@ -198,7 +207,7 @@ class SmtpSink:
             self.maildir.mkdir(parents=True, exist_ok=True)
         # A fresh controller each time: aiosmtpd closes the controller's event loop on stop().
         controller = _LoopbackController(
-            _MailHandler(self._inbox, self.maildir),
+            _MailHandler(self._inbox, self.maildir, self._accept_after_s),
             hostname=LOOPBACK,
             port=self._port,
             # Without a name aiosmtpd calls socket.getfqdn(), which can hang on a machine
