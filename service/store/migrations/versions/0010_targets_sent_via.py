@@ -8,7 +8,8 @@ those targets by their URL where it is sealed, so the answer is kept beside it.
 
 The column starts empty (NULL): a target's URL may be sealed, and only the running service
 holds the keys to open it. The first start after this revision fills it in, in batches
-(`SubscriptionStore.fill_sent_via`); until then those targets are limited as before.
+(`Subscriptions.fill_sent_via` in service/store/subscriptions.py); until then those targets
+are limited as before.
 
 Revision ID: 0010
 Revises: 0009
