@@ -121,6 +121,7 @@ class Service:
             renderer=renderer,
             manage_url=links.manage_url if served and settings.web.enabled else None,
         )
+        metrics.watch_sends(lambda: worker.sends_in_flight, lambda: worker.sends_held_back)
 
         consumer = EventConsumer(
             settings.kafka, Pipeline(live, store, worker.wake, metrics), observer=metrics

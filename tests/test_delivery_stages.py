@@ -17,6 +17,7 @@ from config.settings import DeliverySettings
 from consumers.events import Event, JobPosting
 from service.delivery import Admission, DeliveryFailed, DeliveryWorker, Message, TargetBreaker
 from service.delivery.render import Renderer
+from service.operations.metrics import Metrics
 from service.own_mail import own_mail_target, sent_via
 from service.store import ClaimedDelivery, Delivery, utcnow
 from service.store.ledger import Outcomes
@@ -452,10 +453,16 @@ async def test_a_slow_mail_servers_backlog_spread_over_many_people_keeps_no_one_
         notifier,
         settings(concurrency=32, per_target=4),
     )
+    metrics = Metrics()
+    metrics.watch_sends(lambda: worker.sends_in_flight, lambda: worker.sends_held_back)
     async with running(worker):
         await until(lambda: notifier.sent[ledger.url(hook)] == 5)
         assert sum(notifier.in_flight.values()) == 4
         assert ledger.statuses()["pending"] >= 600 - 128  # no more than a claim's worth taken
+        # What the operator sees meanwhile: the mail server's 4 under way, the rest waiting.
+        sample = metrics.registry.get_sample_value
+        assert sample("jobwire_delivery_in_flight") == 4
+        assert sample("jobwire_delivery_held_back") == 128 - 4  # the first claim's rest
         for gate in notifier.gates.values():
             gate.set()
         await until(lambda: ledger.statuses()["sent"] == 605, within_s=10)

@@ -191,6 +191,15 @@ class DeliveryWorker:
         """New alerts were recorded: look for them now instead of at the next poll."""
         self._wake.set()
 
+    @property
+    def sends_in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def sends_held_back(self) -> int:
+        """Claimed sends waiting in memory for a busy target or server (`Work.shared`)."""
+        return self._held_back_count
+
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
             "delivery.started",

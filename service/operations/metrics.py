@@ -163,6 +163,18 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.sends_in_flight = Gauge(
+            "jobwire_delivery_in_flight",
+            "Sends under way now (at most JOBWIRE_DELIVERY__CONCURRENCY).",
+            registry=registry,
+        )
+        self.sends_held_back = Gauge(
+            "jobwire_delivery_held_back",
+            "Alerts claimed and waiting their turn in memory because their target, or the "
+            "server it goes through (jobwire's own mail), has JOBWIRE_DELIVERY__PER_TARGET "
+            "sends under way; other targets' alerts are claimed past them.",
+            registry=registry,
+        )
         self.targets_dead = Gauge(
             "jobwire_targets_dead",
             "Targets this instance declared dead (every attempt failed) that have not "
@@ -304,6 +316,11 @@ class Metrics:
     def target_recovered(self, target_id: int) -> None:
         if self._dead_targets.pop(target_id, None) is not None:
             self.targets_dead.set(len(self._dead_targets))
+
+    def watch_sends(self, in_flight: Callable[[], int], held_back: Callable[[], int]) -> None:
+        """The delivery worker's own counts, read at each scrape (nothing on the send path)."""
+        self.sends_in_flight.set_function(in_flight)
+        self.sends_held_back.set_function(held_back)
 
     def meta_alert(self, recipient: str, kind: str, outcome: str) -> None:
         self.meta_alerts.labels(recipient, kind, outcome).inc()
