@@ -33,12 +33,11 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config.settings import DeliverySettings, MailSettings, TargetSettings
 from consumers.events import JobPosting
+from devstack.sinks import SmtpSink
 from service.delivery.notifier import AppriseNotifier
 from service.delivery.render import Message
 from service.delivery.worker import DeliveryWorker
@@ -59,9 +58,10 @@ class Webhooks(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # 32 senders connect at once; the default 5 refused some
 
-    def __init__(self, delay_s: float) -> None:
+    def __init__(self, delay_s: float, mail: SmtpSink | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.delay_s = delay_s
+        self.mail = mail  # the slow mail server, whose messages count as the slow kind's
         self.lock = threading.Lock()
         self.arrived: Counter[str] = Counter()
         self.others_done = threading.Event()
@@ -74,6 +74,8 @@ class Webhooks(ThreadingHTTPServer):
             self.arrived.clear()
             self.others_done.clear()
             self.others_wanted = others_wanted
+        if self.mail is not None:
+            self.mail.clear()
 
     def note(self, path: str) -> None:
         kind = "slow" if path.startswith("/slow") else "other"
@@ -81,7 +83,8 @@ class Webhooks(ThreadingHTTPServer):
             self.arrived[kind] += 1
             if kind == "other" and self.arrived["other"] == self.others_wanted:
                 self.others_done_at = time.perf_counter()
-                self.slow_by_then = self.arrived["slow"]
+                mailed = len(self.mail.messages) if self.mail is not None else 0
+                self.slow_by_then = self.arrived["slow"] + mailed
                 self.others_done.set()
 
 
@@ -108,29 +111,6 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class SlowMail:
-    """aiosmtpd handler: each message is taken after the delay and counted as the slow
-    kind's, on a loop of its own thread."""
-
-    def __init__(self, webhooks: Webhooks) -> None:
-        self.webhooks = webhooks
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        server = asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result()
-        self.port: int = server.sockets[0].getsockname()[1]
-
-    async def _serve(self) -> asyncio.Server:
-        # A fixed hostname: without one aiosmtpd calls socket.getfqdn(), which can hang.
-        return await self.loop.create_server(
-            lambda: SMTP(self, hostname="jobwire-bench"), "127.0.0.1", 0
-        )
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
-        await asyncio.sleep(self.webhooks.delay_s)
-        self.webhooks.note("/slow")
-        return "250 OK"
-
-
 def postings(prefix: str, count: int) -> list[JobPosting]:
     return [
         JobPosting(id=f"{prefix}-{i}", employer="ACME", title="Clerk", city="Portland")
@@ -139,7 +119,7 @@ def postings(prefix: str, count: int) -> list[JobPosting]:
 
 
 async def one_round(
-    webhooks: Webhooks, backlog: int, others: int, mail: SlowMail | None, people: int
+    webhooks: Webhooks, backlog: int, others: int, mail: SmtpSink | None, people: int
 ) -> tuple[float, int]:
     """Seconds until the others' last alert arrived, and the slow target's alerts by then."""
     port = webhooks.server_address[1]
@@ -210,9 +190,11 @@ async def one_round(
 
 
 async def run(options: argparse.Namespace) -> None:
-    webhooks = Webhooks(options.delay_ms / 1000)
+    mail = SmtpSink(accept_after_s=options.delay_ms / 1000) if options.own_mail else None
+    if mail is not None:
+        mail.start()
+    webhooks = Webhooks(options.delay_ms / 1000, mail)
     threading.Thread(target=webhooks.serve_forever, daemon=True).start()
-    mail = SlowMail(webhooks) if options.own_mail else None
     slow = (
         f"{options.own_mail} people's own-mail targets, through a mail server that takes each "
         f"message in {options.delay_ms} ms"
@@ -245,6 +227,8 @@ async def run(options: argparse.Namespace) -> None:
             f"   ({slow_sent} of the slow target's by then)"
         )
     webhooks.shutdown()
+    if mail is not None:
+        mail.stop()
     baseline, measured = statistics.median(base), statistics.median(slow)
     print(
         f"median: {measured:.2f} s behind the slow backlog against {baseline:.2f} s without "
