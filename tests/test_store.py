@@ -175,6 +175,22 @@ async def test_a_claim_passes_over_every_target_sent_through_a_busy_server_at_on
     assert all(c.delivery.attempts == 1 for c in rest)
 
 
+async def test_alerts_given_back_unsent_are_claimed_again_first_in_their_order(
+    store: Store, sample_events: list[Event]
+) -> None:
+    """What a worker claimed and gives back (a busy target's overflow, or its drain at a stop)
+    goes back to its place: ahead of the same target's later alerts, its attempt not counted.
+    Made due "now" instead, it went behind alerts that were due before it."""
+    events = sample_events[:4]
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET]))
+    await store.ledger.record(events, [Match(sub.id, e, sub.target_ids) for e in events])
+    first = await store.ledger.claim(2, lease_s=60)
+    await store.ledger.release([c.delivery.id for c in first])
+    again = await store.ledger.claim(2, lease_s=60)
+    assert [c.event.id for c in again] == [c.event.id for c in first]
+    assert all(c.delivery.attempts == 1 for c in again)
+
+
 async def test_a_dead_target_takes_its_waiting_alerts_with_it_and_requeue_spares_removed_ones(
     store: Store, sample_events: list[Event]
 ) -> None:

@@ -435,17 +435,14 @@ class Ledger:
         return result.rowcount
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
-        """Give claimed alerts back at shutdown so the next worker sends them at once."""
+        """Give claimed alerts back unsent (a busy target's overflow, or at a stop), due at
+        once in their place: a claim leaves `next_attempt_at` as it was, and it was due, so
+        they go ahead of the same target's later alerts. The attempt is not counted."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_(delivery_ids), deliveries.c.status == "sending")
-                .values(
-                    status="pending",
-                    claimed_until=None,
-                    attempts=deliveries.c.attempts - 1,
-                    next_attempt_at=utcnow(),
-                )
+                .values(status="pending", claimed_until=None, attempts=deliveries.c.attempts - 1)
             )
 
     async def recent(
