@@ -198,6 +198,10 @@ class FakeLedger:
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
         self.released.extend(delivery_ids)
+        for r in delivery_ids:  # pending again, in its place, the attempt not counted
+            row = self.rows[r]
+            if row["status"] == "sending":
+                row.update(status="pending", n=int(row["n"]) - 1)  # type: ignore[call-overload]
 
     def statuses(self) -> Counter[str]:
         return Counter(str(row["status"]) for row in self.rows.values())
@@ -375,9 +379,11 @@ async def test_one_target_gets_at_most_its_limit_at_once_while_other_targets_flo
         # Every other target's alerts go while the busy one's wait.
         await until(lambda: sum(notifier.sent.values()) == 50)
         assert notifier.in_flight[busy] == 4
-        # Those waiting keep their leases, and do not send the worker back to the ledger.
+        # Enough to fill its slots again wait in memory and keep their leases; the rest went
+        # back to the ledger, in their place, and do not send the worker back to it.
         claims = ledger.claims
-        await until(lambda: set(range(1, 41)) <= set(ledger.renewed))
+        await until(lambda: set(range(1, 21)) <= set(ledger.renewed))
+        assert ledger.released == list(range(21, 41))
         await asyncio.sleep(0.2)
         assert ledger.claims == claims
         notifier.gates[busy].set()
@@ -462,10 +468,61 @@ async def test_a_slow_mail_servers_backlog_spread_over_many_people_keeps_no_one_
         # What the operator sees meanwhile: the mail server's 4 under way, the rest waiting.
         sample = metrics.registry.get_sample_value
         assert sample("jobwire_delivery_in_flight") == 4
-        assert sample("jobwire_delivery_held_back") == 128 - 4  # the first claim's rest
+        # Of the first claim's rest, enough to fill the server's slots four times.
+        assert sample("jobwire_delivery_held_back") == 4 * 4
         for gate in notifier.gates.values():
             gate.set()
         await until(lambda: ledger.statuses()["sent"] == 605, within_s=10)
+
+
+async def test_a_slow_chat_webhook_shared_by_many_subscriptions_keeps_no_one_else_waiting() -> None:
+    """A team's chat webhook answers slowly, and ten subscriptions send to it, each with a
+    backlog. Their sends share one limit, so all but a few of what a claim takes for them
+    must wait; kept in memory, one claim's worth filled the places the worker holds sends in,
+    and another subscriber's alerts waited until the slow webhook had worked through it."""
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    team = "json://hooks.example.com/team"
+    notifier.gates[team] = asyncio.Event()  # the webhook keeps every send waiting
+    for subscription_target in range(1, 11):
+        ledger.urls[subscription_target] = team
+        ledger.add(target_id=subscription_target, count=60)
+    other = 11
+    ledger.add(target_id=other, count=5)
+    worker = DeliveryWorker(
+        FakeStore(ledger),  # type: ignore[arg-type]
+        notifier,
+        settings(concurrency=32, per_target=4),
+    )
+    async with running(worker):
+        await until(lambda: notifier.sent[ledger.url(other)] == 5)
+        assert notifier.in_flight[team] == 4
+        # What is not held for the webhook went back to the ledger, in its place.
+        assert worker.sends_held_back == 4 * 4  # its limit, times a claim's share of slots
+        await until(lambda: ledger.statuses()["pending"] == 600 - 4 - 16)
+        notifier.gates[team].set()
+        await until(lambda: ledger.statuses()["sent"] == 605, within_s=10)
+
+
+async def test_two_slow_targets_with_backlogs_keep_no_one_else_waiting() -> None:
+    """Each slow target keeps a few of its alerts in memory for its next free slot, not a
+    claim's worth: two of them held back everything the worker may hold, and it claimed
+    nothing more until they drained."""
+    ledger, notifier = FakeLedger(), FakeNotifier()
+    for slow in (1, 2):
+        ledger.add(target_id=slow, count=200)
+        notifier.gates[ledger.url(slow)] = asyncio.Event()
+    other = 3
+    ledger.add(target_id=other, count=5)
+    worker = DeliveryWorker(
+        FakeStore(ledger),  # type: ignore[arg-type]
+        notifier,
+        settings(concurrency=32, per_target=8),
+    )
+    async with running(worker):
+        await until(lambda: notifier.sent[ledger.url(other)] == 5)
+        for gate in notifier.gates.values():
+            gate.set()
+        await until(lambda: ledger.statuses()["sent"] == 405, within_s=10)
 
 
 async def test_a_stop_gives_back_the_alerts_waiting_for_a_busy_target() -> None:

@@ -183,9 +183,18 @@ class DeliveryWorker:
         # anything claimed later.
         self._held_back: dict[str, deque[Work]] = {}
         self._held_back_count = 0
+        # At most this many per busy target or server: enough to fill its slots again as its
+        # sends end. The rest of what a claim took for it goes back to the ledger, in its place
+        # (`_give_back`), and its targets are passed over until the held-back ones have
+        # started. So memory's places for held-back sends fill only when busy targets also
+        # take every slot; kept whole, two slow targets' backlogs filled them, and no one
+        # else's alert was claimed until they drained.
+        self._claim_size = max(4 * settings.concurrency, 32)
+        self._hold_most = settings.per_target * self._claim_size // settings.concurrency
+        self._passed_over: dict[str, set[int]] = {}  # targets given back, by what they share
+        self._giving_back: list[int] = []
         # A send ended whose target has sends held back: start one (no claim for it).
         self._freed = asyncio.Event()
-        self._claim_size = max(4 * settings.concurrency, 32)
 
     def wake(self) -> None:
         """New alerts were recorded: look for them now instead of at the next poll."""
@@ -240,6 +249,8 @@ class DeliveryWorker:
                     look_at = now + self.settings.poll_interval_s
                     self._queue.extend(claimed)
                 self._start_queued()
+                if self._giving_back:
+                    await self._give_back()
                 may_claim = self._held_back_count < self._claim_size
                 if self._queue and len(self._in_flight) >= self.settings.concurrency:
                     # Full: wait for a slot rather than polling.
@@ -258,7 +269,8 @@ class DeliveryWorker:
     def _start_queued(self) -> None:
         """Start sends while slots are free: first those held back for a target that has a
         slot again (claimed earlier), then the queue in claim order, holding back a send
-        whose target URL has `per_target` in flight."""
+        whose target URL has `per_target` in flight, or giving it back to the ledger when
+        that target already has `_hold_most` held back."""
         limit, most = self.settings.per_target, self.settings.concurrency
         for shared in [s for s in self._held_back if self._sends_to[s] < limit]:
             held = self._held_back[shared]
@@ -267,14 +279,30 @@ class DeliveryWorker:
                 self._start(held.popleft(), shared)
             if not held:
                 del self._held_back[shared]
+                if self._passed_over.pop(shared, None):
+                    self._wake.set()  # claim its given-back rows now, not at the next poll
         while self._queue and len(self._in_flight) < most:
             work = self._queue.popleft()
             shared = work.shared
-            if self._sends_to[shared] >= limit:
-                self._held_back.setdefault(shared, deque()).append(work)
+            if self._sends_to[shared] < limit:
+                self._start(work, shared)
+            elif len(held := self._held_back.setdefault(shared, deque())) < self._hold_most:
+                held.append(work)
                 self._held_back_count += 1
             else:
-                self._start(work, shared)
+                self._giving_back += work.ids
+                self._passed_over.setdefault(shared, set()).add(work.items[0].delivery.target_id)
+
+    async def _give_back(self) -> None:
+        """Return claimed rows a busy target cannot take yet to the ledger, due as before; if
+        the store is down, their leases run out and they come back all the same."""
+        ids, self._giving_back = self._giving_back, []
+        try:
+            await self.ledger.release(ids)
+        except Exception as exc:
+            log.warning("delivery.give_back_failed", delivery_ids=ids, error=explain(exc))
+            return
+        log.debug("delivery.given_back", delivery_ids=ids)
 
     def _start(self, work: Work, shared: str) -> None:
         self._sends_to[shared] += 1
@@ -336,11 +364,14 @@ class DeliveryWorker:
                 # filling up with a slow target's backlog while everyone else's wait behind it.
                 # Targets that share a server of the operator's are passed over together: a
                 # slow mail server's backlog is spread over everyone who signed up on the page.
+                # Targets whose rows were given back for a busy target or server stay passed
+                # over until its held-back sends have started.
                 held = [w.items[0].delivery for h in self._held_back.values() for w in h]
+                passed = {t for targets in self._passed_over.values() for t in targets}
                 alerts = await self.ledger.claim(
                     limit - len(work),
                     lease,
-                    skip_targets={d.target_id for d in held},
+                    skip_targets={d.target_id for d in held} | passed,
                     skip_via={d.sent_via for d in held if d.sent_via},
                 )
                 work.extend(Work([item]) for item in alerts)
