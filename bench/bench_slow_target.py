@@ -1,23 +1,26 @@
-"""How long other subscribers' alerts wait while one target is slow and has a backlog.
+"""How long other subscribers' alerts wait while slow targets have a backlog.
 
     python bench/bench_slow_target.py [--backlog 2000] [--others 100] [--delay-ms 50] [--rounds 3]
+                                      [--slow-webhooks N] [--subscriptions-each K]
                                       [--own-mail PEOPLE]
 
 One subscriber's chat webhook answers in `--delay-ms`, and `--backlog` of its alerts are due
 ahead of everyone else's (a burst of postings matching one broad subscription). With
-`--own-mail PEOPLE` the backlog is instead spread over that many people who signed up on the
-web page, each with a target of their own, all sent through jobwire's own mail: the operator's
-one mail server (an SMTP server on loopback that takes each message after `--delay-ms`,
-which takes 8 at once like any target). Behind them,
-`--others` alerts are due for 50 other subscribers' webhooks, which answer at once. A real
-SQLite store and the real delivery worker (its default settings: 32 sends in flight, 8 to one
-target URL) send through Apprise to a webhook server on loopback.
+`--slow-webhooks N` the backlog is spread over N such webhooks (a slow chat service has many
+users), and with `--subscriptions-each K` each of them is the target of K subscriptions (a
+team's channel that several of its subscriptions post to). With `--own-mail PEOPLE` the
+backlog is instead spread over that many people who signed up on the web page, each with a
+target of their own, all sent through jobwire's own mail: the operator's one mail server (an
+SMTP server on loopback that takes each message after `--delay-ms`, which takes 8 at once like
+any target). Behind them, `--others` alerts are due for 50 other subscribers' webhooks, which
+answer at once. A real SQLite store and the real delivery worker (its default settings: 32
+sends in flight, 8 to one target URL) send through Apprise to a webhook server on loopback.
 
 Printed per round: when the last of the others' alerts arrived, counted from the worker's
 start, against the baseline measured in the same run (the same alerts with no slow backlog
-ahead of them), and how many of the slow target's alerts had arrived by then. The slow
-target's own pace is bound by its 8 sends in flight (8 / delay). Figures are printed, never
-asserted.
+ahead of them), and how many of the slow backlog's alerts had arrived by then. Each slow
+webhook's or server's own pace is bound by its 8 sends in flight (8 / delay). Figures are
+printed, never asserted.
 """
 
 from __future__ import annotations
@@ -118,30 +121,42 @@ def postings(prefix: str, count: int) -> list[JobPosting]:
     ]
 
 
+def slow_targets(options: argparse.Namespace, port: int) -> list[str]:
+    """One target per slow subscription: the webhooks' URLs, each `--subscriptions-each`
+    times, or each person's own-mail target."""
+    if options.own_mail:
+        return [own_mail_target(f"p{n}@example.com") for n in range(options.own_mail)]
+    return [
+        f"json://127.0.0.1:{port}/slow/{n}"
+        for n in range(options.slow_webhooks)
+        for _ in range(options.subscriptions_each)
+    ]
+
+
 async def one_round(
-    webhooks: Webhooks, backlog: int, others: int, mail: SmtpSink | None, people: int
+    webhooks: Webhooks, backlog: int, options: argparse.Namespace, mail: SmtpSink | None
 ) -> tuple[float, int]:
-    """Seconds until the others' last alert arrived, and the slow target's alerts by then."""
+    """Seconds until the others' last alert arrived, and the slow targets' alerts by then."""
     port = webhooks.server_address[1]
+    others = options.others
     with tempfile.TemporaryDirectory() as tmp:
         store = await Store.open(f"sqlite+aiosqlite:///{tmp}/jobwire.db", auto_migrate=True)
         try:
             if backlog:
-                if mail is None:
-                    slow_targets = [f"json://127.0.0.1:{port}/slow"]
-                else:
-                    slow_targets = [own_mail_target(f"p{n}@example.com") for n in range(people)]
                 slow = [
                     await store.subscriptions.add(SubscriptionIn(employers=["ACME"], notify=[t]))
-                    for t in slow_targets
+                    for t in slow_targets(options, port)
                 ]
                 events = postings("slow", backlog)
+                # Each slow target's share in one block, due together, as after an outage
+                # of theirs: their alerts were held while they failed, and are due again at
+                # once when they recover.
                 await store.ledger.record(
                     events,
                     [
                         Match(sub.id, e, sub.target_ids)
                         for i, e in enumerate(events)
-                        for sub in [slow[i % len(slow)]]
+                        for sub in [slow[i * len(slow) // backlog]]
                     ],
                 )
             subscribers = [
@@ -195,16 +210,23 @@ async def run(options: argparse.Namespace) -> None:
         mail.start()
     webhooks = Webhooks(options.delay_ms / 1000, mail)
     threading.Thread(target=webhooks.serve_forever, daemon=True).start()
-    slow = (
-        f"{options.own_mail} people's own-mail targets, through a mail server that takes each "
-        f"message in {options.delay_ms} ms"
-        if mail
-        else f"one that answers in {options.delay_ms} ms"
-    )
+    servers = 1 if mail else options.slow_webhooks
+    if mail:
+        slow = (
+            f"{options.own_mail} people's own-mail targets, through a mail server that takes "
+            f"each message in {options.delay_ms} ms"
+        )
+    else:
+        each = options.subscriptions_each
+        slow = (
+            f"{servers} webhook{'s' if servers > 1 else ''} that answer"
+            f"{'' if servers > 1 else 's'} in {options.delay_ms} ms"
+            + (f", each the target of {each} subscriptions" if each > 1 else "")
+        )
     print(
         f"{options.others} alerts to {OTHER_TARGETS} webhooks that answer at once; ahead of "
         f"them {options.backlog} to {slow} "
-        f"(8 in flight: at most {8000 / options.delay_ms:,.0f} a second)"
+        f"(8 in flight each: at most {servers * 8000 / options.delay_ms:,.0f} a second)"
     )
     # Apprise loads its plugins' modules at its first URL (most of a second): not a round's cost.
     warm = AppriseNotifier(
@@ -215,16 +237,14 @@ async def run(options: argparse.Namespace) -> None:
     )
     base, slow = [], []
     for round_ in range(1, options.rounds + 1):
-        took, _ = await one_round(webhooks, 0, options.others, mail, options.own_mail)
+        took, _ = await one_round(webhooks, 0, options, mail)
         base.append(took)
         print(f"  round {round_}: no slow backlog (baseline)   last other alert at {took:6.2f} s")
-        took, slow_sent = await one_round(
-            webhooks, options.backlog, options.others, mail, options.own_mail
-        )
+        took, slow_sent = await one_round(webhooks, options.backlog, options, mail)
         slow.append(took)
         print(
             f"  round {round_}: behind the slow backlog        last other alert at {took:6.2f} s"
-            f"   ({slow_sent} of the slow target's by then)"
+            f"   ({slow_sent} of the slow backlog's by then)"
         )
     webhooks.shutdown()
     if mail is not None:
@@ -242,6 +262,20 @@ def main() -> None:
     parser.add_argument("--others", type=int, default=100, help="other subscribers' alerts")
     parser.add_argument("--delay-ms", type=float, default=50, help="the slow target's answer")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--slow-webhooks",
+        type=int,
+        default=1,
+        metavar="N",
+        help="spread the backlog over this many slow webhooks",
+    )
+    parser.add_argument(
+        "--subscriptions-each",
+        type=int,
+        default=1,
+        metavar="K",
+        help="make each slow webhook the target of this many subscriptions",
+    )
     parser.add_argument(
         "--own-mail",
         type=int,

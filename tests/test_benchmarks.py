@@ -55,6 +55,16 @@ def test_the_slow_target_benchmark_spreads_a_backlog_over_own_mail_targets() -> 
     assert "× baseline" in printed
 
 
+def test_the_slow_target_benchmark_spreads_a_backlog_over_shared_slow_webhooks() -> None:
+    printed = run_bench(
+        "bench_slow_target.py",
+        *("--rounds", "1", "--backlog", "100", "--delay-ms", "20"),
+        *("--slow-webhooks", "2", "--subscriptions-each", "3"),
+    )
+    assert "2 webhooks that answer in 20.0 ms, each the target of 3 subscriptions" in printed
+    assert "× baseline" in printed
+
+
 @pytest.mark.integration
 def test_the_postgresql_locale_benchmark_compares_all_three_databases() -> None:
     printed = run_bench("bench_pg_locale.py", "--rounds", "1", "--batches", "1")
