@@ -2,7 +2,7 @@
 
     python bench/bench_pipeline.py [--stores sqlite,postgresql] [--rows ingest1,api,...]
                                    [--seconds 12] [--quick] [--repeat N] [--profile]
-                                   [--jobwire PATH] [--keep]
+                                   [--jobwire BUILD] [--versus BUILD] [--keep]
 
 About 6 minutes on 2 cores with the defaults (both stores, every row, one round).
 
@@ -15,7 +15,8 @@ Every figure is measured in one run, on one broker, beside the baselines it is c
   by JOBWIRE_* variables, fed by a plain aiokafka producer, set up through its HTTP API, and
   observed from outside: the consumer group's committed offsets (ingest) and what arrives at
   the sinks (delivery, latency). So the benchmark keeps working while the internals change,
-  and `--jobwire` points it at another build to compare.
+  and `--jobwire` points it at another build: an executable, or a git revision of this
+  checkout (run from a worktree of its own with this virtualenv, bench/pipeline/builds.py).
 * The sinks (bench/pipeline/loopback_sink.py: HTTP and SMTP) run in a process of their own,
   as do the baselines (bench/pipeline/bare_baselines.py): a bare aiokafka consumer reading a
   row's topic, the limit of ingest, and bare Apprise sending to the same sink, the limit of
@@ -51,6 +52,14 @@ machine ("others") used meanwhile: a sink near 100% would be the bound, and "oth
 noise of a shared machine. `--repeat 3` runs every row three times, minutes apart, and shows
 the median and the range. Figures are printed, never asserted.
 
+`--versus BUILD` measures a second build in the same run, on the same broker and sink: each
+row of the two one after the other, the one that goes first swapped every round (at least
+two), since on this 2-core machine the run that goes first in a pair read 12-23% higher,
+whatever its code. It prints every round of both, marked with which went first, their means,
+the second's ratio to the first's, and how much going first was worth in this run:
+
+    python bench/bench_pipeline.py --stores sqlite --rows webhook32 --repeat 4 --versus HEAD~1
+
 `--profile` runs py-spy (installed into this virtualenv on first use, pinned) against jobwire
 during each row's window, writes a speedscope file per row into the work directory (open it
 at https://www.speedscope.app) and prints the functions with the most samples of their own
@@ -68,7 +77,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +86,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aiokafka.admin import AIOKafkaAdminClient
 from pipeline.api import api_row
 from pipeline.baselines import apprise_baselines, consumer_baseline, sink_capacity
+from pipeline.builds import Build, build_of, remove_worktrees
 from pipeline.delivery import delivery_row
-from pipeline.figures import ROWS, Figure, compare, median_of, report, table
+from pipeline.figures import ROWS, Figure, compare, compare_builds, median_of, report, table
 from pipeline.ingest import ingest_row
 from pipeline.latency import latency_row
 from pipeline.processes import Children, say
@@ -92,79 +102,75 @@ from devstack.postgres import running_postgres
 STORES = ("sqlite", "postgresql")
 
 
-async def run_store(stack: Stack, rows: list[str]) -> dict[str, Figure]:
+# Each row: what it measures, and the coroutine that measures it on a stack.
+ROW_WORK: dict[str, tuple[str, Callable[[Stack], Coroutine[Any, Any, Figure]]]] = {
+    "ingest1": ("events ingested, fan-out 1", lambda s: ingest_row(s, "ingest1", 1)),
+    "ingest100": ("ledger rows, fan-out 100", lambda s: ingest_row(s, "ingest100", 100)),
+    "webhook8": ("json delivery, concurrency 8", lambda s: delivery_row(s, "webhook8", "json", 8)),
+    "webhook32": (
+        "json delivery, concurrency 32",
+        lambda s: delivery_row(s, "webhook32", "json", 32),
+    ),
+    "email": ("mail delivery, concurrency 8", lambda s: delivery_row(s, "email", "mail", 8)),
+    "latency100": ("latency at 100 events/s", lambda s: latency_row(s, "latency100", 100)),
+    "latency1000": ("latency at 1000 events/s", lambda s: latency_row(s, "latency1000", 1000)),
+    "api": ("POST /subscriptions", api_row),
+}
+# Per build (its name), per row: one figure per round.
+Rounds = dict[str, dict[str, list[Figure]]]
+
+
+async def run_store(stack: Stack, rows: list[str]) -> Rounds:
     """Every row on one store, `--repeat` times over (all rows, then all again), so that
-    repeats of a row are minutes apart; each row's median, with the others as its spread."""
-    rounds = []
+    repeats of a row are minutes apart."""
+    rounds: Rounds = {build.name: {} for build in stack.options.builds}
     for number in range(1, stack.options.repeat + 1):
         stack.round = number
-        rounds.append(await run_round(stack, rows))
-    return {name: median_of([r[name] for r in rounds if name in r]) for name in rounds[0]}
+        for build, figures in (await run_round(stack, rows)).items():
+            for name, figure in figures.items():
+                rounds[build].setdefault(name, []).append(figure)
+    return rounds
 
 
-async def run_round(stack: Stack, rows: list[str]) -> dict[str, Figure]:
-    figures: dict[str, Figure] = {}
-    tag = f"[{stack.store}" + (f", round {stack.round}]" if stack.options.repeat > 1 else "]")
+async def run_round(stack: Stack, rows: list[str]) -> dict[str, dict[str, Figure]]:
+    """Each row once per build, the bare consumer once; with two builds, in turn, the one
+    that goes first swapped every round: whichever run of a pair goes first reads up to a
+    fifth higher on this machine, whatever its code."""
+    builds = stack.options.builds
+    order = builds if stack.round % 2 else builds[::-1]
+    figures: dict[str, dict[str, Figure]] = {build.name: {} for build in builds}
+    tag = f"[{stack.store}" + (f", round {stack.round}" if stack.options.repeat > 1 else "")
 
-    async def row(name: str, what: str, work: Coroutine[Any, Any, Figure]) -> None:
-        say(f"{tag} {name}: {what}")
+    async def row(name: str, what: str, work: Coroutine[Any, Any, Figure], build: str) -> Figure:
+        say(f"{tag}{f', {build}' if build and len(builds) > 1 else ''}] {name}: {what}")
         started = time.perf_counter()
         figure = await work
-        figures[name] = figure
         report(figure)
         say(f"    ({time.perf_counter() - started:.0f} s)")
+        return figure
 
-    if "ingest1" in rows:
-        await row("ingest1", "events ingested, fan-out 1", ingest_row(stack, "ingest1", 1))
-    await row("consumer", "bare aiokafka consumer over the same topic", consumer_baseline(stack))
-    if "ingest100" in rows:
-        await row("ingest100", "ledger rows, fan-out 100", ingest_row(stack, "ingest100", 100))
-    for name, kind, concurrency in (
-        ("webhook8", "json", 8),
-        ("webhook32", "json", 32),
-        ("email", "mail", 8),
-    ):
+    for name, (what, work) in ROW_WORK.items():
         if name in rows:
-            await row(
-                name,
-                f"{kind} delivery, concurrency {concurrency}",
-                delivery_row(stack, name, kind, concurrency),
-            )
-    for name, rate in (("latency100", 100), ("latency1000", 1000)):
-        if name in rows:
-            await row(name, f"latency at {rate} events/s", latency_row(stack, name, rate))
-    if "api" in rows:
-        await row("api", "POST /subscriptions", api_row(stack))
+            for build in order:
+                stack.build = build
+                figures[build.name][name] = await row(name, what, work(stack), build.name)
+        if name == "ingest1":
+            # The limit of ingest, over the topic ingest1 preloaded (or one of its own):
+            # no jobwire in it, so one run serves every build.
+            limit = consumer_baseline(stack)
+            what = "bare aiokafka consumer over the same topic"
+            consumer = await row("consumer", what, limit, "")
+            for build in builds:
+                figures[build.name]["consumer"] = consumer
     return figures
-
-
-def describe(jobwire: Path) -> str:
-    """Which jobwire: the commit of the checkout whose virtualenv holds it (an editable
-    install, as `make install` makes)."""
-    checkout = jobwire.resolve().parents[2]
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(checkout), "log", "-1", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return f"{jobwire} (not in a git checkout)"
-    return f"{checkout} at {head}" + (" (with uncommitted changes)" if dirty else "")
 
 
 async def run(options: Options, broker: KafkaBroker, children: Children) -> None:
     sink = Sink(children, options.workdir)
     admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
     await admin.start()
-    results: dict[str, dict[str, Figure]] = {}
+    results: dict[str, Rounds] = {}
+    builds = options.builds
     try:
         stack = Stack(options, children, broker, sink, admin)
         say(f"sink (pid {sink.proc.pid}): {await sink_capacity(stack)}")
@@ -179,7 +185,10 @@ async def run(options: Options, broker: KafkaBroker, children: Children) -> None
                     stack.postgres = None
             else:
                 results[store] = await run_store(stack, options.rows)
-            table(f"{store}: {options.seconds:g} s windows", results[store], apprise)
+            for build in builds:
+                title = f"{store}: {options.seconds:g} s windows"
+                medians = medians_of(results[store][build.name])
+                table(title + (f", {build.name}" if len(builds) > 1 else ""), medians, apprise)
     finally:
         await admin.close()
         sink.close()
@@ -188,12 +197,22 @@ async def run(options: Options, broker: KafkaBroker, children: Children) -> None
         say("bare Apprise to the same sink (the delivery rows' second baseline)")
         for figure in apprise.values():
             say(f"  {figure.label:<58} {figure.value:>12,.0f} {figure.unit}  ({figure.note})")
-    say(f"\njobwire: {describe(options.jobwire)}; {options.seconds:g} s windows")
-    for store, figures in results.items():
-        table(store, figures, apprise)
-    compare(results)
+    for build in builds:
+        say(f"\njobwire {build.name}: {build.description}; {options.seconds:g} s windows")
+        by_store = {store: medians_of(rounds[build.name]) for store, rounds in results.items()}
+        for store, figures in by_store.items():
+            table(store, figures, apprise)
+        compare(by_store)
+    if len(builds) == 2:
+        for store, rounds in results.items():
+            compare_builds(store, builds[0].name, builds[1].name, rounds)
     if options.profile:
         say(f"\nprofiles (speedscope): {options.workdir / 'profiles'}")
+
+
+def medians_of(rounds: dict[str, list[Figure]]) -> dict[str, Figure]:
+    """Each row's median round, with every round's value as its spread."""
+    return {name: median_of(figures) for name, figures in rounds.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,9 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--jobwire",
-        type=Path,
-        default=Path(sys.executable).with_name("jobwire"),
-        help="the jobwire executable to measure (default: this virtualenv's)",
+        default=str(Path(sys.executable).with_name("jobwire")),
+        metavar="BUILD",
+        help="the jobwire to measure: an executable, or a git revision of this checkout "
+        "(default: this virtualenv's executable)",
+    )
+    parser.add_argument(
+        "--versus",
+        metavar="BUILD",
+        help="a second jobwire (an executable or a revision, e.g. HEAD~1) measured in the "
+        "same run, each row of the two in turn, the first swapped each round (--repeat "
+        "is at least 2); prints every round of both and their ratio",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
@@ -223,13 +250,23 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(stores) - set(STORES)) + sorted(set(rows) - set(ROWS))
     if unknown:
         parser.error(f"unknown: {', '.join(unknown)} (stores: {STORES}, rows: {ROWS})")
-    if not args.jobwire.is_file():
+    if args.jobwire == parser.get_default("jobwire") and not Path(args.jobwire).is_file():
         parser.error(f"{args.jobwire} is not there: run `make install` or pass --jobwire")
     seconds = args.seconds or (4.0 if args.quick else 12.0)
+    repeat = max(2 if args.versus else 1, args.repeat)
     workdir = Path(tempfile.mkdtemp(prefix="jobwire-bench-pipeline-"))
-    options = Options(
-        stores, rows, seconds, max(1, args.repeat), args.profile, args.jobwire, workdir
-    )
+    builds: list[Build] = []
+    try:
+        for spec in (args.jobwire, args.versus):
+            if spec:
+                builds.append(build_of(spec, workdir))
+        if len({build.name for build in builds}) < len(builds):
+            raise ValueError(f"--jobwire and --versus are the same build ({builds[0].name})")
+    except (ValueError, OSError, subprocess.CalledProcessError) as exc:
+        remove_worktrees(builds)
+        shutil.rmtree(workdir, ignore_errors=True)
+        parser.error(str(exc))
+    options = Options(stores, rows, seconds, repeat, args.profile, builds, workdir)
     if args.profile:
         py_spy()
 
@@ -240,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     # Explicitly: a shell without job control starts `... &` with SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     say(
-        f"jobwire pipeline benchmark: {args.jobwire}; {os.cpu_count()} cores, load "
+        f"jobwire pipeline benchmark: {' versus '.join(b.description for b in builds)}; "
+        f"{os.cpu_count()} cores, load "
         f"{os.getloadavg()[0]:.1f}; work directory {workdir}"
     )
     started = time.perf_counter()
@@ -266,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         if keep:
             say(f"work directory kept: {workdir}")
         else:
+            remove_worktrees(builds)
             shutil.rmtree(workdir, ignore_errors=True)
     say(
         f"done in {time.perf_counter() - started:.0f} s; load average now "

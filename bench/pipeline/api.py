@@ -25,7 +25,7 @@ async def api_row(stack: Stack) -> Figure:
     env = stack.env(store_url, topics)
     added = await asyncio.to_thread(
         subprocess.run,
-        [str(opts.jobwire), "users", "add", f"bench-{uuid.uuid4().hex[:8]}@example.com"],
+        [str(stack.jobwire), "users", "add", f"bench-{uuid.uuid4().hex[:8]}@example.com"],
         env=env,
         cwd=opts.workdir,
         capture_output=True,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .processes import say
@@ -180,3 +183,75 @@ def compare(results: dict[str, dict[str, Figure]]) -> None:
         else:
             factor = a.value / b.value
             say(f"  {a.label:<58} {a.value:>12,.0f} -> {b.value:>10,.0f} {a.unit:<9} {factor:.2f}x")
+
+
+def compare_builds(
+    store: str, first: str, second: str, rounds: dict[str, dict[str, list[Figure]]]
+) -> None:
+    """Every round of two builds, row by row, with their means and the second's over the
+    first's. Their order was swapped each round (the one marked * ran first in its pair), so
+    the bias of going first falls on both alike; the last column says how large it was."""
+    say("")
+    say(f"{store}: {second} against {first}, every round (* ran first in its pair)")
+    header = (
+        f"  {'figure':<34} {first + ' rounds':>30} {second + ' rounds':>30} "
+        f"{'means':>19} {'ratio':>7} {'going first':>12}"
+    )
+    say(header)
+    say("  " + "-" * (len(header) - 2))
+    for name in ROWS:
+        a, b = rounds[first].get(name), rounds[second].get(name)
+        if not a or not b:
+            continue
+        for label, value in _compared_values(a[0]):
+            va, vb = [value(f) for f in a], [value(f) for f in b]
+            # Round 1 ran the first build first; each round after swapped the order.
+            went_first_a = [r % 2 == 0 for r in range(len(va))]
+            went_first_b = [r % 2 == 1 for r in range(len(vb))]
+            mean_a, mean_b = statistics.fmean(va), statistics.fmean(vb)
+            say(
+                f"  {label:<34} {_cells(va, went_first_a):>30} {_cells(vb, went_first_b):>30} "
+                f"{_number(mean_a):>9} {_number(mean_b):>9} "
+                f"{_ratio(mean_b, mean_a):>7} {_first_bias(va, vb, went_first_a, went_first_b):>12}"
+            )
+
+
+def _compared_values(figure: Figure) -> list[tuple[str, Callable[[Figure], float]]]:
+    """What to set side by side for a row: its figure; for a latency row, p99 and p50 (lower
+    is better) and the alerts that arrived a second."""
+    if figure.latency is None:
+        return [(f"{figure.row} ({figure.unit})", lambda f: f.value)]
+    return [
+        (f"{figure.row} p99 (ms, lower is better)", lambda f: f.latency.p99 if f.latency else 0),
+        (f"{figure.row} p50 (ms, lower is better)", lambda f: f.latency.p50 if f.latency else 0),
+        (
+            f"{figure.row} alerts arrived (/s)",
+            lambda f: f.latency.delivered_per_s if f.latency else 0,
+        ),
+    ]
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _cells(values: list[float], went_first: list[bool]) -> str:
+    marked = zip(values, went_first, strict=True)
+    return ", ".join(_number(value) + ("*" if first else "") for value, first in marked)
+
+
+def _ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}x" if baseline else "n/a"
+
+
+def _first_bias(va: list[float], vb: list[float], first_a: list[bool], first_b: list[bool]) -> str:
+    """How much higher a build read when it ran first than when it ran second, the geometric
+    mean over both builds; blank until each has run both ways."""
+    factors = []
+    for values, firsts in ((va, first_a), (vb, first_b)):
+        ahead = [v for v, first in zip(values, firsts, strict=True) if first]
+        behind = [v for v, first in zip(values, firsts, strict=True) if not first]
+        if not ahead or not behind or not statistics.fmean(behind):
+            return ""
+        factors.append(statistics.fmean(ahead) / statistics.fmean(behind))
+    return f"{math.sqrt(factors[0] * factors[1]):.2f}x"

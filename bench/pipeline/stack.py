@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from devstack.kafka import KafkaBroker, create_topics_async
 from devstack.postgres import SUPERUSER, PostgresServer
 
+from .builds import Build
 from .processes import Children, CpuMeter, children_of, say, stop_process, tail
 from .sink import Sink
 
@@ -108,7 +109,7 @@ class Options:
     seconds: float
     repeat: int
     profile: bool
-    jobwire: Path
+    builds: list[Build]  # the first is measured; a second, with --versus, beside it
     workdir: Path
 
 
@@ -127,8 +128,14 @@ class Stack:
     # The topic each ingest row preloaded, and how many events: the bare consumer reads one.
     preloaded: dict[str, tuple[str, int]] = field(default_factory=dict)
     round: int = 1  # of --repeat
+    build: Build | None = None  # which of the builds runs now (None: the first)
     _runs: Counter[str] = field(default_factory=Counter)
     _setup_topics: Topics | None = None
+
+    @property
+    def jobwire(self) -> Path:
+        """The executable of the build that runs now."""
+        return (self.build or self.options.builds[0]).executable
 
     @property
     def bootstrap(self) -> str:
@@ -196,7 +203,7 @@ class Stack:
         log_path = self.options.workdir / f"jobwire-{self.store}-{name}-{self._runs[name]}.log"
         with log_path.open("wb") as log:
             proc = self.children.spawn(
-                [str(self.options.jobwire), "run"],
+                [str(self.jobwire), "run"],
                 env=env,
                 # No .env file of the caller's directory may change its settings.
                 cwd=self.options.workdir,

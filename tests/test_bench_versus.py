@@ -1,0 +1,71 @@
+"""`bench_pipeline.py --versus`: another revision really runs its own code, and the side-by-side
+table says which run went first in each pair (the bias it corrects for)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from pipeline.builds import build_of, remove_worktrees  # noqa: E402
+from pipeline.figures import Figure, Latency, compare_builds  # noqa: E402
+
+
+def test_a_revision_runs_from_its_own_worktree_not_this_checkout(tmp_path: Path) -> None:
+    build = build_of("HEAD", tmp_path)
+    try:
+        assert build.worktree is not None
+        # A mark only the worktree's code has: if the wrapper ran this checkout's (the
+        # editable install), it would not print it.
+        init = build.worktree / "service" / "__init__.py"
+        init.write_text(init.read_text() + "\nprint('running the revision under test')\n")
+        shown = subprocess.run(
+            [str(build.executable), "--help"], capture_output=True, text=True, timeout=120
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "running the revision under test" in shown.stdout
+        assert "run" in shown.stdout  # jobwire's own help, its commands listed
+    finally:
+        remove_worktrees([build])
+    assert not build.worktree.exists()
+
+
+def test_a_build_that_is_neither_file_nor_revision_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no-such-revision is neither an executable nor"):
+        build_of("no-such-revision", tmp_path)
+
+
+def latency(p99: float, arrived: float) -> Figure:
+    lat = Latency(1000, 1000, 100, arrived, 0, 0, p50=p99 / 2, p95=p99, p99=p99, max=p99)
+    return Figure("latency100", "latency", p99, "ms", latency=lat)
+
+
+def test_the_side_by_side_table_marks_who_ran_first_and_its_bias(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Four rounds: "old" ran first in rounds 1 and 3, "new" in rounds 2 and 4. Both read 20%
+    # higher when first: the table shows it, and the ratio of the means is 1.5.
+    rate = {
+        "old": [1200.0, 1000.0, 1200.0, 1000.0],
+        "new": [1500.0, 1800.0, 1500.0, 1800.0],
+    }
+    rounds = {
+        build: {
+            "webhook32": [Figure("webhook32", "webhooks", v, "alerts/s") for v in values],
+            "latency100": [latency(20.0, 100.0)] * 4,
+        }
+        for build, values in rate.items()
+    }
+    compare_builds("sqlite", "old", "new", rounds)
+    printed = capsys.readouterr().out
+    (webhooks,) = [line for line in printed.splitlines() if "webhook32 (alerts/s)" in line]
+    assert "1,200*, 1,000, 1,200*, 1,000" in webhooks
+    assert "1,500, 1,800*, 1,500, 1,800*" in webhooks
+    assert webhooks.split()[-2:] == ["1.50x", "1.20x"]
+    (p99,) = [line for line in printed.splitlines() if "latency100 p99" in line]
+    assert p99.split()[-2:] == ["1.00x", "1.00x"]
