@@ -56,7 +56,8 @@ the median and the range. Figures are printed, never asserted.
 row of the two one after the other, the one that goes first swapped every round (at least
 two), since on this 2-core machine the run that goes first in a pair read 12-23% higher,
 whatever its code. It prints every round of both, marked with which went first, their means,
-the second's ratio to the first's, and how much going first was worth in this run:
+the ratio of the --jobwire build's to the --versus build's (after over before, with
+`--versus HEAD~1`), and how much going first was worth in this run:
 
     python bench/bench_pipeline.py --stores sqlite --rows webhook32 --repeat 4 --versus HEAD~1
 
@@ -205,7 +206,8 @@ async def run(options: Options, broker: KafkaBroker, children: Children) -> None
         compare(by_store)
     if len(builds) == 2:
         for store, rounds in results.items():
-            compare_builds(store, builds[0].name, builds[1].name, rounds)
+            # The --versus build is the baseline: the ratio is this build's over it.
+            compare_builds(store, builds[1].name, builds[0].name, rounds, baseline_first=False)
     if options.profile:
         say(f"\nprofiles (speedscope): {options.workdir / 'profiles'}")
 

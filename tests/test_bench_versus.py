@@ -45,15 +45,15 @@ def latency(p99: float, arrived: float) -> Figure:
     return Figure("latency100", "latency", p99, "ms", latency=lat)
 
 
+@pytest.mark.parametrize("old_first", [True, False])
 def test_the_side_by_side_table_marks_who_ran_first_and_its_bias(
-    capsys: pytest.CaptureFixture[str],
+    old_first: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Four rounds: "old" ran first in rounds 1 and 3, "new" in rounds 2 and 4. Both read 20%
-    # higher when first: the table shows it, and the ratio of the means is 1.5.
-    rate = {
-        "old": [1200.0, 1000.0, 1200.0, 1000.0],
-        "new": [1500.0, 1800.0, 1500.0, 1800.0],
-    }
+    # Four rounds, the order swapped each round. Both builds read 20% higher when first: the
+    # table shows it, and the new build's mean over the old's is 1.5.
+    high, low = 1200.0, 1000.0
+    old = [high, low, high, low] if old_first else [low, high, low, high]
+    rate = {"old": old, "new": [1.5 * v * (1.2 if v == low else 1 / 1.2) for v in old]}
     rounds = {
         build: {
             "webhook32": [Figure("webhook32", "webhooks", v, "alerts/s") for v in values],
@@ -61,11 +61,15 @@ def test_the_side_by_side_table_marks_who_ran_first_and_its_bias(
         }
         for build, values in rate.items()
     }
-    compare_builds("sqlite", "old", "new", rounds)
+    compare_builds("sqlite", "old", "new", rounds, baseline_first=old_first)
     printed = capsys.readouterr().out
     (webhooks,) = [line for line in printed.splitlines() if "webhook32 (alerts/s)" in line]
-    assert "1,200*, 1,000, 1,200*, 1,000" in webhooks
-    assert "1,500, 1,800*, 1,500, 1,800*" in webhooks
+    if old_first:
+        assert "1,200*, 1,000, 1,200*, 1,000" in webhooks
+        assert "1,500, 1,800*, 1,500, 1,800*" in webhooks
+    else:
+        assert "1,000, 1,200*, 1,000, 1,200*" in webhooks
+        assert "1,800*, 1,500, 1,800*, 1,500" in webhooks
     assert webhooks.split()[-2:] == ["1.50x", "1.20x"]
     (p99,) = [line for line in printed.splitlines() if "latency100 p99" in line]
     assert p99.split()[-2:] == ["1.00x", "1.00x"]

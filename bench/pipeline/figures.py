@@ -186,33 +186,38 @@ def compare(results: dict[str, dict[str, Figure]]) -> None:
 
 
 def compare_builds(
-    store: str, first: str, second: str, rounds: dict[str, dict[str, list[Figure]]]
+    store: str,
+    baseline: str,
+    measured: str,
+    rounds: dict[str, dict[str, list[Figure]]],
+    baseline_first: bool,
 ) -> None:
-    """Every round of two builds, row by row, with their means and the second's over the
-    first's. Their order was swapped each round (the one marked * ran first in its pair), so
-    the bias of going first falls on both alike; the last column says how large it was."""
+    """Every round of two builds, row by row, with their means and `measured`'s over
+    `baseline`'s (with `--versus HEAD~1`: after over before). Their order was swapped each
+    round (`baseline_first`: in the first round), so the bias of going first falls on both
+    alike; the one marked * ran first in its pair, and the last column says how large that
+    bias was in this run."""
     say("")
-    say(f"{store}: {second} against {first}, every round (* ran first in its pair)")
+    say(f"{store}: {measured} against {baseline}, every round (* ran first in its pair)")
     header = (
-        f"  {'figure':<34} {first + ' rounds':>30} {second + ' rounds':>30} "
+        f"  {'figure':<38} {baseline + ' rounds':>30} {measured + ' rounds':>30} "
         f"{'means':>19} {'ratio':>7} {'going first':>12}"
     )
     say(header)
     say("  " + "-" * (len(header) - 2))
     for name in ROWS:
-        a, b = rounds[first].get(name), rounds[second].get(name)
+        a, b = rounds[baseline].get(name), rounds[measured].get(name)
         if not a or not b:
             continue
         for label, value in _compared_values(a[0]):
             va, vb = [value(f) for f in a], [value(f) for f in b]
-            # Round 1 ran the first build first; each round after swapped the order.
-            went_first_a = [r % 2 == 0 for r in range(len(va))]
-            went_first_b = [r % 2 == 1 for r in range(len(vb))]
+            first_a = [(r % 2 == 0) == baseline_first for r in range(len(va))]
+            first_b = [(r % 2 == 0) != baseline_first for r in range(len(vb))]
             mean_a, mean_b = statistics.fmean(va), statistics.fmean(vb)
             say(
-                f"  {label:<34} {_cells(va, went_first_a):>30} {_cells(vb, went_first_b):>30} "
+                f"  {label:<38} {_cells(va, first_a):>30} {_cells(vb, first_b):>30} "
                 f"{_number(mean_a):>9} {_number(mean_b):>9} "
-                f"{_ratio(mean_b, mean_a):>7} {_first_bias(va, vb, went_first_a, went_first_b):>12}"
+                f"{_ratio(mean_b, mean_a):>7} {_first_bias(va, vb, first_a, first_b):>12}"
             )
 
 
