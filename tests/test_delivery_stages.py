@@ -124,6 +124,8 @@ class FakeLedger:
         lease_s: float,
         skip_targets: Collection[int] = (),
         skip_via: Collection[str] = (),
+        only_targets: Collection[int] = (),
+        only_via: str = "",
     ) -> list[ClaimedDelivery]:
         self.claims += 1
         now = utcnow()
@@ -134,6 +136,8 @@ class FakeLedger:
             and row["due"] <= now  # type: ignore[operator]
             and row["target"] not in skip_targets
             and sent_via(self.url(int(row["target"]))) not in skip_via  # type: ignore[call-overload]
+            and (not only_targets or row["target"] in only_targets)
+            and (not only_via or sent_via(self.url(int(row["target"]))) == only_via)  # type: ignore[call-overload]
         ][:limit]
         claimed = []
         for r in due:
@@ -522,6 +526,37 @@ async def test_two_slow_targets_with_backlogs_keep_no_one_else_waiting() -> None
         await until(lambda: notifier.sent[ledger.url(other)] == 5)
         for gate in notifier.gates.values():
             gate.set()
+        await until(lambda: ledger.statuses()["sent"] == 405, within_s=10)
+
+
+async def test_slow_targets_that_take_every_slot_leave_turns_for_other_targets_alerts() -> None:
+    """Four slow targets with backlogs have 8 sends in flight each: every one of the 32 slots.
+    Each slot they free is not all theirs again: their held-back sends and the claimed alerts
+    of others take turns, so others' alerts go within a few of the slow sends, not after the
+    slow backlogs, which took every freed slot first."""
+    ledger = FakeLedger()
+
+    class Slow(FakeNotifier):
+        async def send(self, target: str, message: Message) -> None:
+            if "/slow" in target:
+                await asyncio.sleep(0.02)
+            await super().send(target, message)
+
+    notifier = Slow()
+    for slow in range(1, 5):
+        ledger.urls[slow] = f"json://hooks.example.com/slow{slow}"
+        ledger.add(target_id=slow, count=100)
+    other = 5
+    ledger.add(target_id=other, count=5)
+    worker = DeliveryWorker(
+        FakeStore(ledger),  # type: ignore[arg-type]
+        notifier,
+        settings(concurrency=32, per_target=8),
+    )
+    async with running(worker):
+        await until(lambda: notifier.sent[ledger.url(other)] == 5)
+        slow_sent = sum(n for url, n in notifier.sent.items() if "/slow" in url)
+        assert slow_sent <= 48  # of 400: one round of the slow sends and a half (it was 96)
         await until(lambda: ledger.statuses()["sent"] == 405, within_s=10)
 
 

@@ -175,6 +175,28 @@ async def test_a_claim_passes_over_every_target_sent_through_a_busy_server_at_on
     assert all(c.delivery.attempts == 1 for c in rest)
 
 
+async def test_a_claim_for_one_busy_target_or_server_takes_only_its_rows(
+    store: Store, sample_events: list[Event]
+) -> None:
+    """A busy target with a backlog is fed by claims of its own: by its targets, or by the
+    server they all go through (jobwire's own mail), never anyone else's alerts."""
+    events = sample_events[:2]
+    mail = await store.subscriptions.add(
+        spec(employers=["NORDSTROM"], notify=[own_mail_target("ana@example.com")])
+    )
+    hook = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, OTHER]))
+    for sub in (mail, hook):
+        await store.ledger.record(events, [Match(sub.id, e, sub.target_ids) for e in events])
+    first_hook = hook.target_ids[0]
+
+    mine = await store.ledger.claim(10, lease_s=60, only_targets={first_hook})
+    assert [c.delivery.target for c in mine] == [TARGET] * 2
+    mailed = await store.ledger.claim(10, lease_s=60, only_via=JOBWIRE_MAIL)
+    assert [c.delivery.sent_via for c in mailed] == [JOBWIRE_MAIL] * 2
+    rest = await store.ledger.claim(10, lease_s=60)
+    assert [c.delivery.target for c in rest] == [OTHER] * 2
+
+
 async def test_alerts_given_back_unsent_are_claimed_again_first_in_their_order(
     store: Store, sample_events: list[Event]
 ) -> None:

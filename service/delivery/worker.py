@@ -19,7 +19,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
@@ -185,14 +185,22 @@ class DeliveryWorker:
         self._held_back_count = 0
         # At most this many per busy target or server: enough to fill its slots again as its
         # sends end. The rest of what a claim took for it goes back to the ledger, in its place
-        # (`_give_back`), and its targets are passed over until the held-back ones have
-        # started. So memory's places for held-back sends fill only when busy targets also
-        # take every slot; kept whole, two slow targets' backlogs filled them, and no one
-        # else's alert was claimed until they drained.
+        # (`_give_back`): it has a backlog there. Kept whole, two slow targets' backlogs
+        # filled memory's places for held-back sends, and no one else's alert was claimed
+        # until they drained; now those places fill only when busy targets also take every
+        # slot.
         self._claim_size = max(4 * settings.concurrency, 32)
         self._hold_most = settings.per_target * self._claim_size // settings.concurrency
-        self._passed_over: dict[str, set[int]] = {}  # targets given back, by what they share
         self._giving_back: list[int] = []
+        # Busy targets and servers with a backlog in the ledger. Everyone's claim passes over
+        # them; each is fed by claims of its own instead, `_hold_most` rows when it has room
+        # and nothing held back (`_refill`), until one finds fewer: its backlog is sent. When
+        # everyone's claim took them up again as soon as they had room, four slow targets'
+        # backlogs, due before everyone else's alerts, took every claim, and others waited
+        # until those backlogs were nearly sent.
+        self._backlogs: dict[str, Backlog] = {}
+        self._refill: set[str] = set()
+        self._held_turn = True  # whose turn the next free slot is: held back, or the queue
         # A send ended whose target has sends held back: start one (no claim for it).
         self._freed = asyncio.Event()
 
@@ -251,6 +259,9 @@ class DeliveryWorker:
                 self._start_queued()
                 if self._giving_back:
                     await self._give_back()
+                if self._refill:
+                    await self._refill_backlogs()
+                    self._start_queued()
                 may_claim = self._held_back_count < self._claim_size
                 if self._queue and len(self._in_flight) >= self.settings.concurrency:
                     # Full: wait for a slot rather than polling.
@@ -267,31 +278,90 @@ class DeliveryWorker:
             log.info("delivery.stopped")
 
     def _start_queued(self) -> None:
-        """Start sends while slots are free: first those held back for a target that has a
-        slot again (claimed earlier), then the queue in claim order, holding back a send
-        whose target URL has `per_target` in flight, or giving it back to the ledger when
-        that target already has `_hold_most` held back."""
-        limit, most = self.settings.per_target, self.settings.concurrency
-        for shared in [s for s in self._held_back if self._sends_to[s] < limit]:
-            held = self._held_back[shared]
-            while held and self._sends_to[shared] < limit and len(self._in_flight) < most:
-                self._held_back_count -= 1
-                self._start(held.popleft(), shared)
-            if not held:
-                del self._held_back[shared]
-                if self._passed_over.pop(shared, None):
-                    self._wake.set()  # claim its given-back rows now, not at the next poll
-        while self._queue and len(self._in_flight) < most:
+        """Start sends while slots are free, taking turns between sends held back for a
+        target that has room again (claimed earlier) and the queue in claim order. With
+        held-back sends always first, slow targets that took every slot took each one they
+        freed again, and everyone else's alerts waited until their backlogs were sent."""
+        while len(self._in_flight) < self.settings.concurrency:
+            if self._held_turn:
+                started = self._start_held() or self._start_from_queue()
+            else:
+                started = self._start_from_queue() or self._start_held()
+            if not started:
+                return
+            self._held_turn = not self._held_turn
+
+    def _start_held(self) -> bool:
+        """Start one send held back for a target or server with room, the one that waited
+        longest for its turn; False if none has room."""
+        limit = self.settings.per_target
+        shared = next((s for s in self._held_back if self._sends_to[s] < limit), None)
+        if shared is None:
+            return False
+        held = self._held_back.pop(shared)  # back in at the end of the turns, or done
+        self._held_back_count -= 1
+        self._start(held.popleft(), shared)
+        if held:
+            self._held_back[shared] = held
+        else:
+            self._refill_if_room(shared)
+        return True
+
+    def _start_from_queue(self) -> bool:
+        """Start the first queued send whose target has room and nothing held back before
+        it; the others met on the way are held back for their target, or given back to the
+        ledger when it already has `_hold_most` held back. False if none could start."""
+        while self._queue:
             work = self._queue.popleft()
             shared = work.shared
-            if self._sends_to[shared] < limit:
+            if self._sends_to[shared] < self.settings.per_target and shared not in self._held_back:
                 self._start(work, shared)
-            elif len(held := self._held_back.setdefault(shared, deque())) < self._hold_most:
+                return True
+            if len(held := self._held_back.setdefault(shared, deque())) < self._hold_most:
                 held.append(work)
                 self._held_back_count += 1
             else:
                 self._giving_back += work.ids
-                self._passed_over.setdefault(shared, set()).add(work.items[0].delivery.target_id)
+                delivery = work.items[0].delivery
+                backlog = self._backlogs.setdefault(shared, Backlog(via=delivery.sent_via))
+                backlog.targets.add(delivery.target_id)
+        return False
+
+    def _refill_if_room(self, shared: str) -> None:
+        """A target or server with a backlog in the ledger has room and nothing held back:
+        claim its next rows now, not at the next poll."""
+        if (
+            shared in self._backlogs
+            and shared not in self._held_back
+            and self._sends_to[shared] < self.settings.per_target
+        ):
+            self._refill.add(shared)
+            self._wake.set()
+
+    async def _refill_backlogs(self) -> None:
+        """Claim the next `_hold_most` rows of each backlog due a refill, held back for it
+        (they start as it has room); a claim that finds fewer ends its backlog."""
+        due, self._refill = self._refill, set()
+        for shared in due:
+            backlog = self._backlogs.get(shared)
+            if backlog is None or shared in self._held_back:
+                continue
+            try:
+                claimed = await self.ledger.claim(
+                    self._hold_most,
+                    self.settings.lease_s,
+                    only_targets=() if backlog.via else backlog.targets,
+                    only_via=backlog.via,
+                )
+            except Exception as exc:  # the store is down: try again at the next turn
+                log.error("delivery.claim_failed", error=explain(exc))
+                self._refill.add(shared)
+                continue
+            if len(claimed) < self._hold_most:
+                del self._backlogs[shared]  # its targets are everyone's claim's again
+            if claimed:
+                self._held_back[shared] = deque(Work([item]) for item in claimed)
+                self._held_back_count += len(claimed)
 
     async def _give_back(self) -> None:
         """Return claimed rows a busy target cannot take yet to the ledger, due as before; if
@@ -338,7 +408,8 @@ class DeliveryWorker:
         # No wake: a free slot makes nothing due. The loop starts queued work when a slot
         # frees (it waits on the sends when full) and claims again when the last claim was
         # full; waking it here made it ask the ledger once more after every send, for nothing.
-        # Only a send held back for this target is started at once (`_freed`, no claim).
+        # Only a send held back for this target is started at once (`_freed`, no claim), or,
+        # for a target whose rows were given back and that now has room, a claim.
         work = self._in_flight.pop(task, None)
         if work is None:
             return
@@ -348,6 +419,8 @@ class DeliveryWorker:
             del self._sends_to[shared]
         if shared in self._held_back:
             self._freed.set()
+        else:
+            self._refill_if_room(shared)
 
     async def _claim(self, limit: int, digests: bool) -> list[Work]:
         """Due digests first (each one send; looked for at each poll, they are few), then due
@@ -364,15 +437,17 @@ class DeliveryWorker:
                 # filling up with a slow target's backlog while everyone else's wait behind it.
                 # Targets that share a server of the operator's are passed over together: a
                 # slow mail server's backlog is spread over everyone who signed up on the page.
-                # Targets whose rows were given back for a busy target or server stay passed
-                # over until its held-back sends have started.
+                # Busy targets and servers with a backlog in the ledger are fed by claims of
+                # their own (`_refill_backlogs`).
                 held = [w.items[0].delivery for h in self._held_back.values() for w in h]
-                passed = {t for targets in self._passed_over.values() for t in targets}
+                backlogs = self._backlogs.values()
                 alerts = await self.ledger.claim(
                     limit - len(work),
                     lease,
-                    skip_targets={d.target_id for d in held} | passed,
-                    skip_via={d.sent_via for d in held if d.sent_via},
+                    skip_targets={d.target_id for d in held}
+                    | {t for b in backlogs for t in b.targets},
+                    skip_via={d.sent_via for d in held if d.sent_via}
+                    | {b.via for b in backlogs if b.via},
                 )
                 work.extend(Work([item]) for item in alerts)
         except Exception as exc:  # the store is down: keep the worker alive and try again
@@ -485,6 +560,15 @@ class DeliveryWorker:
             next_at=verdict.retry_at.isoformat() + "Z",
             error=error,
         )
+
+
+@dataclass(slots=True)
+class Backlog:
+    """A busy target's or server's rows given back to the ledger: the targets they are for,
+    or the server they all go through (`Delivery.sent_via`, e.g. jobwire's own mail)."""
+
+    via: str
+    targets: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)

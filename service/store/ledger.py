@@ -240,11 +240,14 @@ class Ledger:
         lease_s: float,
         skip_targets: Collection[int] = (),
         skip_via: Collection[str] = (),
+        only_targets: Collection[int] = (),
+        only_via: str = "",
     ) -> list[ClaimedDelivery]:
         """Take up to `limit` due alerts (not digest rows) for sending, safely beside other
         workers, none for `skip_targets` or for targets sent through one of `skip_via` (what
         the worker already has a backlog of in memory: their rows stay here, in order, and
-        the claim takes others' instead).
+        the claim takes others' instead); with `only_targets` or `only_via`, only theirs (a
+        busy target's or server's next rows, claimed for it alone).
 
         A claim is a lease: if the worker dies, the row is due again when the lease ends.
         """
@@ -255,6 +258,11 @@ class Ledger:
         if skip_via:
             routed = select(targets.c.id).where(targets.c.sent_via.in_(sorted(skip_via)))
             due = due.where(deliveries.c.target_id.not_in(routed.scalar_subquery()))
+        if only_targets:
+            due = due.where(deliveries.c.target_id.in_(sorted(only_targets)))
+        if only_via:
+            routed = select(targets.c.id).where(targets.c.sent_via == only_via)
+            due = due.where(deliveries.c.target_id.in_(routed.scalar_subquery()))
         due = (
             due.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
             .limit(limit)
