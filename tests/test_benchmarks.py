@@ -59,9 +59,10 @@ def test_the_slow_target_benchmark_spreads_a_backlog_over_shared_slow_webhooks()
     printed = run_bench(
         "bench_slow_target.py",
         *("--rounds", "1", "--backlog", "100", "--delay-ms", "20"),
-        *("--slow-webhooks", "2", "--subscriptions-each", "3"),
+        *("--slow-webhooks", "2", "--subscriptions-each", "3", "--drain"),
     )
     assert "2 webhooks that answer in 20.0 ms, each the target of 3 subscriptions" in printed
+    assert "the slow backlog's last alert at" in printed
     assert "× baseline" in printed
 
 
