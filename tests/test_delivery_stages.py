@@ -254,6 +254,11 @@ def settings(**changes: object) -> DeliverySettings:
     return DeliverySettings.model_validate({**base, **changes})
 
 
+def a_worker(ledger: FakeLedger, notifier: FakeNotifier, **changes: object) -> DeliveryWorker:
+    """The real worker on the fakes, with `settings(**changes)`."""
+    return DeliveryWorker(FakeStore(ledger), notifier, settings(**changes))  # type: ignore[arg-type]
+
+
 async def until(condition: Callable[[], bool], within_s: float = 5.0) -> None:
     """Wait for state the fakes offer nothing to await on."""
     deadline = asyncio.get_running_loop().time() + within_s
@@ -282,7 +287,7 @@ async def run_until(worker: DeliveryWorker, done: Callable[[], bool]) -> None:
 async def test_every_alert_is_sent_once_and_outcomes_are_written_in_batches() -> None:
     ledger, notifier = FakeLedger(), FakeNotifier()
     ledger.add(target_id=1, count=200)
-    worker = DeliveryWorker(FakeStore(ledger), notifier, settings())  # type: ignore[arg-type]
+    worker = a_worker(ledger, notifier)
 
     await run_until(worker, lambda: ledger.statuses()["sent"] == 200)
 
@@ -294,7 +299,7 @@ async def test_digests_are_looked_for_on_the_poll_not_before_every_claim_of_aler
     ledger, notifier = FakeLedger(), FakeNotifier()
     ledger.add(target_id=1, count=200)
     # A long poll: everything here moves by wakes (alerts recorded, sends ended).
-    worker = DeliveryWorker(FakeStore(ledger), notifier, settings(poll_interval_s=30))  # type: ignore[arg-type]
+    worker = a_worker(ledger, notifier, poll_interval_s=30)
 
     await run_until(worker, lambda: ledger.statuses()["sent"] == 200)
 
@@ -307,7 +312,7 @@ async def test_digests_are_looked_for_on_the_poll_not_before_every_claim_of_aler
 async def test_a_send_that_ends_does_not_send_the_worker_back_to_the_ledger() -> None:
     ledger, notifier = FakeLedger(), FakeNotifier()
     ledger.add(target_id=1, count=20)
-    worker = DeliveryWorker(FakeStore(ledger), notifier, settings(poll_interval_s=30))  # type: ignore[arg-type]
+    worker = a_worker(ledger, notifier, poll_interval_s=30)
 
     await run_until(worker, lambda: ledger.statuses()["sent"] == 20)
 
@@ -322,7 +327,7 @@ async def test_a_held_target_is_probed_by_one_alert_while_the_rest_wait_without_
     ledger.add(target_id=1, count=30)
     ledger.add(target_id=2, count=30)
     notifier.failing.add(down)
-    worker = DeliveryWorker(FakeStore(ledger), notifier, settings(max_attempts=50))  # type: ignore[arg-type]
+    worker = a_worker(ledger, notifier, max_attempts=50)
     async with running(worker):
         # The healthy target's alerts all go, while the failing one's wait.
         await until(lambda: notifier.sent["json://hooks.example.com/2"] == 30)
@@ -346,7 +351,7 @@ async def test_a_target_that_keeps_failing_dies_with_its_waiting_alerts_and_othe
     ledger.add(target_id=1, count=10)
     ledger.add(target_id=2, count=10)
     notifier.failing.add("json://hooks.example.com/1")
-    worker = DeliveryWorker(FakeStore(ledger), notifier, settings())  # type: ignore[arg-type]
+    worker = a_worker(ledger, notifier)
 
     await run_until(worker, lambda: ledger.statuses() == Counter({"sent": 10, "dead": 10}))
     assert notifier.sent["json://hooks.example.com/2"] == 10
@@ -357,7 +362,7 @@ async def test_a_slow_send_keeps_its_lease_and_a_stop_gives_it_back() -> None:
     ledger, notifier = FakeLedger(), FakeNotifier()
     ledger.add(target_id=1, count=1)
     notifier.gates["json://hooks.example.com/1"] = asyncio.Event()  # never answers
-    worker = DeliveryWorker(FakeStore(ledger), notifier, settings(lease_s=0.15, timeout_s=0.5))  # type: ignore[arg-type]
+    worker = a_worker(ledger, notifier, lease_s=0.15, timeout_s=0.5)
     async with running(worker):
         # Renewed every third of the lease while in flight, long past the lease itself.
         await until(lambda: ledger.renewed.count(1) >= 2)
@@ -374,11 +379,7 @@ async def test_one_target_gets_at_most_its_limit_at_once_while_other_targets_flo
     for target in range(2, 12):
         ledger.add(target_id=target, count=5)
     notifier.gates[busy] = asyncio.Event()  # slow: its sends stay in flight
-    worker = DeliveryWorker(
-        FakeStore(ledger),  # type: ignore[arg-type]
-        notifier,
-        settings(concurrency=32, per_target=4, poll_interval_s=30),
-    )
+    worker = a_worker(ledger, notifier, concurrency=32, per_target=4, poll_interval_s=30)
     async with running(worker):
         # Every other target's alerts go while the busy one's wait.
         await until(lambda: sum(notifier.sent.values()) == 50)
@@ -405,11 +406,7 @@ async def test_a_slow_targets_backlog_does_not_keep_other_targets_alerts_waiting
     ledger.add(target_id=1, count=600)  # more than the worker holds back (a claim: 128)
     ledger.add(target_id=2, count=5)
     notifier.gates[slow] = asyncio.Event()  # its sends stay in flight
-    worker = DeliveryWorker(
-        FakeStore(ledger),  # type: ignore[arg-type]
-        notifier,
-        settings(concurrency=32, per_target=4),
-    )
+    worker = a_worker(ledger, notifier, concurrency=32, per_target=4)
     async with running(worker):
         await until(lambda: notifier.sent["json://hooks.example.com/2"] == 5)
         assert notifier.sent[slow] == 0
@@ -429,11 +426,7 @@ async def test_alerts_by_jobwires_own_mail_share_one_limit_for_the_operators_ser
         ledger.urls[target] = own_mail_target(f"{person}@example.com")
         ledger.add(target_id=target, count=10)
         notifier.gates[ledger.urls[target]] = asyncio.Event()
-    worker = DeliveryWorker(
-        FakeStore(ledger),  # type: ignore[arg-type]
-        notifier,
-        settings(concurrency=32, per_target=4),
-    )
+    worker = a_worker(ledger, notifier, concurrency=32, per_target=4)
     async with running(worker):
         await until(lambda: sum(notifier.in_flight.values()) >= 4)
         await asyncio.sleep(0.1)
@@ -458,11 +451,7 @@ async def test_a_slow_mail_servers_backlog_spread_over_many_people_keeps_no_one_
         notifier.gates[ledger.urls[person]] = asyncio.Event()  # the server keeps them waiting
     hook = 301
     ledger.add(target_id=hook, count=5)
-    worker = DeliveryWorker(
-        FakeStore(ledger),  # type: ignore[arg-type]
-        notifier,
-        settings(concurrency=32, per_target=4),
-    )
+    worker = a_worker(ledger, notifier, concurrency=32, per_target=4)
     metrics = Metrics()
     metrics.watch_sends(lambda: worker.sends_in_flight, lambda: worker.sends_held_back)
     async with running(worker):
@@ -492,11 +481,7 @@ async def test_a_slow_chat_webhook_shared_by_many_subscriptions_keeps_no_one_els
         ledger.add(target_id=subscription_target, count=60)
     other = 11
     ledger.add(target_id=other, count=5)
-    worker = DeliveryWorker(
-        FakeStore(ledger),  # type: ignore[arg-type]
-        notifier,
-        settings(concurrency=32, per_target=4),
-    )
+    worker = a_worker(ledger, notifier, concurrency=32, per_target=4)
     async with running(worker):
         await until(lambda: notifier.sent[ledger.url(other)] == 5)
         assert notifier.in_flight[team] == 4
@@ -517,11 +502,7 @@ async def test_two_slow_targets_with_backlogs_keep_no_one_else_waiting() -> None
         notifier.gates[ledger.url(slow)] = asyncio.Event()
     other = 3
     ledger.add(target_id=other, count=5)
-    worker = DeliveryWorker(
-        FakeStore(ledger),  # type: ignore[arg-type]
-        notifier,
-        settings(concurrency=32, per_target=8),
-    )
+    worker = a_worker(ledger, notifier, concurrency=32, per_target=8)
     async with running(worker):
         await until(lambda: notifier.sent[ledger.url(other)] == 5)
         for gate in notifier.gates.values():
@@ -548,11 +529,7 @@ async def test_slow_targets_that_take_every_slot_leave_turns_for_other_targets_a
         ledger.add(target_id=slow, count=100)
     other = 5
     ledger.add(target_id=other, count=5)
-    worker = DeliveryWorker(
-        FakeStore(ledger),  # type: ignore[arg-type]
-        notifier,
-        settings(concurrency=32, per_target=8),
-    )
+    worker = a_worker(ledger, notifier, concurrency=32, per_target=8)
     async with running(worker):
         await until(lambda: notifier.sent[ledger.url(other)] == 5)
         slow_sent = sum(n for url, n in notifier.sent.items() if "/slow" in url)
@@ -564,11 +541,7 @@ async def test_a_stop_gives_back_the_alerts_waiting_for_a_busy_target() -> None:
     ledger, notifier = FakeLedger(), FakeNotifier()
     ledger.add(target_id=1, count=10)
     notifier.gates["json://hooks.example.com/1"] = asyncio.Event()  # never answers
-    worker = DeliveryWorker(
-        FakeStore(ledger),  # type: ignore[arg-type]
-        notifier,
-        settings(concurrency=32, per_target=2, timeout_s=0.2),
-    )
+    worker = a_worker(ledger, notifier, concurrency=32, per_target=2, timeout_s=0.2)
     async with running(worker):
         await until(lambda: notifier.in_flight["json://hooks.example.com/1"] == 2)
     # The two in flight (cancelled at the timeout) and the eight waiting their turn.
@@ -588,7 +561,7 @@ async def test_a_failure_is_retried_with_its_reason(failure: Exception) -> None:
             await super().send(target, message)
 
     notifier = Once()
-    worker = DeliveryWorker(FakeStore(ledger), notifier, settings())  # type: ignore[arg-type]
+    worker = a_worker(ledger, notifier)
     await run_until(worker, lambda: ledger.statuses()["sent"] == 1)
     (retry,) = [r for o in ledger.applied for r in o.retry]
     assert str(failure) in retry[2]
