@@ -179,8 +179,8 @@ class DeliveryWorker:
         self._in_flight: dict[asyncio.Task[None], Work] = {}
         self._sends_to: Counter[str] = Counter()
         # Claimed sends held back because what they share (`Work.shared`) had `per_target`
-        # in flight, in claim order: each starts when one of those sends ends, before
-        # anything claimed later.
+        # in flight, in claim order: each starts when one of those sends ends, taking turns
+        # for free slots with the queue (`_start_queued`).
         self._held_back: dict[str, deque[Work]] = {}
         self._held_back_count = 0
         # At most this many per busy target or server: enough to fill its slots again as its
