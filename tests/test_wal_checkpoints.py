@@ -39,6 +39,15 @@ def checkpoints_of(store: Store) -> WalCheckpoints:
     return found
 
 
+async def with_timings(store: Store, monkeypatch: pytest.MonkeyPatch, **values: float) -> None:
+    """This test's timings for the checkpoint thread, and the store's thread started over (at
+    the next write) so that it does not finish a wait begun with the old ones: the table's
+    creation set it off, and its 1 s gap outlasted a whole test's writes now and then."""
+    for name, value in values.items():
+        monkeypatch.setattr(checkpoints_module, name, value)
+    await checkpoints_of(store).stop()
+
+
 async def write_blobs(store: Store, rows: int) -> None:
     async with store.engine.begin() as conn:
         await conn.execute(
@@ -67,7 +76,7 @@ async def test_the_wal_stays_bounded_under_writes_that_never_pause(
 ) -> None:
     """A copy beside each write never finds the WAL all copied while the next write has
     already begun, so the WAL would never start over; past its limit a write waits for it."""
-    monkeypatch.setattr(checkpoints_module, "MIN_GAP_S", 0.0)
+    await with_timings(store, monkeypatch, MIN_GAP_S=0.0)
     checkpoints_of(store).limit_bytes = 512 * 1024
     wal = tmp_path / "wal.db-wal"
     largest = 0
@@ -84,8 +93,7 @@ async def test_the_wal_stays_bounded_under_writes_that_never_pause(
 async def test_a_long_read_that_keeps_the_wal_from_being_copied_does_not_stall_writes(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(checkpoints_module, "MAX_WAIT_S", 0.3)
-    monkeypatch.setattr(checkpoints_module, "MIN_GAP_S", 0.0)
+    await with_timings(store, monkeypatch, MAX_WAIT_S=0.3, MIN_GAP_S=0.0)
     checkpoints_of(store).limit_bytes = 256 * 1024
     await write_blobs(store, 2)
     reader = sqlite3.connect(tmp_path / "wal.db", isolation_level=None)
