@@ -57,6 +57,28 @@ DECODE_STRIDE = 50
 # loses nothing: the partition's next commit covers these offsets too, and until then a restart
 # reads the batch again, which the ledger makes harmless.
 COMMIT_TIMEOUT_S = 10.0
+# How long a stop waits for each Kafka client to close. aiokafka's consumer waits for its group
+# coordination to finish first, and after a broker outage that may still be looking for the
+# group's coordinator: a SIGTERM just after the broker came back left `jobwire run` running for
+# good (the readiness test, once). Giving up loses nothing either: offsets are committed per
+# batch, and the group hands this member's partitions on when its session times out.
+CLOSE_TIMEOUT_S = 10.0
+
+
+async def close_clients(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+    """Stop both clients, each within CLOSE_TIMEOUT_S (said when one does not close)."""
+    for name, client in (("consumer", consumer), ("producer", producer)):
+        try:
+            await asyncio.wait_for(client.stop(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "consumer.close_timed_out",
+                client=name,
+                waited_s=CLOSE_TIMEOUT_S,
+                hint="Kafka did not let the client close (after an outage its group may still "
+                "be looking for a coordinator); stopping without it: the group hands the "
+                "partitions on when this member's session times out",
+            )
 
 
 class BatchHandler(Protocol[P]):
@@ -131,8 +153,7 @@ class EventConsumer(Generic[P]):
         )
         await self._start(consumer, producer, stop)
         if stop.is_set():  # stopped while it waited for Kafka: it never ran
-            await consumer.stop()
-            await producer.stop()
+            await close_clients(consumer, producer)
             return
         done = asyncio.Event()
         watch: asyncio.Task[None] | None = None
@@ -174,8 +195,7 @@ class EventConsumer(Generic[P]):
                 await asyncio.gather(watch, return_exceptions=True)
             self.liveness.stopped()
             self.observer.consumer_lag({})
-            await consumer.stop()
-            await producer.stop()
+            await close_clients(consumer, producer)
             log.info("consumer.stopped", topics=list(self.kinds), group_id=self.settings.group_id)
 
     async def _start(
@@ -202,8 +222,7 @@ class EventConsumer(Generic[P]):
                     retry_in_s=pause.delay_s,
                     hint=problem.hint,
                 )
-                await producer.stop()
-                await consumer.stop()
+                await close_clients(consumer, producer)
                 if not await wait_or_stop(stop, pause.delay_s):
                     pause.grow()
 

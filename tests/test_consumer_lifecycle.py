@@ -7,6 +7,7 @@ import asyncio
 from typing import Any, ClassVar
 
 import pytest
+from structlog.testing import capture_logs
 
 import consumers.kafka
 from config.settings import KafkaSettings
@@ -56,3 +57,41 @@ async def test_a_failure_while_creating_the_topics_stops_both_clients(
         await consumer.run(asyncio.Event())
     assert len(Client.made) == 2
     assert not any(client.running for client in Client.made)
+
+
+async def test_a_consumer_that_cannot_close_does_not_keep_the_service_from_stopping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiokafka's consumer closes only once its group coordination has finished, which after a
+    broker outage may go on looking for the coordinator: the stop gives up on it after a
+    while, still stops the producer, and says so."""
+    Client.made = []
+
+    class Stuck(Client):
+        async def stop(self) -> None:
+            await asyncio.Event().wait()  # the coordinator never answers
+
+    monkeypatch.setattr(consumers.kafka, "AIOKafkaConsumer", Stuck)
+    monkeypatch.setattr(consumers.kafka, "AIOKafkaProducer", Client)
+    monkeypatch.setattr(consumers.kafka, "CLOSE_TIMEOUT_S", 0.2, raising=False)
+
+    async def broker_went_away(self: EventConsumer) -> None:
+        raise ConnectionError("the broker went away")
+
+    monkeypatch.setattr(EventConsumer, "_create_missing_topics", broker_went_away)
+
+    class Handler:
+        def prepare(self, events: object) -> None:
+            pass
+
+        async def record(self, prepared: None) -> None:
+            pass
+
+    consumer = EventConsumer(KafkaSettings(create_topics=True), Handler())
+    with capture_logs() as logs, pytest.raises(ConnectionError):
+        await asyncio.wait_for(consumer.run(asyncio.Event()), 5)
+    _, producer = Client.made
+    assert not producer.running
+    assert [(e["event"], e["client"]) for e in logs if "close" in e["event"]] == [
+        ("consumer.close_timed_out", "consumer")
+    ]
