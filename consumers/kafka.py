@@ -62,7 +62,7 @@ COMMIT_TIMEOUT_S = 10.0
 # group's coordinator: a SIGTERM just after the broker came back left `jobwire run` running for
 # good (the readiness test, once). Giving up loses nothing either: offsets are committed per
 # batch, and the group hands this member's partitions on when its session times out.
-CLOSE_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 5.0
 
 
 async def close_clients(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
