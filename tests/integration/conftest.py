@@ -228,6 +228,19 @@ def start_jobwire(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes
         return subprocess.Popen([str(JOBWIRE), "run"], env=env, stdout=log, stderr=log)
 
 
+def stop_jobwire(process: subprocess.Popen[bytes], within_s: float = 30) -> None:
+    """SIGTERM, as a supervisor stops it: it must exit within `within_s`. If it does not, it is
+    killed, so a failed test leaves no `jobwire run` behind (one ran on for minutes), and the
+    test fails saying so."""
+    process.terminate()
+    try:
+        process.wait(within_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"jobwire run did not stop within {within_s:g} s of SIGTERM") from None
+
+
 async def listening_url(log_path: Path) -> str:
     """The API's address, from the service's own `api.listening` log line."""
     found: list[str] = []

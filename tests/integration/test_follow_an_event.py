@@ -20,6 +20,7 @@ from tests.integration.conftest import (
     publish_raw,
     service_env,
     start_jobwire,
+    stop_jobwire,
     subscribe,
 )
 
@@ -73,8 +74,7 @@ async def test_the_readmes_jq_filter_shows_every_stage_of_one_event(
         await asyncio.to_thread(http_sink.wait_for, 1, 60.0)
         await asyncio.sleep(0.5)  # by design: let the other alerts' lines be written too
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_jobwire(process)
 
     lines = await asyncio.to_thread(run_filter, command, log_path)
     stages = [line["event"] for line in lines]

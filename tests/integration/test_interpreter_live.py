@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import eventually, make_settings
-from tests.integration.conftest import service_env, start_jobwire
+from tests.integration.conftest import service_env, start_jobwire, stop_jobwire
 
 
 async def test_a_running_service_has_tuned_its_interpreter(tmp_path: Path) -> None:
@@ -28,8 +28,7 @@ async def test_a_running_service_has_tuned_its_interpreter(tmp_path: Path) -> No
     try:
         await eventually(logged)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_jobwire(process)
     # Apprise's plugins, SQLAlchemy, pydantic, FastAPI: full collections no longer walk them.
     objects = lines["heap.settled"]["objects"]
     assert isinstance(objects, int)

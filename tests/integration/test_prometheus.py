@@ -31,6 +31,7 @@ from tests.integration.conftest import (
     running,
     service_env,
     start_jobwire,
+    stop_jobwire,
     subscribe,
 )
 from tests.integration.test_readiness import until_readiness
@@ -128,8 +129,7 @@ async def test_prometheus_sees_lag_deliveries_and_dead_counts_as_published(
         took = time.monotonic() - started
     finally:
         writer.close()
-        process.terminate()
-        process.wait(30)
+        stop_jobwire(process)
         broken.stop()
 
     with capsys.disabled():

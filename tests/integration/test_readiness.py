@@ -31,6 +31,7 @@ from tests.integration.conftest import (
     publish,
     service_env,
     start_jobwire,
+    stop_jobwire,
     subscribe,
 )
 
@@ -110,8 +111,7 @@ async def test_readiness_follows_a_broker_that_stops_and_comes_back(
             await publish(own_broker.bootstrap, settings.kafka.postings_topic, postings("b", 5))
             await asyncio.to_thread(http_sink.wait_for, 10, 60.0)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_jobwire(process)
 
     lines = log_lines(log_path)
     events = [line["event"] for line in lines]
@@ -170,8 +170,7 @@ async def test_readiness_follows_a_store_that_stops_and_comes_back(
                 assert time.monotonic() < deadline, "store.restored was not logged"
                 await asyncio.sleep(0.2)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_jobwire(process)
 
     events = [line["event"] for line in log_lines(log_path)]
     with capsys.disabled():
