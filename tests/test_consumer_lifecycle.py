@@ -33,26 +33,34 @@ class Client:
         pass
 
 
-async def test_a_failure_while_creating_the_topics_stops_both_clients(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+class Handler:
+    def prepare(self, events: object) -> None:
+        pass
+
+    async def record(self, prepared: None) -> None:
+        pass
+
+
+def consumer_whose_topics_fail(
+    monkeypatch: pytest.MonkeyPatch, kafka_consumer: type[Client] = Client
+) -> EventConsumer:
+    """A consumer on stand-in clients whose broker goes away while it creates its topics,
+    after both clients have started: its run ends, and must stop them."""
     Client.made = []
-    monkeypatch.setattr(consumers.kafka, "AIOKafkaConsumer", Client)
+    monkeypatch.setattr(consumers.kafka, "AIOKafkaConsumer", kafka_consumer)
     monkeypatch.setattr(consumers.kafka, "AIOKafkaProducer", Client)
 
     async def broker_went_away(self: EventConsumer) -> None:
         raise ConnectionError("the broker went away")
 
     monkeypatch.setattr(EventConsumer, "_create_missing_topics", broker_went_away)
+    return EventConsumer(KafkaSettings(create_topics=True), Handler())
 
-    class Handler:
-        def prepare(self, events: object) -> None:
-            pass
 
-        async def record(self, prepared: None) -> None:
-            pass
-
-    consumer = EventConsumer(KafkaSettings(create_topics=True), Handler())
+async def test_a_failure_while_creating_the_topics_stops_both_clients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer = consumer_whose_topics_fail(monkeypatch)
     with pytest.raises(ConnectionError):
         await consumer.run(asyncio.Event())
     assert len(Client.made) == 2
@@ -65,29 +73,13 @@ async def test_a_consumer_that_cannot_close_does_not_keep_the_service_from_stopp
     """aiokafka's consumer closes only once its group coordination has finished, which after a
     broker outage may go on looking for the coordinator: the stop gives up on it after a
     while, still stops the producer, and says so."""
-    Client.made = []
 
     class Stuck(Client):
         async def stop(self) -> None:
             await asyncio.Event().wait()  # the coordinator never answers
 
-    monkeypatch.setattr(consumers.kafka, "AIOKafkaConsumer", Stuck)
-    monkeypatch.setattr(consumers.kafka, "AIOKafkaProducer", Client)
+    consumer = consumer_whose_topics_fail(monkeypatch, kafka_consumer=Stuck)
     monkeypatch.setattr(consumers.kafka, "CLOSE_TIMEOUT_S", 0.2, raising=False)
-
-    async def broker_went_away(self: EventConsumer) -> None:
-        raise ConnectionError("the broker went away")
-
-    monkeypatch.setattr(EventConsumer, "_create_missing_topics", broker_went_away)
-
-    class Handler:
-        def prepare(self, events: object) -> None:
-            pass
-
-        async def record(self, prepared: None) -> None:
-            pass
-
-    consumer = EventConsumer(KafkaSettings(create_topics=True), Handler())
     with capture_logs() as logs, pytest.raises(ConnectionError):
         await asyncio.wait_for(consumer.run(asyncio.Event()), 5)
     _, producer = Client.made
