@@ -77,10 +77,19 @@ def _article(**fields: object) -> bytes:
         ("posting", _posting(employer="R" * 501), "employer: String should have at most 500"),
         ("posting", _posting(title="Cash\x00ier"), "title: Value error, control characters"),
         ("posting", _posting(city="Ely\nBcc: x"), "city: Value error, control characters"),
+        ("posting", _posting(contract="full time\n"), "contract: Value error, control"),
         ("posting", _posting(contract="c" * 501), "contract: String should have at most 500"),
         ("posting", _posting(url="https://x/" + "a" * 2048), "url: String should have at most"),
-        ("posting", _posting(published_at="0001-01-01T00:00:00"), "published_at: Value error"),
-        ("posting", _posting(published_at="9999-12-31T00:00:00Z"), "published_at: Value error"),
+        (
+            "posting",
+            _posting(published_at="0001-01-01T00:00:00"),
+            "published_at: Input should be greater than or equal to 1970",
+        ),
+        (
+            "posting",
+            _posting(published_at="9999-12-31T00:00:00Z"),
+            "published_at: Input should be less than 2200",
+        ),
         ("article", _article(headline="H" * 501), "headline: String should have at most 500"),
         ("article", _article(byline="B\x00"), "byline: Value error, control characters"),
         ("article", _article(body="b" * 100_001), "body: String should have at most 100000"),
@@ -112,3 +121,25 @@ def test_fields_at_their_limits_are_accepted() -> None:
     )
     assert isinstance(article, Article)
     assert len(article.companies) == 100
+
+
+@pytest.mark.parametrize(
+    ("published_at", "accepted"),
+    [
+        ("1970-01-01T00:00:00", True),
+        ("1969-12-31T23:59:59", False),
+        ("1970-01-01T00:00:00-00:01", True),  # 00:01 UTC
+        ("2199-12-31T23:59:59", True),
+        ("2200-01-01T00:00:00", False),
+        ("2199-12-31T23:59:59-00:01", False),  # 2200-01-01 00:00:59 UTC
+    ],
+)
+def test_a_publication_time_without_a_zone_is_read_as_utc_at_the_edges_of_the_range(
+    published_at: str, accepted: bool
+) -> None:
+    raw = _posting(published_at=published_at)
+    if accepted:
+        assert decode("posting", raw).published_at is not None
+    else:
+        with pytest.raises(MalformedEvent, match="published_at"):
+            decode("posting", raw)
