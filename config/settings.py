@@ -53,7 +53,18 @@ class KafkaSettings(BaseModel):
     topic_replication_factor: int = Field(
         1, ge=1, description="Replicas of topics jobwire creates (use 3 on a real cluster)."
     )
-    batch_max_records: int = Field(500, ge=1, description="Most events handled per batch.")
+    batch_max_records: int = Field(
+        5000,
+        ge=1,
+        description="Most events handled per batch, when they are waiting: a batch is one "
+        "write and one commit, so big batches are what let a consumer that fell behind catch up.",
+    )
+    batch_max_rows: int = Field(
+        50_000,
+        ge=1,
+        description="Rows (events and their alerts) a batch aims to write at most: when events "
+        "match many subscriptions each, batches hold fewer of them, so one write stays short.",
+    )
     batch_timeout_ms: int = Field(
         500, ge=1, description="Longest wait for a batch to fill before handling what came."
     )

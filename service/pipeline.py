@@ -141,6 +141,9 @@ class Pipeline:
         rows, matched = self.live.alerts(events, now)
         return Prepared(Recording.of(events, rows, now), [event.id for event in events], matched)
 
+    def rows(self, prepared: Prepared) -> int:
+        return len(prepared.recording.events) + len(prepared.recording.deliveries)
+
     async def record(self, prepared: Prepared) -> None:
         new = await self.store.ledger.write(prepared.recording)
         matches = sum(prepared.matched.values())

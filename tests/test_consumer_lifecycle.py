@@ -40,6 +40,9 @@ class Handler:
     async def record(self, prepared: None) -> None:
         pass
 
+    def rows(self, prepared: None) -> int:
+        return 0
+
 
 def consumer_whose_topics_fail(
     monkeypatch: pytest.MonkeyPatch, kafka_consumer: type[Client] = Client

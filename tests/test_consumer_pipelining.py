@@ -50,6 +50,7 @@ class FakeKafka:
             FakeKafka.consumer = self
         self.assigned = {P0, P1}
         self.commits: list[dict[TopicPartition, int]] = []
+        self.asked: list[int] = []  # max_records of each fetch that returned a batch
         self.sent: list[bytes] = []
 
     async def start(self) -> None:
@@ -72,6 +73,7 @@ class FakeKafka:
     ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
         await asyncio.sleep(0)
         if FakeKafka.batches:
+            self.asked.append(max_records)
             return FakeKafka.batches.pop(0)
         await asyncio.sleep(timeout_ms / 1000)
         return {}
@@ -109,6 +111,11 @@ class Steps:
         self.log.append(f"record {prepared}")
         await self.release.wait()
         self.log.append(f"recorded {prepared}")
+
+    def rows(self, prepared: list[str]) -> int:
+        return len(prepared) * self.fanout
+
+    fanout = 1  # the rows each event makes
 
 
 @pytest.fixture
@@ -218,3 +225,32 @@ async def test_a_commit_kafka_never_answers_is_given_up_and_the_next_one_covers_
     stop.set()
     await asyncio.wait_for(run, 5)  # a stop does not wait on the coordinator for ever
     assert kafka.consumer.commits == [{P0: 2}]
+
+
+async def test_batches_grow_while_events_wait_but_hold_fewer_when_each_makes_many_rows(
+    kafka: type[FakeKafka],
+) -> None:
+    """A batch is one write and one commit: a consumer behind catches up with big ones, unless
+    each event matches so many subscriptions that one write would hold the store for long."""
+    steps = Steps()
+    stop = asyncio.Event()
+    options = KafkaSettings(
+        create_topics=False, batch_timeout_ms=20, batch_max_records=5000, batch_max_rows=1000
+    )
+    run = asyncio.create_task(EventConsumer(options, steps).run(stop))
+
+    async def batch_of(offsets: range, fanout: int) -> None:
+        steps.fanout = fanout
+        kafka.batches.append({P0: [record(P0, offset) for offset in offsets]})
+        last = f"'e-0-{offsets[-1]}']"
+        await until(lambda: any(s.startswith("recorded") and last in s for s in steps.log))
+
+    await batch_of(range(0, 4), fanout=1)  # a row an event: as many as 1,000 rows allow
+    await batch_of(range(4, 8), fanout=100)  # 100 rows an event: ten events
+    await batch_of(range(8, 12), fanout=0)  # only the events' own rows
+    await batch_of(range(12, 16), fanout=10_000)  # more rows than the bound: still one event
+    kafka.batches.append({P0: [record(P0, 16)]})
+    await until(lambda: len(kafka.consumer.asked) == 5)
+    stop.set()
+    await run
+    assert kafka.consumer.asked == [500, 1000, 10, 1000, 1]  # the first before any is known
