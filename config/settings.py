@@ -65,6 +65,13 @@ class KafkaSettings(BaseModel):
         description="Rows (events and their alerts) a batch aims to write at most: when events "
         "match many subscriptions each, batches hold fewer of them, so one write stays short.",
     )
+    commit_interval_ms: int = Field(
+        1000,
+        ge=0,
+        description="Longest a recorded batch's offsets wait to be committed with the next "
+        "batches' (0: after every batch). Fewer commits leave Kafka and jobwire more time for "
+        "events; a restart reads at most this much again, which the ledger makes harmless.",
+    )
     batch_timeout_ms: int = Field(
         500, ge=1, description="Longest wait for a batch to fill before handling what came."
     )

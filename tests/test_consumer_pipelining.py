@@ -59,8 +59,8 @@ class FakeKafka:
     async def stop(self) -> None:
         pass
 
-    def subscribe(self, topics: list[str], listener: object) -> None:
-        pass
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        self.listener = listener
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
@@ -128,8 +128,10 @@ def kafka(monkeypatch: pytest.MonkeyPatch) -> type[FakeKafka]:
     return FakeKafka
 
 
-def settings() -> KafkaSettings:
-    return KafkaSettings(create_topics=False, batch_timeout_ms=20)
+def settings(**changes: Any) -> KafkaSettings:
+    return KafkaSettings(
+        **{"create_topics": False, "batch_timeout_ms": 20, "commit_interval_ms": 0, **changes}
+    )
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -234,9 +236,7 @@ async def test_batches_grow_while_events_wait_but_hold_fewer_when_each_makes_man
     each event matches so many subscriptions that one write would hold the store for long."""
     steps = Steps()
     stop = asyncio.Event()
-    options = KafkaSettings(
-        create_topics=False, batch_timeout_ms=20, batch_max_records=5000, batch_max_rows=1000
-    )
+    options = settings(batch_max_records=5000, batch_max_rows=1000)
     run = asyncio.create_task(EventConsumer(options, steps).run(stop))
 
     async def batch_of(offsets: range, fanout: int) -> None:
@@ -254,3 +254,50 @@ async def test_batches_grow_while_events_wait_but_hold_fewer_when_each_makes_man
     stop.set()
     await run
     assert kafka.consumer.asked == [500, 1000, 10, 1000, 1]  # the first before any is known
+
+
+async def test_recorded_batches_share_a_commit_made_when_the_interval_is_up_or_at_a_stop(
+    kafka: type[FakeKafka],
+) -> None:
+    """At 1,000 small batches a second, a commit each (a round trip, and a write in Kafka)
+    took a share of the two cores that events and alerts needed."""
+    kafka.batches = [{P0: [record(P0, 0)]}, {P0: [record(P0, 1)], P1: [record(P1, 4)]}]
+    steps = Steps()
+    stop = asyncio.Event()
+    run = asyncio.create_task(EventConsumer(settings(commit_interval_ms=60_000), steps).run(stop))
+    await until(lambda: "recorded ['e-0-1', 'e-1-4']" in steps.log)
+    await asyncio.sleep(0.1)
+    assert kafka.consumer.commits == []  # recorded, waiting for the interval
+    stop.set()
+    await run
+    assert kafka.consumer.commits == [{P0: 2, P1: 5}]  # one commit for both, at the stop
+
+
+async def test_recorded_batches_are_committed_once_the_interval_is_up_though_nothing_follows(
+    kafka: type[FakeKafka],
+) -> None:
+    kafka.batches = [{P0: [record(P0, 0)]}]
+    steps = Steps()
+    stop = asyncio.Event()
+    run = asyncio.create_task(EventConsumer(settings(commit_interval_ms=50), steps).run(stop))
+    await until(lambda: kafka.consumer.commits == [{P0: 1}])
+    stop.set()
+    await run
+    assert kafka.consumer.commits == [{P0: 1}]
+
+
+async def test_a_rebalance_commits_what_was_recorded_before_the_partitions_go(
+    kafka: type[FakeKafka],
+) -> None:
+    kafka.batches = [{P0: [record(P0, 0)], P1: [record(P1, 0)]}]
+    steps = Steps()
+    stop = asyncio.Event()
+    run = asyncio.create_task(EventConsumer(settings(commit_interval_ms=60_000), steps).run(stop))
+    await until(lambda: "recorded ['e-0-0', 'e-1-0']" in steps.log)
+
+    await kafka.consumer.listener.on_partitions_revoked({P1})
+    assert kafka.consumer.commits == [{P0: 1, P1: 1}]
+    kafka.consumer.assigned = {P0}  # the new owner of partition 1 starts after offset 0
+    stop.set()
+    await run
+    assert kafka.consumer.commits == [{P0: 1, P1: 1}]  # nothing left to commit at the stop
