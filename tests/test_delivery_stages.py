@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from jinja2 import UndefinedError
+from structlog.testing import capture_logs
 
 from config.settings import DeliverySettings
 from consumers.events import Event, JobPosting
@@ -535,6 +536,47 @@ async def test_slow_targets_that_take_every_slot_leave_turns_for_other_targets_a
         slow_sent = sum(n for url, n in notifier.sent.items() if "/slow" in url)
         assert slow_sent <= 48  # of 400: one round of the slow sends and a half (it was 96)
         await until(lambda: ledger.statuses()["sent"] == 405, within_s=10)
+
+
+@dataclass
+class LedgerDownForBacklogs(FakeLedger):
+    """A ledger whose next claims for one target or server only (a backlog's own) fail."""
+
+    down_for: int = 0
+
+    async def claim(
+        self,
+        limit: int,
+        lease_s: float,
+        skip_targets: Collection[int] = (),
+        skip_via: Collection[str] = (),
+        only_targets: Collection[int] = (),
+        only_via: str = "",
+    ) -> list[ClaimedDelivery]:
+        if (only_targets or only_via) and self.down_for:
+            self.down_for -= 1
+            raise ConnectionError("the store went away")
+        return await super().claim(limit, lease_s, skip_targets, skip_via, only_targets, only_via)
+
+
+async def test_a_backlog_whose_own_claim_fails_is_claimed_again_and_sent_in_full() -> None:
+    """The store goes away just as a busy target's backlog needs its next rows: the claim is
+    tried again at a later turn, and the whole backlog is sent, each alert once."""
+    ledger, notifier = LedgerDownForBacklogs(down_for=3), FakeNotifier()
+    slow = "json://hooks.example.com/1"
+    ledger.add(target_id=1, count=300)
+    notifier.gates[slow] = asyncio.Event()
+    worker = a_worker(ledger, notifier, concurrency=32, per_target=4)
+    with capture_logs() as logs:
+        async with running(worker):
+            await until(lambda: notifier.in_flight[slow] == 4)  # busy: the rest is its backlog
+            notifier.gates[slow].set()
+            await until(lambda: ledger.statuses()["sent"] == 300, within_s=10)
+    assert ledger.down_for == 0  # its own claims did fail, three times
+    assert notifier.sent[slow] == 300
+    assert all(row["n"] == 1 for row in ledger.rows.values())  # each claimed and sent once
+    failed = [line for line in logs if line["event"] == "delivery.claim_failed"]
+    assert len(failed) == 3
 
 
 async def test_a_stop_gives_back_the_alerts_waiting_for_a_busy_target() -> None:
