@@ -133,27 +133,30 @@ class Decoded(Generic[P]):
     event_ids: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A batch in the ledger: its next offsets, its events and its dead-lettered messages."""
+
+    offsets: dict[TopicPartition, int]
+    event_ids: list[str]
+    dead_lettered: int
+
+
 @dataclass
 class Uncommitted:
-    """Offsets of batches recorded in the ledger and not committed yet, with what they held."""
+    """Batches recorded in the ledger whose offsets are not committed yet, in order."""
 
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    event_ids: list[str] = field(default_factory=list)
-    dead_lettered: int = 0
+    batches: list[Recorded] = field(default_factory=list)
 
-    def add(self, offsets: dict[TopicPartition, int], event_ids: list[str], dead: int) -> None:
-        self.offsets.update(offsets)  # batches come in order: a partition's last one wins
-        self.event_ids.extend(event_ids)
-        self.dead_lettered += dead
-
-    def take(self, assigned: set[TopicPartition]) -> Uncommitted:
-        """All of it, emptied here; only partitions this member still holds can be committed."""
-        taken = Uncommitted(
-            {tp: offset for tp, offset in self.offsets.items() if tp in assigned},
-            self.event_ids,
-            self.dead_lettered,
-        )
-        self.offsets, self.event_ids, self.dead_lettered = {}, [], 0
+    def take(self, assigned: set[TopicPartition]) -> list[Recorded]:
+        """All of them, emptied here, each with only the partitions this member still holds
+        (only those can be committed); batches left with none are dropped."""
+        taken = [
+            Recorded(mine, batch.event_ids, batch.dead_lettered)
+            for batch in self.batches
+            if (mine := {tp: n for tp, n in batch.offsets.items() if tp in assigned})
+        ]
+        self.batches = []
         return taken
 
 
@@ -381,14 +384,15 @@ class EventConsumer(Generic[P]):
             await self._dead_letter(producer, dead)
             if batch.prepared is not None:
                 await self.handle.record(batch.prepared)
-            self._uncommitted.add(offsets, batch.event_ids, len(dead))
+            if offsets:
+                self._uncommitted.batches.append(Recorded(offsets, batch.event_ids, len(dead)))
             if self._commit_due():
                 await self._commit(consumer)
 
     def _commit_due(self) -> bool:
         interval_s = self.settings.commit_interval_ms / 1000
-        waiting = self._uncommitted.offsets or self._uncommitted.event_ids
-        return bool(waiting) and time.monotonic() - self._committed_at >= interval_s
+        waiting = bool(self._uncommitted.batches)
+        return waiting and time.monotonic() - self._committed_at >= interval_s
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         """Commit the offsets of every batch recorded since the last commit (under the batch
@@ -397,11 +401,14 @@ class EventConsumer(Generic[P]):
         share of the cores, so recorded batches wait up to `commit_interval_ms` to share one.
         A restart reads those again, and the ledger makes that harmless."""
         self._committed_at = time.monotonic()
-        pending = self._uncommitted.take(consumer.assignment())
-        if not pending.offsets:
+        recorded = self._uncommitted.take(consumer.assignment())
+        if not recorded:
             return
+        offsets: dict[TopicPartition, int] = {}
+        for batch in recorded:  # in order: a partition's last batch wins
+            offsets.update(batch.offsets)
         try:
-            await asyncio.wait_for(consumer.commit(pending.offsets), COMMIT_TIMEOUT_S)
+            await asyncio.wait_for(consumer.commit(offsets), COMMIT_TIMEOUT_S)
         except CommitFailedError as exc:
             # The group moved on (this member was too slow or left); whoever owns the
             # partitions now re-reads the batches, and the ledger makes that harmless.
@@ -414,15 +421,16 @@ class EventConsumer(Generic[P]):
                 hint="the next commit covers these offsets; check the broker's log",
             )
             return
-        log.info(
-            "consumer.committed",
-            offsets={
-                f"{tp.topic}[{tp.partition}]": offset for tp, offset in pending.offsets.items()
-            },
-            events=len(pending.event_ids),
-            dead_lettered=pending.dead_lettered,
-            event_ids=pending.event_ids,
-        )
+        # A line per batch, as each batch's own lines are: a line for a second's worth of
+        # batches would name tens of thousands of events.
+        for batch in recorded:
+            log.info(
+                "consumer.committed",
+                offsets={f"{tp.topic}[{tp.partition}]": n for tp, n in batch.offsets.items()},
+                events=len(batch.event_ids),
+                dead_lettered=batch.dead_lettered,
+                event_ids=batch.event_ids,
+            )
 
     async def _dead_letter(self, producer: AIOKafkaProducer, dead: list[DeadLetter]) -> None:
         """Park malformed messages, unchanged, with why and where they came from."""

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
+from structlog.testing import capture_logs
 
 import consumers.kafka
 from config.settings import KafkaSettings
@@ -264,13 +265,22 @@ async def test_recorded_batches_share_a_commit_made_when_the_interval_is_up_or_a
     kafka.batches = [{P0: [record(P0, 0)]}, {P0: [record(P0, 1)], P1: [record(P1, 4)]}]
     steps = Steps()
     stop = asyncio.Event()
-    run = asyncio.create_task(EventConsumer(settings(commit_interval_ms=60_000), steps).run(stop))
-    await until(lambda: "recorded ['e-0-1', 'e-1-4']" in steps.log)
-    await asyncio.sleep(0.1)
-    assert kafka.consumer.commits == []  # recorded, waiting for the interval
-    stop.set()
-    await run
+    with capture_logs() as logs:
+        consumer = EventConsumer(settings(commit_interval_ms=60_000), steps)
+        run = asyncio.create_task(consumer.run(stop))
+        await until(lambda: "recorded ['e-0-1', 'e-1-4']" in steps.log)
+        await asyncio.sleep(0.1)
+        assert kafka.consumer.commits == []  # recorded, waiting for the interval
+        stop.set()
+        await run
     assert kafka.consumer.commits == [{P0: 2, P1: 5}]  # one commit for both, at the stop
+    # Still a line per batch, each naming its own events (a line for a second's batches
+    # would name tens of thousands).
+    committed = [line for line in logs if line["event"] == "consumer.committed"]
+    assert [(line["offsets"], line["event_ids"]) for line in committed] == [
+        ({"jobs.postings[0]": 1}, ["e-0-0"]),
+        ({"jobs.postings[0]": 2, "jobs.postings[1]": 5}, ["e-0-1", "e-1-4"]),
+    ]
 
 
 async def test_recorded_batches_are_committed_once_the_interval_is_up_though_nothing_follows(
