@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from jinja2 import UndefinedError
@@ -544,19 +545,11 @@ class LedgerDownForBacklogs(FakeLedger):
 
     down_for: int = 0
 
-    async def claim(
-        self,
-        limit: int,
-        lease_s: float,
-        skip_targets: Collection[int] = (),
-        skip_via: Collection[str] = (),
-        only_targets: Collection[int] = (),
-        only_via: str = "",
-    ) -> list[ClaimedDelivery]:
-        if (only_targets or only_via) and self.down_for:
+    async def claim(self, limit: int, lease_s: float, **which: Any) -> list[ClaimedDelivery]:
+        if (which.get("only_targets") or which.get("only_via")) and self.down_for:
             self.down_for -= 1
             raise ConnectionError("the store went away")
-        return await super().claim(limit, lease_s, skip_targets, skip_via, only_targets, only_via)
+        return await super().claim(limit, lease_s, **which)
 
 
 async def test_a_backlog_whose_own_claim_fails_is_claimed_again_and_sent_in_full() -> None:
