@@ -50,7 +50,9 @@ Each figure is printed as a share of the bare consumer's, delivery rows also of 
 Apprise's, with the CPU that jobwire, the sink, Kafka, PostgreSQL and everything else on the
 machine ("others") used meanwhile: a sink near 100% would be the bound, and "others" is the
 noise of a shared machine. `--repeat 3` runs every row three times, minutes apart, and shows
-the median and the range. Figures are printed, never asserted.
+the median and the range. Figures are printed, never asserted. `--set
+kafka__batch_max_records=500` (repeatable) gives every jobwire a setting other than its
+default, to measure a knob.
 
 `--versus BUILD` measures a second build in the same run, on the same broker and sink: each
 row of the two one after the other, the one that goes first swapped every round (at least
@@ -95,7 +97,7 @@ from pipeline.latency import latency_row
 from pipeline.processes import Children, say
 from pipeline.profiling import py_spy
 from pipeline.sink import Sink
-from pipeline.stack import Options, Stack
+from pipeline.stack import Options, Stack, jobwire_settings
 
 from devstack.kafka import KafkaBroker, running_kafka
 from devstack.postgres import running_postgres
@@ -245,6 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         "same run, each row of the two in turn, the first swapped each round (--repeat "
         "is at least 2); prints every round of both and their ratio",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION__NAME=VALUE",
+        help="a setting for every jobwire the rows start, as its variable without JOBWIRE_ "
+        "(e.g. kafka__batch_max_records=500); repeatable",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args(argv)
     stores = [s for s in args.stores.split(",") if s]
@@ -254,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown: {', '.join(unknown)} (stores: {STORES}, rows: {ROWS})")
     if args.jobwire == parser.get_default("jobwire") and not Path(args.jobwire).is_file():
         parser.error(f"{args.jobwire} is not there: run `make install` or pass --jobwire")
+    try:
+        settings = jobwire_settings(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     seconds = args.seconds or (4.0 if args.quick else 12.0)
     repeat = max(2 if args.versus else 1, args.repeat)
     workdir = Path(tempfile.mkdtemp(prefix="jobwire-bench-pipeline-"))
@@ -268,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         remove_worktrees(builds)
         shutil.rmtree(workdir, ignore_errors=True)
         parser.error(str(exc))
-    options = Options(stores, rows, seconds, repeat, args.profile, builds, workdir)
+    options = Options(stores, rows, seconds, repeat, args.profile, builds, workdir, settings)
     if args.profile:
         py_spy()
 
@@ -280,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     say(
         f"jobwire pipeline benchmark: {' versus '.join(b.description for b in builds)}; "
+        f"{''.join(f'JOBWIRE_{k.upper()}={v}; ' for k, v in settings.items())}"
         f"{os.cpu_count()} cores, load "
         f"{os.getloadavg()[0]:.1f}; work directory {workdir}"
     )

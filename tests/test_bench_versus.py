@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +15,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from pipeline.builds import build_of, remove_worktrees  # noqa: E402
 from pipeline.figures import Figure, Latency, compare_builds  # noqa: E402
+from pipeline.stack import Options, Stack, Topics, jobwire_settings  # noqa: E402
 
 
 def test_a_revision_runs_from_its_own_worktree_not_this_checkout(tmp_path: Path) -> None:
@@ -73,3 +75,26 @@ def test_the_side_by_side_table_marks_who_ran_first_and_its_bias(
     assert webhooks.split()[-2:] == ["1.50x", "1.20x"]
     (p99,) = [line for line in printed.splitlines() if "latency100 p99" in line]
     assert p99.split()[-2:] == ["1.00x", "1.00x"]
+
+
+def test_a_setting_given_with_set_reaches_every_jobwire_and_a_typo_is_refused(
+    tmp_path: Path,
+) -> None:
+    """`--set kafka__batch_max_records=500`: how this stop's table of batch sizes is measured.
+    A misspelt name would silently measure the default, so it is refused, named."""
+    assert jobwire_settings(["kafka__batch_max_records=500", "DELIVERY__CONCURRENCY=8"]) == {
+        "kafka__batch_max_records": "500",
+        "delivery__concurrency": "8",
+    }
+    for wrong in [
+        "kafka__batch_max_record=500",
+        "kafka_batch_max_records=500",
+        "kafka__batch_max_records",
+    ]:
+        with pytest.raises(ValueError, match=f"--set {wrong}: not one of jobwire's settings"):
+            jobwire_settings([wrong])
+
+    options = Options([], [], 1.0, 1, False, [], tmp_path, {"delivery__concurrency": "8"})
+    stack = Stack(options, None, SimpleNamespace(bootstrap="127.0.0.1:9"), None, None)  # type: ignore[arg-type]
+    env = stack.env("sqlite://", Topics("p", "a", "d", "g"), delivery__concurrency="32")
+    assert env["JOBWIRE_DELIVERY__CONCURRENCY"] == "8"  # over the row's own choice

@@ -111,6 +111,29 @@ class Options:
     profile: bool
     builds: list[Build]  # the first is measured; a second, with --versus, beside it
     workdir: Path
+    settings: dict[str, str] = field(default_factory=dict)  # --set, for every jobwire
+
+
+def jobwire_settings(pairs: list[str]) -> dict[str, str]:
+    """`--set` pairs (`kafka__batch_max_records=500`: a setting's variable without `JOBWIRE_`)
+    as settings for every jobwire the rows start. Raises ValueError naming a pair that is not
+    one of jobwire's settings, so a typo is not measured as the default."""
+    from config.settings import Settings
+
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        key, given, value = pair.partition("=")
+        section, _, name = key.strip().lower().partition("__")
+        group = Settings.model_fields.get(section)
+        names = getattr(group.annotation, "model_fields", {}) if group else {}
+        if not given or name not in names:
+            raise ValueError(
+                f"--set {pair}: not one of jobwire's settings (SECTION__NAME=VALUE, its "
+                "variable without JOBWIRE_, e.g. kafka__batch_max_records=500; the README's "
+                "Configuration table lists them)"
+            )
+        chosen[f"{section}__{name}"] = value
+    return chosen
 
 
 @dataclass
@@ -196,6 +219,8 @@ class Stack:
             JOBWIRE_LOG__LEVEL="INFO",
         )
         env.update({f"JOBWIRE_{key.upper()}": value for key, value in settings.items()})
+        # Last: what the caller set with --set wins over a row's own choice.
+        env.update({f"JOBWIRE_{k.upper()}": v for k, v in self.options.settings.items()})
         return env
 
     def start_jobwire(self, name: str, env: dict[str, str]) -> Jobwire:
