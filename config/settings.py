@@ -66,7 +66,7 @@ class KafkaSettings(BaseModel):
         "match many subscriptions each, batches hold fewer of them, so one write stays short.",
     )
     commit_interval_ms: int = Field(
-        1000,
+        100,
         ge=0,
         description="Longest a recorded batch's offsets wait to be committed with the next "
         "batches' (0: after every batch). Fewer commits leave Kafka and jobwire more time for "
