@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, Protocol, TypeVar
 
 import structlog
@@ -217,9 +218,8 @@ class EventConsumer(Generic[P]):
         try:
             if self.settings.create_topics:
                 await self._create_missing_topics()
-            consumer.subscribe(
-                list(self.kinds), listener=_Rebalance(self._batch_lock, self._commit, consumer)
-            )
+            listener = _Rebalance(self._batch_lock, partial(self._commit, consumer))
+            consumer.subscribe(list(self.kinds), listener=listener)
             self.liveness.started()
             log.info("consumer.started", topics=list(self.kinds), group_id=self.settings.group_id)
             watch = asyncio.create_task(self._watch(consumer, done), name="consumer.watch")
@@ -391,8 +391,9 @@ class EventConsumer(Generic[P]):
 
     def _commit_due(self) -> bool:
         interval_s = self.settings.commit_interval_ms / 1000
-        waiting = bool(self._uncommitted.batches)
-        return waiting and time.monotonic() - self._committed_at >= interval_s
+        return bool(self._uncommitted.batches) and (
+            time.monotonic() - self._committed_at >= interval_s
+        )
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         """Commit the offsets of every batch recorded since the last commit (under the batch
@@ -470,21 +471,15 @@ class EventConsumer(Generic[P]):
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(
-        self,
-        batch_lock: asyncio.Lock,
-        commit: Callable[[AIOKafkaConsumer], Awaitable[None]],
-        consumer: AIOKafkaConsumer,
-    ) -> None:
+    def __init__(self, batch_lock: asyncio.Lock, commit: Callable[[], Awaitable[None]]) -> None:
         self.batch_lock = batch_lock
         self.commit = commit
-        self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Waiting for the lock lets the batch in hand finish; then every recorded batch is
         # committed before the partitions go to another member, which starts from there.
         async with self.batch_lock:
-            await self.commit(self.consumer)
+            await self.commit()
             log.info("consumer.rebalanced", revoked=_names(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
