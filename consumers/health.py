@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 import structlog
@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
 from consumers.connection import UNREACHABLE_HINT
-from consumers.events import Event, MalformedCause
+from consumers.events import MalformedCause
 
 log = structlog.get_logger("jobwire.consumer")
 
@@ -39,7 +39,7 @@ PartitionLag = Mapping[tuple[str, int], int]
 class ConsumerObserver(Protocol):
     """What the consumer tells as it goes; every call is cheap and never fails."""
 
-    def events_received(self, topic: str, received: Sequence[tuple[Event, int]]) -> None: ...
+    def events_received(self, topic: str, count: int) -> None: ...
     def event_dead_lettered(self, topic: str, cause: MalformedCause) -> None: ...
     def consumer_lag(self, lag: PartitionLag) -> None: ...
     def kafka_reachable(self, up: bool) -> None: ...
@@ -48,7 +48,7 @@ class ConsumerObserver(Protocol):
 class NoObserver:
     """Tells no one (a consumer built without the service's metrics)."""
 
-    def events_received(self, topic: str, received: Sequence[tuple[Event, int]]) -> None:
+    def events_received(self, topic: str, count: int) -> None:
         pass
 
     def event_dead_lettered(self, topic: str, cause: MalformedCause) -> None:

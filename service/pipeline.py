@@ -136,10 +136,11 @@ class Pipeline:
         self.store = store
         self._recorded = recorded
 
-    def prepare(self, events: Sequence[Event]) -> Prepared:
+    def prepare(self, events: Sequence[Event], kafka_timestamps_ms: Sequence[int] = ()) -> Prepared:
         now = utcnow()
         rows, matched = self.live.alerts(events, now)
-        return Prepared(Recording.of(events, rows, now), [event.id for event in events], matched)
+        recording = Recording.of(events, rows, now, kafka_timestamps_ms)
+        return Prepared(recording, [event.id for event in events], matched)
 
     def rows(self, prepared: Prepared) -> int:
         return len(prepared.recording.events) + len(prepared.recording.deliveries)
@@ -160,5 +161,7 @@ class Pipeline:
         if new:
             self._recorded()
 
-    async def __call__(self, events: Sequence[Event]) -> None:
-        await self.record(self.prepare(events))
+    async def __call__(
+        self, events: Sequence[Event], kafka_timestamps_ms: Sequence[int] = ()
+    ) -> None:
+        await self.record(self.prepare(events, kafka_timestamps_ms))

@@ -6,12 +6,11 @@ tests/integration/test_readiness.py."""
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 
 import orjson
 from aiokafka.errors import KafkaConnectionError
 
-from consumers.events import Event, MalformedCause
+from consumers.events import MalformedCause
 from consumers.health import KafkaLiveness, PartitionLag
 from service.logs import configure_logging
 
@@ -20,7 +19,7 @@ class Watched:
     def __init__(self) -> None:
         self.up: list[bool] = []
 
-    def events_received(self, topic: str, received: Sequence[tuple[Event, int]]) -> None:
+    def events_received(self, topic: str, count: int) -> None:
         pass
 
     def event_dead_lettered(self, topic: str, cause: MalformedCause) -> None:

@@ -13,7 +13,13 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
-def claimed(target_id: int, event_id: str, scheme: str, age_s: float = 0.0) -> ClaimedDelivery:
+def claimed(
+    target_id: int,
+    event_id: str,
+    scheme: str,
+    age_s: float = 0.0,
+    kafka_timestamp_ms: int | None = None,
+) -> ClaimedDelivery:
     event = JobPosting(id=event_id, employer="ACME", title="Agent", city="Portland")
     created = utcnow() - timedelta(seconds=age_s)
     delivery = Delivery(
@@ -30,7 +36,7 @@ def claimed(target_id: int, event_id: str, scheme: str, age_s: float = 0.0) -> C
         created_at=created,
         sent_at=None,
     )
-    return ClaimedDelivery(delivery, event, "AP jobs", scheme)
+    return ClaimedDelivery(delivery, event, "AP jobs", scheme, kafka_timestamp_ms)
 
 
 def test_lag_is_reported_for_the_partitions_held_now_and_forgotten_when_they_move() -> None:
@@ -58,16 +64,18 @@ def test_alerts_that_die_with_their_target_count_as_dead_and_the_target_once() -
     assert value(metrics, "jobwire_targets_dead") == 0
 
 
-def test_latency_runs_from_the_kafka_timestamp_of_an_event_read_here() -> None:
+def test_latency_runs_from_the_kafka_timestamp_kept_with_the_event() -> None:
     now = [1_000_000.0]
     metrics = Metrics(clock=lambda: now[0])
-    event = JobPosting(id="e1", employer="ACME", title="Agent", city="Portland")
-    metrics.events_received("jobs.postings", [(event, int((now[0] - 2.0) * 1000))])
-    now[0] += 1.0
-    # A digest of two: one send, two alerts. The second's event was read by another instance:
-    # its latency runs from when it was recorded (about 30 s ago).
+    # A digest of two: one send, two alerts. The first's event carries its Kafka timestamp
+    # from the store (3 s ago); the second's was stored before there was one: its latency
+    # runs from when it was recorded (about 30 s ago).
     metrics.alerts_sent(
-        [claimed(3, "e1", "json", age_s=0.5), claimed(3, "e2", "json", age_s=30.0)], 0.01
+        [
+            claimed(3, "e1", "json", age_s=0.5, kafka_timestamp_ms=int((now[0] - 3.0) * 1000)),
+            claimed(3, "e2", "json", age_s=30.0),
+        ],
+        0.01,
     )
     latency = "jobwire_delivery_latency_seconds"
     assert value(metrics, f"{latency}_count", scheme="json") == 2
@@ -76,6 +84,14 @@ def test_latency_runs_from_the_kafka_timestamp_of_an_event_read_here() -> None:
     total = value(metrics, f"{latency}_sum", scheme="json")
     assert total is not None
     assert 32.9 < total < 33.5  # 3 s + about 30 s
+
+
+def test_reading_events_counts_them_and_says_when_the_last_came() -> None:
+    now = [1_000_000.0]
+    metrics = Metrics(clock=lambda: now[0])
+    metrics.events_received("jobs.postings", 1)
+    metrics.events_received("jobs.postings", 0)
+    now[0] += 1.0
     assert value(metrics, "jobwire_events_consumed_total", topic="jobs.postings") == 1
     assert value(metrics, "jobwire_consumer_last_event_timestamp_seconds") == 1_000_000.0
     assert value(metrics, "jobwire_consumer_last_event_age_seconds") == 1.0

@@ -51,6 +51,25 @@ async def test_recording_the_same_batch_twice_records_each_alert_once(
     assert (await store.ledger.counts()) == {"pending": 6}
 
 
+async def test_a_claimed_alert_brings_its_events_kafka_timestamp_from_the_store(
+    store: Store, sample_events: list[Event]
+) -> None:
+    """Whichever worker sends an alert (another instance, or this one after a restart) times
+    its latency from when the event was published to Kafka."""
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
+    batch = sample_events[:3]
+    matches = [Match(sub.id, event, sub.target_ids) for event in batch]
+    # The last record had no timestamp (Kafka gives -1).
+    stamps = [1_764_230_400_123, 1_764_230_401_000, -1]
+    assert await store.ledger.record(batch, matches, stamps) == 3
+    claimed = await store.ledger.claim(10, 60)
+    assert {alert.event.id: alert.kafka_timestamp_ms for alert in claimed} == {
+        batch[0].id: 1_764_230_400_123,
+        batch[1].id: 1_764_230_401_000,
+        batch[2].id: None,
+    }
+
+
 async def test_an_event_seen_again_after_retention_removed_it_records_no_alert_twice(
     store: Store, sample_events: list[Event]
 ) -> None:

@@ -13,7 +13,6 @@ Gauges that are a question to the store (the ledger's rows by status) are refres
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client import (
@@ -28,7 +27,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from consumers.events import Event, MalformedCause
+from consumers.events import MalformedCause
 from service.store import DELIVERY_STATUSES, ClaimedDelivery, utcnow
 
 # An alert's whole trip can include retries with backoff (minutes); a send takes milliseconds
@@ -41,10 +40,6 @@ API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 # Counters' `_created` series double what a scrape carries and no query of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-# Publication times of events consumed here, for publish→sent latency: enough for a backlog of
-# this many events (about 100 bytes each); older ones fall back to when they were recorded.
-PUBLISHED_KEPT = 50_000
 
 
 class Metrics:
@@ -215,7 +210,6 @@ class Metrics:
             registry=registry,
         )
 
-        self._published: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._consumed: dict[str, Counter] = {}
         self._lag_series: set[tuple[str, str]] = set()
         # Targets declared dead and not yet recorded so (their scheme), then dead ones.
@@ -224,23 +218,16 @@ class Metrics:
 
     # -- what the Kafka edge reports (consumers.health.ConsumerObserver) -----------------------
 
-    def events_received(self, topic: str, received: Sequence[tuple[Event, int]]) -> None:
-        """A batch of one topic's events, each with its Kafka timestamp (ms). Once per batch,
-        not per event: a counter's lock taken per event cost a tenth of ingest."""
-        if not received:
+    def events_received(self, topic: str, count: int) -> None:
+        """A batch of one topic's events was read. Once per batch, not per event: a counter's
+        lock taken per event cost a tenth of ingest."""
+        if not count:
             return
         consumed = self._consumed.get(topic)
         if consumed is None:
             consumed = self._consumed[topic] = self.events_consumed.labels(topic)
-        consumed.inc(len(received))
-        now = self._last_event_at = self.clock()
-        published = self._published
-        published.update(
-            ((event.kind, event.id), timestamp_ms / 1000 if timestamp_ms > 0 else now)
-            for event, timestamp_ms in received
-        )
-        while len(published) > PUBLISHED_KEPT:
-            published.popitem(last=False)
+        consumed.inc(count)
+        self._last_event_at = self.clock()
 
     def event_dead_lettered(self, topic: str, cause: MalformedCause) -> None:
         self.events_dead_lettered.labels(topic, cause).inc()
@@ -282,20 +269,20 @@ class Metrics:
 
     def alerts_sent(self, alerts: Sequence[ClaimedDelivery], send_s: float) -> None:
         """One send took these alerts (one, or a digest's). The latency of each runs from its
-        event's Kafka timestamp when this instance read the event, else from when the alert
-        was recorded (a little later)."""
+        event's Kafka timestamp, kept with the event in the store, so whichever instance sends
+        it and however late; else (an event stored before migration 0011, or a record without
+        a timestamp) from when the alert was recorded."""
         scheme = alerts[0].scheme
         self.deliveries.labels("sent", scheme).inc(len(alerts))
         self.send_duration.labels(scheme).observe(send_s)
         latency = self.latency.labels(scheme)
         now, recorded_now = self.clock(), utcnow()
         for alert in alerts:
-            d = alert.delivery
-            published = self._published.get((d.event_kind, d.event_id))
-            if published is None:
-                latency.observe(max((recorded_now - d.created_at).total_seconds(), 0.0))
+            if alert.kafka_timestamp_ms:
+                latency.observe(max(now - alert.kafka_timestamp_ms / 1000, 0.0))
             else:
-                latency.observe(max(now - published, 0.0))
+                recorded = alert.delivery.created_at
+                latency.observe(max((recorded_now - recorded).total_seconds(), 0.0))
 
     def alerts_failed(self, alerts: Sequence[ClaimedDelivery], send_s: float, dead: bool) -> None:
         scheme = alerts[0].scheme

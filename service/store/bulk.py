@@ -46,17 +46,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 # transaction would cost more than it saves.
 SPLIT_ROWS = 20_000
 
-# (kind, id, payload as JSON text, received_at, search words)
-EventRow = tuple[str, str, str, datetime, str]
+# (kind, id, payload as JSON text, received_at, search words, Kafka timestamp in ms or None)
+EventRow = tuple[str, str, str, datetime, str, int | None]
 # (target_id, event kind, event id, when due (None: now), digest); the target names the
 # subscription.
 DeliveryRow = tuple[int, str, str, datetime | None, bool]
 
 # `WHERE 1`: SQLite needs a WHERE in an INSERT … SELECT that has an ON CONFLICT clause.
 _SQLITE_EVENTS = (
-    "INSERT INTO events (kind, id, payload, received_at, search) "
+    "INSERT INTO events (kind, id, payload, received_at, search, kafka_timestamp_ms) "
     "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
-    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]') "
+    "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
+    "json_extract(value, '$[5]') "
     "FROM json_each(?) WHERE 1 ON CONFLICT DO NOTHING"
 )
 _SQLITE_DELIVERIES = (
@@ -68,9 +69,10 @@ _SQLITE_DELIVERIES = (
     "FROM json_each(?1) WHERE 1 ON CONFLICT DO NOTHING"
 )
 _POSTGRES_EVENTS = text(
-    "INSERT INTO events (kind, id, payload, received_at, search) "
+    "INSERT INTO events (kind, id, payload, received_at, search, kafka_timestamp_ms) "
     "SELECT * FROM unnest(CAST(:kind AS varchar[]), CAST(:id AS varchar[]), "
-    "CAST(:payload AS json[]), CAST(:received_at AS timestamp[]), CAST(:search AS text[])) "
+    "CAST(:payload AS json[]), CAST(:received_at AS timestamp[]), CAST(:search AS text[]), "
+    "CAST(:kafka_ms AS bigint[])) "
     "ON CONFLICT DO NOTHING RETURNING kind, id"
 )
 _COPY_COLUMNS = (
@@ -105,10 +107,10 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[
         return set()
     if conn.dialect.name == "sqlite":
         times = {at: _sqlite_time(at) for at in {row[3] for row in rows}}  # one or two a batch
-        rows_json = orjson.dumps([(k, i, p, times[at], s) for k, i, p, at, s in rows])
+        rows_json = orjson.dumps([(k, i, p, times[at], s, ms) for k, i, p, at, s, ms in rows])
         await conn.exec_driver_sql(_SQLITE_EVENTS, (rows_json.decode(),))
         return set()
-    kinds, ids, payloads, received, search = zip(*rows, strict=True)
+    kinds, ids, payloads, received, search, kafka_ms = zip(*rows, strict=True)
     result = await conn.execute(
         _POSTGRES_EVENTS,
         {
@@ -117,6 +119,7 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[EventRow]) -> set[
             "payload": list(payloads),
             "received_at": list(received),
             "search": list(search),
+            "kafka_ms": list(kafka_ms),
         },
     )
     return {(kind, event_id) for kind, event_id in result}

@@ -92,6 +92,8 @@ class ClaimedDelivery:
     event: Event
     subscription_name: str
     scheme: str
+    # The event's Kafka timestamp, where the alert's latency starts (None: not known).
+    kafka_timestamp_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,7 @@ def _claimed_rows(conn: Connection, ids: list[int]) -> Sequence[RowMapping]:
                 targets.c.sent_via,
                 subscriptions.c.name,
                 events.c.payload,
+                events.c.kafka_timestamp_ms,
             )
             .join(targets, targets.c.id == deliveries.c.target_id)
             .join(
@@ -184,10 +187,26 @@ class Recording(NamedTuple):
     at: datetime
 
     @classmethod
-    def of(cls, batch: Sequence[Event], deliveries: list[DeliveryRow], at: datetime) -> Recording:
+    def of(
+        cls,
+        batch: Sequence[Event],
+        deliveries: list[DeliveryRow],
+        at: datetime,
+        kafka_timestamps_ms: Sequence[int] = (),
+    ) -> Recording:
+        """`kafka_timestamps_ms`: each event's Kafka timestamp, in the batch's order (none
+        given, or one of 0 or less: not known)."""
+        stamps = kafka_timestamps_ms or [0] * len(batch)
         event_rows = {
-            (ev.kind, ev.id): (ev.kind, ev.id, ev.model_dump_json(), at, search_text(ev))
-            for ev in batch
+            (ev.kind, ev.id): (
+                ev.kind,
+                ev.id,
+                ev.model_dump_json(),
+                at,
+                search_text(ev),
+                stamp if stamp > 0 else None,
+            )
+            for ev, stamp in zip(batch, stamps, strict=True)
         }
         return cls(list(event_rows.values()), deliveries, at)
 
@@ -197,7 +216,12 @@ class Ledger:
         self.engine = engine
         self.sealer = sealer
 
-    async def record(self, batch: Sequence[Event], matches: Iterable[Match]) -> int:
+    async def record(
+        self,
+        batch: Sequence[Event],
+        matches: Iterable[Match],
+        kafka_timestamps_ms: Sequence[int] = (),
+    ) -> int:
         """Make a batch durable: every event (kept as a recent event, for previews and for
         rendering its alerts) and one pending row per match and target. Rows already recorded
         are left as they are, so a batch Kafka delivers again changes nothing.
@@ -210,7 +234,7 @@ class Ledger:
             for _, event, target_ids, due, digest in matches
             for target_id in target_ids
         ]
-        return await self.write(Recording.of(batch, rows, utcnow()))
+        return await self.write(Recording.of(batch, rows, utcnow(), kafka_timestamps_ms))
 
     async def write(self, recording: Recording) -> int:
         """Write a batch's events and ledger rows in one transaction; returns how many of the
@@ -347,6 +371,7 @@ class Ledger:
                 event=AnyEvent.validate_python(row["payload"]),
                 subscription_name=row["name"] or "",
                 scheme=row["scheme"],
+                kafka_timestamp_ms=row["kafka_timestamp_ms"],
             )
             for row in rows
         ]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -71,6 +72,9 @@ events = Table(
     Column("received_at", DateTime, nullable=False, index=True),
     # NULL for events stored before it existed; those are always checked in full.
     Column("search", Text),
+    # The Kafka record's timestamp (ms since the epoch), where alert latency starts, for
+    # whichever instance sends the alert; NULL when the record had none (migration 0011).
+    Column("kafka_timestamp_ms", BigInteger),
 )
 
 # Where a subscription's alerts go: one row per notify URL, in the subscription's order. A URL

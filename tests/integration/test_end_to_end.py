@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from sqlalchemy import select
 
 from consumers.publish import publish_file
 from devstack.kafka import KafkaBroker
 from devstack.sinks import HttpSink, SmtpSink
 from service.store import Store
+from service.store.schema import events
 from service.subscriptions import SubscriptionIn
 from tests.conftest import SAMPLES, make_settings
 from tests.integration.conftest import chat_target, dead_letters, eventually, mail_target, running
@@ -55,7 +58,9 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
         partition=0,
     )
     await producer.stop()
+    published_from = int(time.time() * 1000)
     await publish_file(settings.kafka, SAMPLES)
+    published_by = int(time.time() * 1000)
 
     async with running(settings):
         await asyncio.to_thread(smtp_sink.wait_for, 8, 60.0)
@@ -84,6 +89,12 @@ async def test_sample_events_alert_exactly_the_right_people_and_bad_bytes_are_de
         == "News: U.S. explores restrictions on Ant Group, Tencent payment platforms"
     )
     assert "By Reuters API" in chats["/dee"]["message"]
+
+    # Each event keeps its Kafka timestamp, where its alerts' latency starts on any instance.
+    async with store.engine.connect() as conn:
+        stamps = (await conn.execute(select(events.c.kafka_timestamp_ms))).scalars().all()
+    assert stamps
+    assert all(published_from <= s <= published_by for s in stamps), stamps
 
     dead = await dead_letters(settings.kafka, expected=2)
     reasons = {headers["jobwire.error"] for _, headers in dead}
