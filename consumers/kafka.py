@@ -104,8 +104,9 @@ def next_batch_size(settings: KafkaSettings, events: int, rows: int) -> int:
 class BatchHandler(Protocol[P]):
     """What the consumer hands each batch to, in two steps (service/pipeline.py)."""
 
-    def prepare(self, events: Sequence[Event], kafka_timestamps_ms: Sequence[int]) -> P:
-        """Match the batch and build what `record` writes; no waiting on anything.
+    async def prepare(self, events: Sequence[Event], kafka_timestamps_ms: Sequence[int]) -> P:
+        """Match the batch and build what `record` writes; it waits on nothing, but lets the
+        event loop turn now and then, so the batch being recorded moves on meanwhile.
         `kafka_timestamps_ms`: each event's record timestamp, in order (0 or less: none)."""
         ...
 
@@ -360,7 +361,7 @@ class EventConsumer(Generic[P]):
             partitions={f"{tp.topic}[{tp.partition}]": len(r) for tp, r in batch.items()},
             event_ids=event_ids,
         )
-        prepared = self.handle.prepare(events, stamps) if events else None
+        prepared = await self.handle.prepare(events, stamps) if events else None
         if prepared is not None:
             self._batch_size = next_batch_size(
                 self.settings, len(events), self.handle.rows(prepared)

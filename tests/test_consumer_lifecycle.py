@@ -34,7 +34,7 @@ class Client:
 
 
 class Handler:
-    def prepare(self, events: object, kafka_timestamps_ms: object) -> None:
+    async def prepare(self, events: object, kafka_timestamps_ms: object) -> None:
         pass
 
     async def record(self, prepared: None) -> None:

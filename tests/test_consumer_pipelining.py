@@ -103,7 +103,9 @@ class Steps:
         self.release = asyncio.Event()
         self.release.set()
 
-    def prepare(self, events: Sequence[Event], kafka_timestamps_ms: Sequence[int]) -> list[str]:
+    async def prepare(
+        self, events: Sequence[Event], kafka_timestamps_ms: Sequence[int]
+    ) -> list[str]:
         ids = [event.id for event in events]
         self.log.append(f"prepare {ids}")
         return ids

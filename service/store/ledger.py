@@ -196,19 +196,33 @@ class Recording(NamedTuple):
     ) -> Recording:
         """`kafka_timestamps_ms`: each event's Kafka timestamp, in the batch's order (none
         given, or one of 0 or less: not known)."""
-        stamps = kafka_timestamps_ms or [0] * len(batch)
-        event_rows = {
-            (ev.kind, ev.id): (
+        event_rows: EventRows = {}
+        add_event_rows(event_rows, batch, at, kafka_timestamps_ms or [0] * len(batch))
+        return cls(list(event_rows.values()), deliveries, at)
+
+
+# A batch's event rows by (kind, id): an event twice in a batch is one row.
+EventRows = dict[tuple[str, str], EventRow]
+
+
+def add_event_rows(
+    into: EventRows, batch: Sequence[Event], at: datetime, kafka_timestamps_ms: Sequence[int]
+) -> None:
+    """Add the store's rows of `batch` (a timestamp of 0 or less: not known)."""
+    into.update(
+        (
+            (ev.kind, ev.id),
+            (
                 ev.kind,
                 ev.id,
                 ev.model_dump_json(),
                 at,
                 search_text(ev),
                 stamp if stamp > 0 else None,
-            )
-            for ev, stamp in zip(batch, stamps, strict=True)
-        }
-        return cls(list(event_rows.values()), deliveries, at)
+            ),
+        )
+        for ev, stamp in zip(batch, kafka_timestamps_ms, strict=True)
+    )
 
 
 class Ledger:
