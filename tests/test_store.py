@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from consumers.events import Event
 from service.own_mail import JOBWIRE_MAIL, own_mail_target
 from service.store import Match, Store, bulk, utcnow
+from service.store import ledger as ledger_module
 from service.store.bulk import DeliveryRow
 from service.store.ledger import Outcomes
 from service.store.schema import events
@@ -68,6 +69,44 @@ async def test_a_claimed_alert_brings_its_events_kafka_timestamp_from_the_store(
         batch[1].id: 1_764_230_401_000,
         batch[2].id: None,
     }
+
+
+async def test_a_batch_whose_events_fail_to_be_written_leaves_no_ledger_row(
+    store: Store, sample_events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
+    batch = sample_events[:3]
+    matches = [Match(sub.id, event, sub.target_ids) for event in batch]
+
+    async def store_down(*_: object) -> set[tuple[str, str]]:
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(ledger_module, "insert_events", store_down)
+    with pytest.raises(ConnectionError):
+        await store.ledger.record(batch, matches)
+    assert await store.ledger.counts() == {}
+
+
+async def test_a_batch_whose_ledger_rows_fail_is_recorded_in_full_when_it_comes_again(
+    store: Store, sample_events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL its events may be committed already; the second time finds them there
+    and still writes every alert."""
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, OTHER]))
+    batch = sample_events[:3]
+    matches = [Match(sub.id, event, sub.target_ids) for event in batch]
+    written = ledger_module.insert_deliveries
+
+    async def store_down(*_: object, **__: object) -> int:
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(ledger_module, "insert_deliveries", store_down)
+    with pytest.raises(ConnectionError):
+        await store.ledger.record(batch, matches)
+    assert await store.ledger.counts() == {}
+    monkeypatch.setattr(ledger_module, "insert_deliveries", written)
+    assert await store.ledger.record(batch, matches) == 6
+    assert await store.ledger.counts() == {"pending": 6}
 
 
 async def test_an_event_seen_again_after_retention_removed_it_records_no_alert_twice(

@@ -9,6 +9,7 @@ delivery stages decide is written back in batches (`apply`), one transaction for
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -251,14 +252,21 @@ class Ledger:
         return await self.write(Recording.of(batch, rows, utcnow(), kafka_timestamps_ms))
 
     async def write(self, recording: Recording) -> int:
-        """Write a batch's events and ledger rows in one transaction; returns how many of the
-        rows were new."""
+        """Write a batch's events and ledger rows; returns how many of the rows were new. No
+        ledger row is ever committed without its event."""
         if not recording.events:
             return 0
-        if not wants_helper(self.engine.dialect.name, recording.deliveries):
-            async with self.engine.begin() as conn:
-                new_events = await insert_events(conn, recording.events)
-                return await insert_deliveries(conn, recording.deliveries, recording.at, new_events)
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql" and recording.deliveries:
+            if not wants_helper(dialect, recording.deliveries):
+                return await self._write_beside(recording)
+            return await self._write_split(recording)
+        async with self.engine.begin() as conn:
+            new_events = await insert_events(conn, recording.events)
+            return await insert_deliveries(conn, recording.deliveries, recording.at, new_events)
+
+    async def _write_split(self, recording: Recording) -> int:
+        """PostgreSQL, a batch of SPLIT_ROWS rows or more (bulk.py)."""
         # Half of the rows go in on a second connection (bulk.py), committed only after the
         # batch's own transaction: no ledger row is ever committed without its event. If the
         # batch's transaction fails, leaving the block rolls the helper's half back too.
@@ -271,6 +279,40 @@ class Ledger:
                 )
             await helper.commit()
         return written
+
+    async def _write_beside(self, recording: Recording) -> int:
+        """PostgreSQL, a batch of fewer than SPLIT_ROWS rows: its events go in, and are
+        committed, on a second connection at the same time as its ledger rows' `COPY` on the
+        first, instead of one after the other (5,000 events at fan-out 1: 55 ms and 32 ms
+        alone, 89 ms for the batch; 70 ms this way).
+
+        The `COPY` takes every row as new, as it is unless Kafka delivered the batch again
+        (or retention removed an event whose alerts stayed); then it fails, under its
+        savepoint, and every row takes the `INSERT` that skips those there. The rows commit
+        after the events, so no ledger row is ever committed without its event; if the rows
+        then fail, the batch is recorded again, and finds its events there already. The
+        events' transaction waits for nothing of this batch's, so two instances recording the
+        same events at once cannot each wait for the other.
+        """
+        every_event = {(kind, event_id) for kind, event_id, *_ in recording.events}
+        async with self.engine.begin() as conn:
+            # Both run to their end before the rows' transaction is undone: a connection still
+            # in its `COPY` cannot roll back.
+            outcomes = await asyncio.gather(
+                self._commit_events(recording.events),
+                insert_deliveries(conn, recording.deliveries, recording.at, every_event),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        written = outcomes[1]
+        assert isinstance(written, int)
+        return written
+
+    async def _commit_events(self, rows: Sequence[EventRow]) -> None:
+        async with self.engine.begin() as conn:
+            await insert_events(conn, rows)
 
     async def claim(
         self,
