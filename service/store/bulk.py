@@ -28,6 +28,11 @@ took a fan-out-100 batch at 85% of a core while the other core sat mostly idle. 
 connection's half commits only after the batch's own transaction, the events included, so no
 ledger row is ever committed without its event (`Ledger.write`); if that second commit fails,
 the batch is recorded again, and the `INSERT` fills in the missing half.
+
+A smaller batch (fan-out 1: its events take longer than its rows) does the reverse: its
+events go in and commit on a second connection while its rows' `COPY` runs on the first,
+which takes every row as new and falls back to the `INSERT` when one is not
+(`Ledger._write_beside`).
 """
 
 from __future__ import annotations
