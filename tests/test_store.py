@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consumers.events import Event
+from devstack.postgres import PostgresServer
 from service.own_mail import JOBWIRE_MAIL, own_mail_target
-from service.store import Match, Store, bulk, utcnow
+from service.store import Match, Store, bulk, explain, utcnow
 from service.store import ledger as ledger_module
 from service.store.bulk import DeliveryRow
 from service.store.ledger import Outcomes
@@ -107,6 +111,39 @@ async def test_a_batch_whose_ledger_rows_fail_is_recorded_in_full_when_it_comes_
     monkeypatch.setattr(ledger_module, "insert_deliveries", written)
     assert await store.ledger.record(batch, matches) == 6
     assert await store.ledger.counts() == {"pending": 6}
+
+
+@pytest.mark.integration
+async def test_on_postgresql_a_write_held_up_by_another_transaction_gives_up_not_hangs(
+    postgres: PostgresServer, sample_events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another transaction holding a batch's event (here, for good) stops the write only for
+    WRITE_LOCK_TIMEOUT_MS: it then fails, and the batch is read again, instead of waiting
+    forever (two instances' writes could otherwise wait for each other)."""
+    monkeypatch.setattr(ledger_module, "WRITE_LOCK_TIMEOUT_MS", 300)
+    await empty_database(postgres.url)
+    store = await Store.open(postgres.url, auto_migrate=True)
+    blocker = await asyncpg.connect(postgres.dsn)
+    try:
+        sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
+        batch = sample_events[:3]
+        matches = [Match(sub.id, event, sub.target_ids) for event in batch]
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute(
+            "INSERT INTO events (kind, id, payload, received_at) VALUES ($1, $2, '{}', now())",
+            batch[1].kind,
+            batch[1].id,
+        )
+        with pytest.raises(DBAPIError, match="lock timeout") as refused:
+            await asyncio.wait_for(store.ledger.record(batch, matches), 20)
+        assert "the batch is read again" in explain(refused.value)
+        assert await store.ledger.counts() == {}
+        await held.rollback()
+        assert await store.ledger.record(batch, matches) == 3
+    finally:
+        await blocker.close()
+        await store.close()
 
 
 async def test_an_event_seen_again_after_retention_removed_it_records_no_alert_twice(

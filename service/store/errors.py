@@ -54,6 +54,12 @@ def explain(exc: BaseException, url: str | URL | None = None) -> str:
                 f"PostgreSQL{where} is read-only (a standby, or default_transaction_read_only): "
                 "point JOBWIRE_STORE__URL at the primary"
             )
+        if code == "55P03":
+            return (
+                f"a batch's write to PostgreSQL{where} waited too long for rows another "
+                "transaction held (lock_timeout) and gave up; the batch is read again. If this "
+                "repeats, look in pg_stat_activity for a transaction left open"
+            )
         if code in {"28P01", "28000"}:
             return f"PostgreSQL{where} refused the user or password in JOBWIRE_STORE__URL"
         if code == "3D000":

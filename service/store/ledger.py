@@ -10,7 +10,8 @@ delivery stages decide is written back in batches (`apply`), one transaction for
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple, get_args
@@ -26,7 +27,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from consumers.events import AnyEvent, Event
 from service.matching import search_text
@@ -226,6 +227,20 @@ def add_event_rows(
     )
 
 
+# How long a batch's write on PostgreSQL waits for rows another transaction holds before it
+# fails, and the batch is read again after the consumer's restart. Each write commits in a
+# fixed order across its two connections, and two instances recording the same events at
+# once (a rebalance's overlap) with different orders, one batch past SPLIT_ROWS and one
+# below, could each wait for the other for good: PostgreSQL sees only the half of that
+# cycle inside the database, so it never breaks it. Any honest wait is far shorter.
+WRITE_LOCK_TIMEOUT_MS = 30_000
+
+
+async def _bound_lock_waits(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}")
+
+
 class Ledger:
     def __init__(self, engine: AsyncEngine, sealer: Sealer) -> None:
         self.engine = engine
@@ -261,9 +276,17 @@ class Ledger:
             if not wants_helper(dialect, recording.deliveries):
                 return await self._write_beside(recording)
             return await self._write_split(recording)
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             new_events = await insert_events(conn, recording.events)
             return await insert_deliveries(conn, recording.deliveries, recording.at, new_events)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction of a batch's write: on PostgreSQL its waits for rows other
+        transactions hold are bounded (WRITE_LOCK_TIMEOUT_MS)."""
+        async with self.engine.begin() as conn:
+            await _bound_lock_waits(conn)
+            yield conn
 
     async def _write_split(self, recording: Recording) -> int:
         """PostgreSQL, a batch of SPLIT_ROWS rows or more (bulk.py)."""
@@ -272,7 +295,8 @@ class Ledger:
         # batch's transaction fails, leaving the block rolls the helper's half back too.
         async with self.engine.connect() as helper:
             await helper.begin()
-            async with self.engine.begin() as conn:
+            await _bound_lock_waits(helper)
+            async with self._writing() as conn:
                 new_events = await insert_events(conn, recording.events)
                 written = await insert_deliveries(
                     conn, recording.deliveries, recording.at, new_events, helper
@@ -292,10 +316,11 @@ class Ledger:
         after the events, so no ledger row is ever committed without its event; if the rows
         then fail, the batch is recorded again, and finds its events there already. The
         events' transaction waits for nothing of this batch's, so two instances recording the
-        same events at once cannot each wait for the other.
+        same events at once this way cannot each wait for the other (for a mix of this way
+        and the split one, see WRITE_LOCK_TIMEOUT_MS).
         """
         every_event = {(kind, event_id) for kind, event_id, *_ in recording.events}
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             # Both run to their end before the rows' transaction is undone: a connection still
             # in its `COPY` cannot roll back.
             outcomes = await asyncio.gather(
@@ -311,7 +336,7 @@ class Ledger:
         return written
 
     async def _commit_events(self, rows: Sequence[EventRow]) -> None:
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             await insert_events(conn, rows)
 
     async def claim(
