@@ -154,7 +154,6 @@ class Pipeline:
     ) -> Prepared:
         """Match a batch and build its rows, PREPARE_STRIDE events at a time."""
         now = utcnow()
-        stamps = kafka_timestamps_ms or [0] * len(events)
         rows: list[DeliveryRow] = []
         matched: dict[str, int] = {}
         event_rows: EventRows = {}
@@ -163,7 +162,8 @@ class Pipeline:
                 await asyncio.sleep(0)
             part = events[start : start + PREPARE_STRIDE]
             self.live.alerts(part, now, rows, matched)
-            add_event_rows(event_rows, part, now, stamps[start : start + PREPARE_STRIDE])
+            stamps = kafka_timestamps_ms[start : start + PREPARE_STRIDE]
+            add_event_rows(event_rows, part, now, stamps)
         recording = Recording(list(event_rows.values()), rows, now)
         return Prepared(recording, [event.id for event in events], matched)
 

@@ -38,8 +38,9 @@ which takes every row as new and falls back to the `INSERT` when one is not
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import asyncpg
 import orjson
@@ -50,6 +51,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 # fan-out-100 batch (50,000), never the few hundred of fan-out 1, where the second
 # transaction would cost more than it saves.
 SPLIT_ROWS = 20_000
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 # (kind, id, payload as JSON text, received_at, search words, Kafka timestamp in ms or None)
 EventRow = tuple[str, str, str, datetime, str, int | None]
@@ -194,17 +198,22 @@ async def _copy_fresh(
     mine = [row for row in rows if (row[1], row[2]) not in theirs]
     other = [row for row in rows if (row[1], row[2]) in theirs]
     async with conn.begin_nested(), helper.begin_nested():
-        # Both run to their end before either savepoint is undone: a connection still in its
-        # `COPY` cannot roll back.
-        copied = await asyncio.gather(
-            _copy_deliveries(conn, mine, now),
-            _copy_deliveries(helper, other, now),
-            return_exceptions=True,
+        copied = await both_to_their_end(
+            _copy_deliveries(conn, mine, now), _copy_deliveries(helper, other, now)
         )
-        for outcome in copied:
-            if isinstance(outcome, BaseException):
-                raise outcome
-    return sum(n for n in copied if isinstance(n, int))
+    return sum(copied)
+
+
+async def both_to_their_end(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Two writes at once, on connections of their own: both run to their end, then the first
+    failure is raised. A connection still in its `COPY` cannot roll back, so neither's
+    transaction may be undone while the other is still running."""
+    one, two = await asyncio.gather(first, second, return_exceptions=True)
+    if isinstance(one, BaseException):
+        raise one
+    if isinstance(two, BaseException):
+        raise two
+    return one, two
 
 
 async def _copy_deliveries(

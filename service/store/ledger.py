@@ -9,7 +9,6 @@ delivery stages decide is written back in batches (`apply`), one transaction for
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from service.redaction import shown_error
 from service.store.bulk import (
     DeliveryRow,
     EventRow,
+    both_to_their_end,
     insert_deliveries,
     insert_events,
     wants_helper,
@@ -196,10 +196,9 @@ class Recording(NamedTuple):
         at: datetime,
         kafka_timestamps_ms: Sequence[int] = (),
     ) -> Recording:
-        """`kafka_timestamps_ms`: each event's Kafka timestamp, in the batch's order (none
-        given, or one of 0 or less: not known)."""
+        """`kafka_timestamps_ms`: as `add_event_rows` takes them."""
         event_rows: EventRows = {}
-        add_event_rows(event_rows, batch, at, kafka_timestamps_ms or [0] * len(batch))
+        add_event_rows(event_rows, batch, at, kafka_timestamps_ms)
         return cls(list(event_rows.values()), deliveries, at)
 
 
@@ -208,9 +207,14 @@ EventRows = dict[tuple[str, str], EventRow]
 
 
 def add_event_rows(
-    into: EventRows, batch: Sequence[Event], at: datetime, kafka_timestamps_ms: Sequence[int]
+    into: EventRows,
+    batch: Sequence[Event],
+    at: datetime,
+    kafka_timestamps_ms: Sequence[int] = (),
 ) -> None:
-    """Add the store's rows of `batch` (a timestamp of 0 or less: not known)."""
+    """Add the store's rows of `batch`, with each event's Kafka timestamp in the batch's order
+    (none given, or one of 0 or less: not known)."""
+    stamps = kafka_timestamps_ms or [0] * len(batch)
     into.update(
         (
             (ev.kind, ev.id),
@@ -223,7 +227,7 @@ def add_event_rows(
                 stamp if stamp > 0 else None,
             ),
         )
-        for ev, stamp in zip(batch, kafka_timestamps_ms, strict=True)
+        for ev, stamp in zip(batch, stamps, strict=True)
     )
 
 
@@ -321,18 +325,10 @@ class Ledger:
         """
         every_event = {(kind, event_id) for kind, event_id, *_ in recording.events}
         async with self._writing() as conn:
-            # Both run to their end before the rows' transaction is undone: a connection still
-            # in its `COPY` cannot roll back.
-            outcomes = await asyncio.gather(
+            _, written = await both_to_their_end(
                 self._commit_events(recording.events),
                 insert_deliveries(conn, recording.deliveries, recording.at, every_event),
-                return_exceptions=True,
             )
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome
-        written = outcomes[1]
-        assert isinstance(written, int)
         return written
 
     async def _commit_events(self, rows: Sequence[EventRow]) -> None:
