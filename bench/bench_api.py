@@ -3,11 +3,13 @@
     python bench/bench_api.py [--seconds 3] [--clients 8] [--store URL]
 
 The server runs in a process of its own (one core), logging JSON at INFO to /dev/null as
-`jobwire run` would to its log collector; the clients run in this process. The baseline is
-`GET /healthz` on the same server in the same run: the cost of HTTP, uvicorn and FastAPI alone.
-The other rows add authentication (a key lookup in the store), validation, the target policy
-and a store write or read, so their ratio to the baseline says what jobwire's own work costs.
-Figures are printed, never asserted.
+`jobwire run` would to its log collector; the clients run in this process, on kept connections
+that cost about 50 µs of CPU a request (bench/pipeline/http_client.py: httpx's 0.9 ms would be
+the bound). The baseline is `GET /healthz` on the same server in the same run: the cost of
+HTTP, uvicorn and FastAPI alone. The other rows add authentication (a key lookup in the
+store), validation, the target policy and a store write or read, so their ratio to the
+baseline, and the server's CPU per request, say what jobwire's own work costs. Figures are
+printed, never asserted.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline.http_client import Answer, Connections
 
 from config.settings import LimitSettings
 from service.accounts import add_user
@@ -37,13 +40,21 @@ from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
 from service.web import ApiContext, bind, create_api, serve
 
-Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+Request = Callable[[Connections, int], Awaitable[Answer]]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU (user + system) used so far by process `pid`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 async def measure(
-    client: httpx.AsyncClient, request: Request, seconds: float, clients: int
-) -> tuple[float, float]:
-    """Requests per second and median latency (ms) with `clients` concurrent callers."""
+    client: Connections, request: Request, seconds: float, clients: int, server: int
+) -> tuple[float, float, float, float]:
+    """Requests per second, median latency (ms), and the server's and this process's CPU per
+    request (ms), with `clients` concurrent callers."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     counter = iter(range(10**9))
@@ -56,10 +67,17 @@ async def measure(
                 raise SystemExit(f"unexpected {response.status_code}: {response.text}")
             latencies.append(time.perf_counter() - started)
 
+    server_cpu, own_cpu = cpu_seconds(server), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(clients)))
     elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, statistics.median(latencies) * 1000
+    count = len(latencies)
+    return (
+        count / elapsed,
+        statistics.median(latencies) * 1000,
+        (cpu_seconds(server) - server_cpu) / count * 1000,
+        (time.process_time() - own_cpu) / count * 1000,
+    )
 
 
 def run_server(store_url: str, key_queue: multiprocessing.Queue[tuple[str, str]]) -> None:
@@ -103,44 +121,55 @@ async def main(seconds: float, clients: int, store_url: str | None) -> None:
     url, key = key_queue.get(timeout=60)
     headers = {"Authorization": f"Bearer {key}"}
 
-    async def healthz(client: httpx.AsyncClient, _: int) -> httpx.Response:
-        return await client.get("/healthz")
+    async def healthz(client: Connections, _: int) -> Answer:
+        return await client.request("GET", "/healthz")
 
-    async def create(client: httpx.AsyncClient, n: int) -> httpx.Response:
+    async def create(client: Connections, n: int) -> Answer:
         body = {
             "name": f"bench {n}",
             "employers": [f"Employer {n % 3000}"],
             "cities": ["Portland"],
             "notify": ["slack://TokenA/TokenB/TokenC/#jobs"],
         }
-        return await client.post("/subscriptions", json=body, headers=headers)
+        return await client.request("POST", "/subscriptions", headers, body)
 
     ids: list[str] = []
 
-    async def read_one(client: httpx.AsyncClient, n: int) -> httpx.Response:
-        return await client.get(f"/subscriptions/{ids[n % len(ids)]}", headers=headers)
+    async def read_one(client: Connections, n: int) -> Answer:
+        return await client.request("GET", f"/subscriptions/{ids[n % len(ids)]}", headers)
 
-    async def pause(client: httpx.AsyncClient, n: int) -> httpx.Response:
+    async def pause(client: Connections, n: int) -> Answer:
         body = {"active": n % 2 == 0}
-        return await client.patch(f"/subscriptions/{ids[n % len(ids)]}", json=body, headers=headers)
+        return await client.request("PATCH", f"/subscriptions/{ids[n % len(ids)]}", headers, body)
 
-    limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits) as client:
-        rows = [("GET /healthz (baseline)", *await measure(client, healthz, seconds, clients))]
-        rows.append(("POST /subscriptions", *await measure(client, create, seconds, clients)))
-        listed = await client.get("/subscriptions", headers=headers)
+    pid = server.pid
+    assert pid is not None
+    async with Connections(url, clients) as client:
+        rows = [("GET /healthz (baseline)", *await measure(client, healthz, seconds, clients, pid))]
+        rows.append(("POST /subscriptions", *await measure(client, create, seconds, clients, pid)))
+        listed = await client.request("GET", "/subscriptions", headers)
         ids.extend(sub["id"] for sub in listed.json())
-        rows.append(("GET /subscriptions/{id}", *await measure(client, read_one, seconds, clients)))
-        rows.append(("PATCH /subscriptions/{id}", *await measure(client, pause, seconds, clients)))
+        rows.append(
+            ("GET /subscriptions/{id}", *await measure(client, read_one, seconds, clients, pid))
+        )
+        rows.append(
+            ("PATCH /subscriptions/{id}", *await measure(client, pause, seconds, clients, pid))
+        )
     server.terminate()
     server.join()
 
     baseline = rows[0][1]
     dialect = store_url.split("+", 1)[0].split(":", 1)[0]
     print(f"store: {dialect}; {clients} concurrent clients; {seconds:g} s each")
-    print(f"{'request':<28} {'req/s':>8} {'median ms':>10} {'vs baseline':>12}")
-    for name, rate, median in rows:
-        print(f"{name:<28} {rate:>8.0f} {median:>10.1f} {rate / baseline:>11.2f}x")
+    print(
+        f"{'request':<28} {'req/s':>8} {'median ms':>10} {'vs baseline':>12}"
+        f" {'server CPU ms':>14} {'client CPU ms':>14}"
+    )
+    for name, rate, median, server_ms, client_ms in rows:
+        print(
+            f"{name:<28} {rate:>8.0f} {median:>10.1f} {rate / baseline:>11.2f}x"
+            f" {server_ms:>14.2f} {client_ms:>14.2f}"
+        )
 
 
 if __name__ == "__main__":
