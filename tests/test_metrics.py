@@ -95,3 +95,16 @@ def test_reading_events_counts_them_and_says_when_the_last_came() -> None:
     assert value(metrics, "jobwire_events_consumed_total", topic="jobs.postings") == 1
     assert value(metrics, "jobwire_consumer_last_event_timestamp_seconds") == 1_000_000.0
     assert value(metrics, "jobwire_consumer_last_event_age_seconds") == 1.0
+
+
+def test_alerts_sent_to_several_schemes_each_count_under_their_own() -> None:
+    metrics = Metrics()
+    for scheme in ("json", "mailto", "json", "slack", "json"):
+        metrics.alerts_sent([claimed(1, "e1", scheme, kafka_timestamp_ms=1)], 0.01)
+    sent = "jobwire_deliveries_total"
+    assert value(metrics, sent, outcome="sent", scheme="json") == 3
+    assert value(metrics, sent, outcome="sent", scheme="mailto") == 1
+    assert value(metrics, sent, outcome="sent", scheme="slack") == 1
+    latency = "jobwire_delivery_latency_seconds_count"
+    assert value(metrics, latency, scheme="mailto") == 1
+    assert value(metrics, "jobwire_delivery_send_duration_seconds_count", scheme="json") == 3
