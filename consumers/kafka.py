@@ -200,6 +200,11 @@ class EventConsumer(Generic[P]):
             enable_auto_commit=False,
             auto_offset_reset=self.settings.auto_offset_reset,
             client_id="jobwire",
+            # By default (aiokafka's own: 1 byte, 500 ms) a fetch is answered as soon as one
+            # event is there; operators under sustained load may trade a few ms for fuller
+            # fetches (config/settings.py).
+            fetch_min_bytes=self.settings.fetch_min_bytes,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
         producer = AIOKafkaProducer(
             **client_options(self.settings),

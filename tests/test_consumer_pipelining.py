@@ -49,6 +49,7 @@ class FakeKafka:
     def __init__(self, **options: Any) -> None:
         if options.get("group_id"):
             FakeKafka.consumer = self
+        self.options = options
         self.assigned = {P0, P1}
         self.commits: list[dict[TopicPartition, int]] = []
         self.asked: list[int] = []  # max_records of each fetch that returned a batch
@@ -313,3 +314,21 @@ async def test_a_rebalance_commits_what_was_recorded_before_the_partitions_go(
     stop.set()
     await run
     assert kafka.consumer.commits == [{P0: 1, P1: 1}]  # nothing left to commit at the stop
+
+
+async def test_the_consumer_asks_the_broker_to_gather_events_for_a_fetch_as_configured(
+    kafka: type[FakeKafka],
+) -> None:
+    # An operator under sustained load trades a few ms for fuller fetches: the settings'
+    # values must reach the consumer.
+    kafka.consumer = None  # type: ignore[assignment]  # an earlier test's is not this one
+    stop = asyncio.Event()
+    tuned = settings(fetch_min_bytes=65_536, fetch_max_wait_ms=25)
+    run = asyncio.create_task(EventConsumer(tuned, Steps()).run(stop))
+    await until(lambda: kafka.consumer is not None)
+    stop.set()
+    await asyncio.wait_for(run, 5)
+    assert kafka.consumer.options["fetch_min_bytes"] == 65_536
+    assert kafka.consumer.options["fetch_max_wait_ms"] == 25
+    # By default a fetch is answered as soon as one event is there, as aiokafka would.
+    assert (KafkaSettings().fetch_min_bytes, KafkaSettings().fetch_max_wait_ms) == (1, 500)
