@@ -44,6 +44,19 @@ async def alerts_for_two_targets(store: Store, sample: list[Event]) -> Subscript
     return sub
 
 
+async def test_a_new_subscriptions_target_ids_follow_its_notify_order(store: Store) -> None:
+    # The ids come back from one multi-row INSERT ... RETURNING and are paired with the URLs
+    # by position: the ledger's rows name targets by these ids.
+    urls = [f"json://127.0.0.1:9/hook{n}" for n in range(12)]
+    made = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=urls))
+    stored = await store.subscriptions.get(made.id)
+    assert stored is not None
+    assert list(zip(made.target_ids, made.notify, strict=True)) == list(
+        zip(stored.target_ids, stored.notify, strict=True)
+    )
+    assert made.notify == urls
+
+
 async def test_recording_the_same_batch_twice_records_each_alert_once(
     store: Store, sample_events: list[Event]
 ) -> None:

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.engine import insert
@@ -45,6 +45,9 @@ class Erased:
 
 
 USER_COLUMNS = (users.c.id, users.c.name, users.c.created_at, users.c.email)
+_BY_KEY_HASH = select(*USER_COLUMNS).where(
+    users.c.id.in_(select(api_keys.c.user_id).where(api_keys.c.key_hash == bindparam("key_hash")))
+)
 OPERATOR_KEY_LABEL = "from the operator (jobwire users add)"
 NAME_LENGTH = 64  # users.name
 
@@ -106,8 +109,11 @@ class Accounts:
         return found
 
     async def by_key_hash(self, key_hash: str) -> User | None:
-        held = select(api_keys.c.user_id).where(api_keys.c.key_hash == key_hash)
-        return await self._one(users.c.id.in_(held))
+        """The key's holder: looked up for every API request, so its statement is built once
+        (a statement built per call cost SQLAlchemy its cache key again each time)."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_BY_KEY_HASH, {"key_hash": key_hash})).first()
+        return User(*row) if row else None
 
     async def by_email(self, email: str) -> User | None:
         return await self._one(users.c.email == email)
