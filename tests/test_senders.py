@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle
 import signal
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
 
 from config.settings import TargetSettings, TemplateSettings
-from service.delivery import DeliveryFailed
+from service.delivery import DeliveryFailed, senders
 from service.delivery.render import Message
 from service.delivery.senders import SenderPool
 
@@ -123,3 +124,51 @@ async def test_a_sending_process_that_dies_fails_its_sends_in_flight_and_is_repl
     assert await _outcome(pool, f"json://{hook}/fine", Message("after", "body")) == "sent"
     assert await _outcome(pool, f"json://{hook}/fine", Message("after 2", "body")) == "sent"
     assert all(child.process.pid not in children for child in pool._children)
+
+
+class _Sent:
+    """Stands for a child's end of the pipe: keeps each batch written."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[int, str | None]]] = []
+
+    def send_bytes(self, data: bytes) -> None:
+        self.batches.append(pickle.loads(data))
+
+
+class _Interleaving:
+    """A lock that lets another answer come just before its holder's `at`-th acquisition."""
+
+    def __init__(self, at: int, another: Callable[[], None]) -> None:
+        self._lock = threading.Lock()
+        self.at = at  # 0: no other answer comes
+        self._another = another
+        self.acquired = 0
+        self._in_another = False
+
+    def __enter__(self) -> bool:
+        if not self._in_another:
+            self.acquired += 1
+            if self.acquired == self.at:
+                self._in_another = True
+                self._another()
+                self._in_another = False
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.__exit__(*exc)
+
+
+@pytest.mark.parametrize("at", [1, 2, 3, 4])
+def test_an_answer_that_comes_as_the_writer_finishes_is_written_not_left_behind(at: int) -> None:
+    # Left behind, an answer never reaches the service: its send times out and is retried,
+    # so the alert goes out twice. The second answer comes at each point of the first's write.
+    pipe = _Sent()
+    answers = senders._Answers(pipe)  # type: ignore[arg-type]
+    lock = _Interleaving(at, lambda: answers.put((2, None)))
+    answers._lock = lock  # type: ignore[assignment]
+    answers.put((1, None))
+    if lock.acquired < at:  # the first write ended before that point: the second comes after
+        lock.at = 0
+        answers.put((2, None))
+    assert sorted(answer for batch in pipe.batches for answer in batch) == [(1, None), (2, None)]

@@ -139,11 +139,15 @@ class _Answers:
                 with self._lock:
                     batch, self._waiting = self._waiting, []
                     if not batch:
+                        # Under the same lock as the look: an answer put after it writes
+                        # itself, instead of waiting for a writer that has gone.
+                        self._writing = False
                         return
                 _put(self._conn, batch)
-        finally:
+        except BaseException:
             with self._lock:
                 self._writing = False
+            raise
 
 
 @dataclass(eq=False)  # a child is itself: `in` and `index` compare identity
