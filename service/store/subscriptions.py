@@ -144,12 +144,10 @@ class Subscriptions:
                 log.info("store.routing_targets", targets_done=filled)
 
     async def get(self, subscription_id: str, owner: str | None = None) -> Subscription | None:
-        query = select(subscriptions).where(
-            subscriptions.c.id == subscription_id, subscriptions.c.deleted.is_(False)
-        )
-        if owner is not None:
-            query = query.where(subscriptions.c.owner == owner)
-        found = await self._with_targets(query)
+        if owner is None:
+            found = await self._with_targets(_ONE, {"id": subscription_id})
+        else:
+            found = await self._with_targets(_OWNED_ONE, {"id": subscription_id, "owner": owner})
         return found[0] if found else None
 
     async def all(self, owner: str | None = None) -> list[Subscription]:
@@ -162,9 +160,11 @@ class Subscriptions:
             query = query.where(subscriptions.c.owner == owner)
         return await self._with_targets(query)
 
-    async def _with_targets(self, query: Any) -> list[Subscription]:
+    async def _with_targets(
+        self, query: Any, parameters: dict[str, Any] | None = None
+    ) -> list[Subscription]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+            rows = (await conn.execute(query, parameters)).mappings().all()
             urls = await conn.run_sync(_target_urls, [row["id"] for row in rows])
         return [
             _subscription(row, [(tid, self.sealer.open(url)) for tid, url in urls[row["id"]]])
@@ -306,11 +306,7 @@ def _target_urls(conn: Connection, subscription_ids: list[str]) -> dict[str, lis
     found: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for start in range(0, len(subscription_ids), 500):  # bound the IN list
         chunk = subscription_ids[start : start + 500]
-        rows = conn.execute(
-            select(targets.c.subscription_id, targets.c.id, targets.c.url)
-            .where(targets.c.subscription_id.in_(chunk), targets.c.removed.is_(False))
-            .order_by(targets.c.subscription_id, targets.c.position)
-        )
+        rows = conn.execute(_TARGET_URLS, {"ids": chunk})
         for subscription_id, target_id, url in rows:
             found[subscription_id].append((target_id, url))
     return found
@@ -352,6 +348,19 @@ _OWNED: Select[int] = select(func.count()).where(
 _INSERT_SUBSCRIPTION = subscriptions.insert()
 # RETURNING in the order the rows were given: the ids are paired with the URLs by position.
 _INSERT_TARGETS = targets.insert().returning(targets.c.id, sort_by_parameter_order=True)
+# And a read's (every GET, PATCH, DELETE and test of one subscription starts with one).
+_ONE = select(subscriptions).where(
+    subscriptions.c.id == bindparam("id"), subscriptions.c.deleted.is_(False)
+)
+_OWNED_ONE = _ONE.where(subscriptions.c.owner == bindparam("owner"))
+_TARGET_URLS = (
+    select(targets.c.subscription_id, targets.c.id, targets.c.url)
+    .where(
+        targets.c.subscription_id.in_(bindparam("ids", expanding=True)),
+        targets.c.removed.is_(False),
+    )
+    .order_by(targets.c.subscription_id, targets.c.position)
+)
 
 
 def _schedule(row: Any) -> Schedule | None:
