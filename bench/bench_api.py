@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pipeline.http_client import Answer, Connections
+from pipeline.processes import cpu_seconds
 
 from config.settings import LimitSettings
 from service.accounts import add_user
@@ -41,13 +42,6 @@ from service.unsubscribe import UnsubscribeLinks
 from service.web import ApiContext, bind, create_api, serve
 
 Request = Callable[[Connections, int], Awaitable[Answer]]
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU (user + system) used so far by process `pid`."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 async def measure(
@@ -67,7 +61,7 @@ async def measure(
                 raise SystemExit(f"unexpected {response.status_code}: {response.text}")
             latencies.append(time.perf_counter() - started)
 
-    server_cpu, own_cpu = cpu_seconds(server), time.process_time()
+    server_cpu, own_cpu = cpu_seconds([server]), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(clients)))
     elapsed = time.perf_counter() - started
@@ -75,7 +69,7 @@ async def measure(
     return (
         count / elapsed,
         statistics.median(latencies) * 1000,
-        (cpu_seconds(server) - server_cpu) / count * 1000,
+        (cpu_seconds([server]) - server_cpu) / count * 1000,
         (time.process_time() - own_cpu) / count * 1000,
     )
 

@@ -59,6 +59,20 @@ async def stop_process(
         await asyncio.to_thread(proc.wait)
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """CPU (user + system) the processes `pids` have used so far, read from /proc; a process
+    already gone counts nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CpuMeter.TICK
+
+
 class CpuMeter:
     """CPU used by some processes over a window, in % of one core, read from /proc; and by
     everything else on the machine ("others"): other work on a shared machine is noise."""
@@ -72,31 +86,19 @@ class CpuMeter:
         self._started = 0.0
 
     def start(self) -> None:
-        self._start = {name: self._seconds(pids()) for name, pids in self._pids.items()}
+        self._start = {name: cpu_seconds(pids()) for name, pids in self._pids.items()}
         self._machine = self._machine_busy()
         self._started = time.perf_counter()
 
     def stop(self) -> dict[str, float]:
         elapsed = time.perf_counter() - self._started
         used = {
-            name: 100 * (self._seconds(pids()) - self._start.get(name, 0.0)) / elapsed
+            name: 100 * (cpu_seconds(pids()) - self._start.get(name, 0.0)) / elapsed
             for name, pids in self._pids.items()
         }
         machine = 100 * (self._machine_busy() - self._machine) / elapsed
         used["others"] = max(0.0, machine - sum(used.values()))
         return used
-
-    @classmethod
-    def _seconds(cls, pids: list[int]) -> float:
-        total = 0
-        for pid in pids:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / cls.TICK
 
     @classmethod
     def _machine_busy(cls) -> float:
