@@ -213,7 +213,7 @@ class SenderPool:
     def _write(self, child: _Child) -> None:
         """Write the requests this turn of the loop asked of `child`, in one batch."""
         batch, child.outbox = child.outbox, []
-        if not batch or child not in self._children:
+        if child not in self._children:
             return  # lost meanwhile: its sends have already failed
         try:
             _put(child.conn, batch)
