@@ -98,3 +98,6 @@ def test_a_setting_given_with_set_reaches_every_jobwire_and_a_typo_is_refused(
     stack = Stack(options, None, SimpleNamespace(bootstrap="127.0.0.1:9"), None, None)  # type: ignore[arg-type]
     env = stack.env("sqlite://", Topics("p", "a", "d", "g"), delivery__concurrency="32")
     assert env["JOBWIRE_DELIVERY__CONCURRENCY"] == "8"  # over the row's own choice
+    # But not over the parked jobwire's, which fills a ledger with one send held at the sink.
+    parked = stack.parked_env("sqlite://", Topics("p", "a", "d", "g"))
+    assert parked["JOBWIRE_DELIVERY__CONCURRENCY"] == "1"

@@ -35,9 +35,7 @@ async def fill_ledger(
     store_url, topics = await set_up(stack, row, specs)
     await preload(stack, topics.postings, (posting(row, n, employer(n)) for n in range(count)))
     stack.sink.hold()
-    jobwire = stack.start_jobwire(
-        f"{row}-fill", stack.env(store_url, topics, **stack.parked_settings())
-    )
+    jobwire = stack.start_jobwire(f"{row}-fill", stack.parked_env(store_url, topics))
     started = time.perf_counter()
     try:
         while (done := await stack.committed(topics)) < count:

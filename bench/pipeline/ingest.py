@@ -53,7 +53,7 @@ async def ingest_row(stack: Stack, row: str, fanout: int) -> Figure:
         await preload(stack, topics.postings, (posting(row, n, employer(n)) for n in range(count)))
         stack.preloaded[row] = (topics.postings, count)
         stack.sink.hold()
-        jobwire = stack.start_jobwire(row, stack.env(store_url, topics, **stack.parked_settings()))
+        jobwire = stack.start_jobwire(row, stack.parked_env(store_url, topics))
         meter = stack.cpu_meter(jobwire)
         profiler = Profiler(stack, row)
         try:

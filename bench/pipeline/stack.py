@@ -238,9 +238,15 @@ class Stack:
             )
         return Jobwire(proc, log_path)
 
-    def parked_settings(self) -> dict[str, str]:
-        """Delivery that does not compete: one send at a time, held open by the sink."""
-        return {"delivery__concurrency": "1", "delivery__timeout_s": "600"}
+    def parked_env(self, store_url: str, topics: Topics) -> dict[str, str]:
+        """A jobwire whose delivery does not compete: one send at a time, held open by the
+        sink. Parked whatever `--set` says: a concurrency set for the measured run once held
+        that many sends open here, which the measured run then found missing, so it never saw
+        the ledger run out and divided what arrived by the whole window."""
+        env = self.env(store_url, topics)
+        parked = {"delivery__concurrency": "1", "delivery__timeout_s": "600"}
+        env.update({f"JOBWIRE_{key.upper()}": value for key, value in parked.items()})
+        return env
 
     async def stop_parked(self, jobwire: Jobwire) -> None:
         await stop_process(jobwire.proc, then=self.sink.open)
