@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import apprise
 import pytest
 import requests
+import urllib3
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -139,6 +140,32 @@ def test_a_webhook_receives_the_same_request_as_requests_would_have_sent(
     assert ours["headers"]["authorization"].startswith("Basic ")
     assert ours["headers"]["x-team"] == "ops"
     assert json.loads(ours["body"]) == json.loads(theirs["body"])
+
+
+def test_what_the_plain_client_does_not_take_goes_through_requests_and_arrives(
+    port: int, notifier: AppriseNotifier, exchanges: list[str]
+) -> None:
+    # form:// posts form fields, which requests encodes; a timeout object is requests' to read.
+    sender = AppriseNotifier(TargetPolicy(["form"], allow_private_hosts=True), 1, timeout_s=10)
+    try:
+        sender.send_blocking(f"form://127.0.0.1:{port}/form", Message("Café opening", "b"))
+    finally:
+        sender.close()
+    session = keepalive.new_session()
+    try:
+        with keepalive.using(session):
+            answer = requests.post(
+                f"http://127.0.0.1:{port}/timeout", timeout=urllib3.Timeout(connect=5, read=5)
+            )
+    finally:
+        session.close()
+    assert answer.status_code == 200
+    assert exchanges == []
+    form, timed = _Hook.received
+    assert form["path"] == "/form"
+    assert form["headers"]["content-type"] == "application/x-www-form-urlencoded"
+    assert b"title=Caf%C3%A9+opening" in form["body"]
+    assert timed["path"] == "/timeout"
 
 
 def test_the_plugin_gets_the_same_answer_as_from_requests(port: int, exchanges: list[str]) -> None:

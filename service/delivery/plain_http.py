@@ -9,8 +9,9 @@ little: a method, a URL, headers, a body, basic auth, certificate checking and a
 with a real `requests.Response`, so the plugin sees what requests would have given it.
 
 Anything else, it does not take (it returns None and the caller uses requests itself): files,
-streams, cookies, proxies, client certificates, hooks, an auth object, form fields, a user
-and password in the URL, any scheme but http(s), or a proxy set in the environment.
+streams, cookies, proxies, client certificates, hooks, an auth object, form fields, a timeout
+that is not seconds, a user and password in the URL, any scheme but http(s), or a proxy set
+in the environment.
 
 What it keeps the same as requests (keepalive.py's session, which uses it):
 - the URL and its query are prepared by requests' own code, and so is basic auth;
@@ -105,6 +106,8 @@ class PlainHTTP:
             return None  # form fields or a stream: requests encodes those
         if auth is not None and not (isinstance(auth, tuple) and len(auth) == 2):
             return None
+        if not _plain_timeout(kwargs.get("timeout")):
+            return None  # a urllib3 Timeout, say: requests knows what to make of it
         where = self._where(url, kwargs.get("params"))
         if where is None:
             return None
@@ -236,6 +239,12 @@ def _where(url: Any, params: Any) -> _Where | None:
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")  # no #fragment
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return full_url, parts.scheme, parts.hostname or "", port, path
+
+
+def _plain_timeout(timeout: Any) -> bool:
+    """None, seconds, or (connect, read) seconds: the timeouts this client sets itself."""
+    parts = timeout if isinstance(timeout, tuple) and len(timeout) == 2 else (timeout,)
+    return all(part is None or isinstance(part, int | float) for part in parts)
 
 
 def _timeouts(timeout: Any) -> tuple[float | None, float | None]:
