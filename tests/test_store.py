@@ -160,8 +160,9 @@ async def test_on_postgresql_a_write_held_up_by_another_transaction_gives_up_not
 
 
 async def test_an_event_seen_again_after_retention_removed_it_records_no_alert_twice(
-    store: Store, sample_events: list[Event]
+    store: Store, sample_events: list[Event], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(bulk, "COPY_ROWS", 1)  # on PostgreSQL, by COPY, as a large batch
     sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
     batch = sample_events[:3]
     matches = [Match(sub.id, event, sub.target_ids) for event in batch]
@@ -420,6 +421,7 @@ async def test_a_large_batch_goes_in_over_two_connections_and_each_alert_once(
     records nothing twice."""
     store = postgres_store
     monkeypatch.setattr(bulk, "SPLIT_ROWS", 2)
+    monkeypatch.setattr(bulk, "COPY_ROWS", 2)
     copied_by: list[int] = []
     copy = bulk._copy_deliveries
 
@@ -450,6 +452,7 @@ async def test_when_a_large_batch_fails_its_other_half_is_not_kept_either(
     row is never kept without its event, and a failed batch leaves nothing behind."""
     store = postgres_store
     monkeypatch.setattr(bulk, "SPLIT_ROWS", 2)
+    monkeypatch.setattr(bulk, "COPY_ROWS", 2)
 
     async def fails(conn: AsyncConnection, rows: Sequence[DeliveryRow], now: datetime) -> int:
         raise ConnectionResetError("the store went away mid-batch")
