@@ -16,8 +16,9 @@ Why this keeps the egress guard's promise (service/egress.py): a connection is o
 inside a guarded send, where its address is checked at `connect`; a kept connection stays
 with that checked address, so reusing it cannot reach a host the guard would refuse, even if
 the name now resolves elsewhere. Redirects stay refused: the guard patches `Session` itself.
-A kept connection the server has closed is noticed by urllib3 before reuse; one closed at the
-very moment of a send fails that send, which is retried like any failed send.
+A kept connection the server has closed is noticed before reuse (by urllib3, or by the plain
+client below, which makes the same check); one closed at the very moment of a send fails that
+send, which is retried like any failed send.
 
 The session writes a plain request (a method, a URL, headers, a body, basic auth, TLS and a
 timeout: what nearly every webhook plugin asks for) with its own small client on those kept
