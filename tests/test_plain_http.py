@@ -170,6 +170,26 @@ def test_what_the_plain_client_does_not_take_goes_through_requests_and_arrives(
     assert timed["path"] == "/timeout"
 
 
+def test_empty_extras_that_chat_plugins_pass_are_no_reason_to_leave_the_plain_client(
+    port: int, exchanges: list[str]
+) -> None:
+    # Slack's and Discord's plugins pass files=None / files=[] when there is no attachment;
+    # requests reads an empty value as none. A real file still goes through requests.
+    url = f"http://127.0.0.1:{port}/chat"
+    session = keepalive.new_session()
+    try:
+        with keepalive.using(session):
+            for empty in ({"files": None}, {"files": []}, {"stream": False, "cookies": None}):
+                requests.post(url, data='{"text": "hi"}', timeout=5, **empty)  # type: ignore[arg-type]
+            requests.post(url, data={"payload_json": "{}"}, files={"f": ("a.txt", b"x")}, timeout=5)
+    finally:
+        session.close()
+    assert exchanges == [url] * 3
+    bodies = [r["body"] for r in _Hook.received]
+    assert bodies[:3] == [b'{"text": "hi"}'] * 3
+    assert _Hook.received[3]["headers"]["content-type"].startswith("multipart/form-data")
+
+
 def test_the_plugin_gets_the_same_answer_as_from_requests(port: int, exchanges: list[str]) -> None:
     url = f"http://127.0.0.1:{port}/gzip"
     theirs = requests.get(url, timeout=5)

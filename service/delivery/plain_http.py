@@ -9,9 +9,10 @@ little: a method, a URL, headers, a body, basic auth, certificate checking and a
 with a real `requests.Response`, so the plugin sees what requests would have given it.
 
 Anything else, it does not take (it returns None and the caller uses requests itself): files,
-streams, cookies, proxies, client certificates, hooks, an auth object, form fields, a timeout
-that is not seconds, a user and password in the URL, any scheme but http(s), or a proxy set
-in the environment.
+streams, cookies, proxies, client certificates or hooks (each unless empty, which requests
+reads as none: Slack's and Discord's plugins pass `files=None`), an auth object, form
+fields, a timeout that is not seconds, a user and password in the URL, any scheme but
+http(s), or a proxy set in the environment.
 
 What it keeps the same as requests (keepalive.py's session, which uses it):
 - the URL and its query are prepared by requests' own code, and so is basic auth;
@@ -51,8 +52,10 @@ from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH, default_headers, get_encoding_from_headers
 
-# The keyword arguments this client takes; any other (files, cookies, proxies, stream, cert,
-# hooks) leaves the request to requests.
+# The keyword arguments this client takes. Any other (files, cookies, proxies, stream, cert,
+# hooks) leaves the request to requests, unless it is empty: Slack's and Discord's plugins,
+# among others, pass `files=None` or `files=[]` without attachments, which requests reads as
+# no files at all.
 _TAKEN = frozenset(
     {"params", "data", "json", "headers", "auth", "timeout", "verify", "allow_redirects"}
 )
@@ -99,8 +102,8 @@ class PlainHTTP:
         `redirect_target` is the session's `get_redirect_target`, called on the answer as
         requests does, so that the egress guard sees a redirect and refuses it.
         """
-        if not _TAKEN.issuperset(kwargs):
-            return None
+        if any(value for name, value in kwargs.items() if name not in _TAKEN):
+            return None  # files, cookies, a proxy, a stream...: requests' to do
         data, auth = kwargs.get("data"), kwargs.get("auth")
         if data is not None and not isinstance(data, str | bytes):
             return None  # form fields or a stream: requests encodes those
