@@ -8,8 +8,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from service.store.engine import insert
@@ -111,9 +112,7 @@ class Accounts:
     async def by_key_hash(self, key_hash: str) -> User | None:
         """The key's holder: looked up for every API request, so its statement is built once
         (a statement built per call cost SQLAlchemy its cache key again each time)."""
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(_BY_KEY_HASH, {"key_hash": key_hash})).first()
-        return User(*row) if row else None
+        return await self._first(_BY_KEY_HASH, {"key_hash": key_hash})
 
     async def by_email(self, email: str) -> User | None:
         return await self._one(users.c.email == email)
@@ -125,9 +124,13 @@ class Accounts:
         return await self._one(users.c.id == user_id)
 
     async def _one(self, where: ColumnElement[bool]) -> User | None:
-        query = select(*USER_COLUMNS).where(where)
+        return await self._first(select(*USER_COLUMNS).where(where))
+
+    async def _first(
+        self, query: Select[Any], parameters: dict[str, Any] | None = None
+    ) -> User | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(query, parameters)).first()
         return User(*row) if row else None
 
     async def all(self) -> list[User]:
