@@ -7,7 +7,7 @@ CPython's full collection (generation 2) stops the whole process - the event loo
 alert in flight - while it walks every container object it tracks. It runs on its own when
 enough new long-lived objects have piled up. This measures one full collection:
 
-1. in a sending process, built as `service/delivery/senders.py: _serve` builds it: at
+1. in a sending process, built as `service/delivery/send/senders.py: _serve` builds it: at
    start-up's end (the baseline, measured in the same run), then after `interpreter.settle()` and
    `--sends` alerts to 100 `json://` targets on a loopback server (so what sending builds and
    keeps - the plugins, sessions, connections - is walked too);
@@ -95,7 +95,7 @@ async def in_the_service(rounds: int, requests: int) -> Figures:
 
 def in_a_sender(rounds: int, sends: int, answer: multiprocessing.connection.Connection) -> None:
     from service.delivery.render import Message
-    from service.delivery.senders import equip
+    from service.delivery.send.senders import equip
 
     hook = _loopback_hook()
     # What `_serve` has built when it settles; what the sends build comes after.

@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config.settings import DeliverySettings, MailSettings, TargetSettings
 from consumers.events import JobPosting
 from devstack.sinks import SmtpSink
-from service.delivery.notifier import AppriseNotifier
 from service.delivery.render import Message
+from service.delivery.send.notifier import AppriseNotifier
 from service.delivery.worker import DeliveryWorker
 from service.logs import configure_logging
 from service.own_mail import own_mail_target

@@ -23,7 +23,7 @@ from service import interpreter
 from service.delivery import AppriseNotifier, DeliveryWorker, Notifier
 from service.delivery.observer import Observers
 from service.delivery.render import Renderer
-from service.delivery.senders import SenderPool
+from service.delivery.send.senders import SenderPool
 from service.operations.health import StoreWatch
 from service.operations.meta_alerts import MetaAlerts
 from service.operations.metrics import Metrics

@@ -3,7 +3,7 @@
 Each test sends through Apprise, `apprise.Apprise().add(url); notify(...)`, inside the guard,
 and asserts on what the sinks received: a refused send reaches nobody. Each runs twice: as
 requests sends for Apprise, and as jobwire's notifier sends a webhook (a kept session, whose
-plain HTTP client writes the request itself; service/delivery/plain_http.py).
+plain HTTP client writes the request itself; service/delivery/send/plain_http.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import requests
 
 from devstack.sinks import HttpSink, SmtpSink
 from service import egress
-from service.delivery import keepalive
+from service.delivery.send import keepalive
 from service.egress import EgressRefused, address_problem, guarded
 
 TRANSPORTS = ("requests", "kept session")

@@ -16,8 +16,8 @@ from apprise import NotifyFormat
 from apprise.plugins import NotifyBase
 
 from consumers.events import Article, JobPosting
-from service.delivery.fit import NotifyArgs, fit
 from service.delivery.render import Message, Renderer
+from service.delivery.send.fit import NotifyArgs, fit
 from service.unsubscribe import with_unsubscribe_headers
 
 UNSUBSCRIBE = "https://jobwire.example.com/unsubscribe/s1.bWFj"

@@ -12,9 +12,10 @@ from typing import ClassVar
 import pytest
 import requests
 
-from service.delivery import AppriseNotifier, DeliveryFailed, keepalive
-from service.delivery import notifier as notifier_module
+from service.delivery import AppriseNotifier, DeliveryFailed
 from service.delivery.render import Message
+from service.delivery.send import keepalive
+from service.delivery.send import notifier as notifier_module
 from service.targets import TargetPolicy
 
 

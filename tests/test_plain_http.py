@@ -1,6 +1,6 @@
 """Webhooks sent by the plain HTTP client on kept connections, against real HTTP(S) servers.
 
-The client (service/delivery/plain_http.py) writes a webhook's request itself instead of going
+The client (service/delivery/send/plain_http.py) writes a webhook's request itself instead of going
 through requests; these tests hold it to what requests would have done, as the target and the
 plugin see it: the same request on the wire, the same answer to the plugin, TLS checked the
 same way, and a failure that fails the send with a reason, never a send lost or stuck.
@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from devstack.certificates import make_tls_material
-from service.delivery import AppriseNotifier, DeliveryFailed, keepalive, plain_http
+from service.delivery import AppriseNotifier, DeliveryFailed
 from service.delivery.render import Message
+from service.delivery.send import keepalive, plain_http
 from service.targets import TargetPolicy
 
 

@@ -1,4 +1,5 @@
-"""The sending processes (service/delivery/senders.py), real ones, against a real webhook server.
+"""The sending processes (service/delivery/send/senders.py), real ones, against a real webhook
+server.
 
 Requests and answers cross each child's pipe in batches; these tests check that every send
 still gets its own answer, and that a child that dies fails only what it had in flight.
@@ -19,9 +20,10 @@ from typing import ClassVar
 import pytest
 
 from config.settings import TargetSettings, TemplateSettings
-from service.delivery import DeliveryFailed, senders
+from service.delivery import DeliveryFailed
 from service.delivery.render import Message
-from service.delivery.senders import SenderPool
+from service.delivery.send import senders
+from service.delivery.send.senders import SenderPool
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -10,7 +10,7 @@ consumer in Python gets out of this broker on this machine, the limit of jobwire
 ``apprise``: CONCURRENCY threads send alerts through Apprise to URL for SECONDS, a fresh
 Apprise object per alert (a reused one throttles repeated sends to one target): stock Apprise
 as an application would call it, a new connection per alert. jobwire does better than this
-(service/delivery/keepalive.py: plugins reused, connections kept alive), so the "of Apprise"
+(service/delivery/send/keepalive.py: plugins reused, connections kept alive), so the "of Apprise"
 column can pass 100%; it says what jobwire adds over calling Apprise plainly. Each alert has
 the size of one of jobwire's posting alerts.
 

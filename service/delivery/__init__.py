@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from service.delivery.breaker import Admission, TargetBreaker, Verdict
-from service.delivery.fit import NotifyArgs, fit
-from service.delivery.notifier import AppriseNotifier, DeliveryFailed, Notifier
 from service.delivery.render import Message, Renderer, TemplateError, render_test
+from service.delivery.send.fit import NotifyArgs, fit
+from service.delivery.send.notifier import AppriseNotifier, DeliveryFailed, Notifier
 from service.delivery.worker import DeliveryWorker, Recorder, backoff
 
 __all__ = [

@@ -27,9 +27,9 @@ import structlog
 from config.settings import DeliverySettings
 from consumers.pacing import wait_or_stop
 from service.delivery.breaker import Admission, TargetBreaker
-from service.delivery.notifier import DeliveryFailed, Notifier
 from service.delivery.observer import DeliveryObserver, Observers
 from service.delivery.render import Message, Renderer
+from service.delivery.send.notifier import DeliveryFailed, Notifier
 from service.redaction import mask, scrub
 from service.store import ClaimedDelivery, Store, explain, utcnow
 from service.store.ledger import Ledger, Outcomes

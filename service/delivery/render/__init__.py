@@ -5,7 +5,7 @@
     renderer.digest(subscription_name, events, unsubscribe_url, manage_url)  # many, at once
 
 How a message becomes what one target takes (format, the service's length limits) is
-service/delivery/fit.py.
+service/delivery/send/fit.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ class Message:
     """What one alert or digest says.
 
     `body` is plain text; `html` and `markdown` are the same message for targets that show
-    them (email takes the HTML, chat the Markdown; see service/delivery/fit.py). A message
+    them (email takes the HTML, chat the Markdown; see service/delivery/send/fit.py). A message
     from the `Renderer` renders each body the first time it is read: a target takes one
     format, so a digest costs its title and that one body (bench/bench_render.py).
 
@@ -61,7 +61,7 @@ class Message:
         self.shrinkable = shrinkable
         self.shorten = shorten
         # How the Renderer made it, so another process with the same templates can make it
-        # again (service/delivery/senders.py): a message's lazy bodies do not travel.
+        # again (service/delivery/send/senders.py): a message's lazy bodies do not travel.
         self.recipe = recipe
 
     @property

@@ -48,9 +48,9 @@ from apprise.emojis import apply_emojis
 from apprise.plugins.base import NotifyBase
 from apprise.plugins.matrix import NotifyMatrix
 
-from service.delivery import keepalive, smtp_tls
-from service.delivery.fit import fit
 from service.delivery.render import Message
+from service.delivery.send import keepalive, smtp_tls
+from service.delivery.send.fit import fit
 from service.egress import EgressRefused
 from service.redaction import mask, scrub
 from service.targets import TargetPolicy

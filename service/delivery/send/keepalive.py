@@ -48,7 +48,7 @@ import requests
 import requests.api
 import requests.auth
 
-from service.delivery.plain_http import PlainHTTP
+from service.delivery.send.plain_http import PlainHTTP
 
 _session: ContextVar[requests.Session | None] = ContextVar("jobwire_http_session", default=None)
 _plain_request = requests.api.request

@@ -37,9 +37,9 @@ import structlog
 
 from config.settings import TargetSettings, TemplateSettings
 from service import interpreter
-from service.delivery.notifier import AppriseNotifier, DeliveryFailed
 from service.delivery.render import Message, Renderer
 from service.delivery.render.renderer import remake
+from service.delivery.send.notifier import AppriseNotifier, DeliveryFailed
 from service.redaction import scrub
 from service.targets import TargetPolicy
 
