@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service.store.engine import insert
+from service.store.engine import insert, read
 from service.store.schema import (
     api_keys,
     deliveries,
@@ -129,8 +129,7 @@ class Accounts:
     async def _first(
         self, query: Select[Any], parameters: dict[str, Any] | None = None
     ) -> User | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query, parameters)).first()
+        row = await read(self.engine, lambda conn: conn.execute(query, parameters).first())
         return User(*row) if row else None
 
     async def all(self) -> list[User]:

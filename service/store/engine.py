@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,9 +18,12 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolResetState
 
 from service.store import sqlite_driver
 from service.store.errors import StoreUnavailable
+from service.store.small_work import SmallWork
 from service.store.wal_checkpoints import WalCheckpoints
 
 SUPPORTED = "use sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER:PASSWORD@HOST/DB"
+
+T = TypeVar("T")
 
 
 # Pages a SQLite connection keeps in memory, in KiB. SQLite's default, 2 MB, holds too little of
@@ -96,8 +99,9 @@ def _driver_options(url: str | URL) -> dict[str, Any]:
 
 
 class TurnTakingWrites(AsyncEngine):
-    """A SQLite engine whose write transactions (`begin()`) in this process take turns, and
-    whose WAL a thread of its own copies back into the file (service/store/wal_checkpoints.py).
+    """A SQLite engine whose write transactions (`begin()`, `transaction()`) in this process
+    take turns, and whose WAL a thread of its own copies back into the file
+    (service/store/wal_checkpoints.py).
 
     SQLite lets one connection write at a time. Without turns, a connection that finds the
     file locked is put to sleep by SQLite's busy handler, for 1, 2, 5, 10... ms at a time,
@@ -106,10 +110,16 @@ class TurnTakingWrites(AsyncEngine):
     the last one ends. Other processes (the CLI) still meet the busy timeout.
     """
 
-    def __init__(self, sync_engine: Engine, checkpoints: WalCheckpoints | None) -> None:
+    def __init__(
+        self,
+        sync_engine: Engine,
+        checkpoints: WalCheckpoints | None,
+        small_work: SmallWork | None = None,
+    ) -> None:
         super().__init__(sync_engine)
         self._turn = asyncio.Lock()
         self.checkpoints = checkpoints
+        self.small_work = small_work
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -121,10 +131,50 @@ class TurnTakingWrites(AsyncEngine):
             if self.checkpoints is not None:
                 self.checkpoints.written()
 
+    async def small_transaction(self, small_work: SmallWork, work: Callable[[Connection], T]) -> T:
+        """`work` as one transaction through `small_work`, in its turn."""
+        async with self._turn:
+            if self.checkpoints is not None:
+                await self.checkpoints.make_room()
+            result = await small_work.transaction(work)
+            if self.checkpoints is not None:
+                self.checkpoints.written()
+            return result
+
     async def dispose(self, close: bool = True) -> None:
+        if self.small_work is not None:
+            self.small_work.close()
         if self.checkpoints is not None:
             await self.checkpoints.stop()
         await super().dispose(close)
+
+
+async def transaction(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
+    """Run `work`, plain SQLAlchemy on a few rows, as one transaction; commit if it returns.
+
+    On a SQLite file it runs whole on the event loop's thread (service/store/small_work.py),
+    and may run twice, the first time rolled back: it must only touch the store. On
+    PostgreSQL each statement is its round trip to the server either way, and `work` runs
+    as any transaction's statements do (`run_sync`).
+    """
+    if isinstance(engine, TurnTakingWrites) and engine.small_work is not None:
+        return await engine.small_transaction(engine.small_work, work)
+    async with engine.begin() as conn:
+        return await conn.run_sync(work)
+
+
+async def read(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
+    """Run `work`, which only reads a few rows, as `transaction` runs its work.
+
+    On PostgreSQL without a transaction of its own (autocommit): asyncpg would otherwise send
+    a BEGIN before the read and a ROLLBACK after it, two more round trips to the server.
+    """
+    if isinstance(engine, TurnTakingWrites) and engine.small_work is not None:
+        return await engine.small_work.read(work)
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return await conn.run_sync(work)
 
 
 def open_engine(url: str) -> AsyncEngine:
@@ -142,7 +192,13 @@ def open_engine(url: str) -> AsyncEngine:
     if name == "sqlite":
         file = sqlite_file(url)
         checkpoints = WalCheckpoints(file) if file is not None else None
-        engine = TurnTakingWrites(engine.sync_engine, checkpoints)
+        # An in-memory database is one per connection: small work's would be another.
+        small_work = (
+            SmallWork(make_url(url), [_set_sqlite_pragmas, _leave_checkpoints_to_the_thread])
+            if file is not None
+            else None
+        )
+        engine = TurnTakingWrites(engine.sync_engine, checkpoints, small_work)
         if file is not None:
             _create_private(file)
             event.listen(engine.sync_engine, "connect", _leave_checkpoints_to_the_thread)

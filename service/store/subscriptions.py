@@ -22,6 +22,7 @@ from service.own_mail import sent_via
 from service.redaction import scheme_of
 from service.schedule import Schedule, clock_time, quiet_hours
 from service.store.crypto import Sealer
+from service.store.engine import transaction
 from service.store.schema import deliveries, subscriptions, targets, utcnow
 from service.subscriptions import Criteria, Subscription, SubscriptionIn
 
@@ -77,28 +78,27 @@ class Subscriptions:
             "created_at": now,
             "updated_at": now,
         }
-        async with self.engine.begin() as conn:
+        on_sqlite = self.engine.dialect.name == "sqlite"
+
+        def add_whole(conn: Connection) -> list[int]:
             if owner is not None and max_owned is not None:
-                if self.engine.dialect.name == "sqlite":
+                if on_sqlite:
                     # The driver would BEGIN (deferred) only at the INSERT, after the count.
-                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 else:
                     lock = func.hashtext(f"subscriptions:{owner}")
-                    await conn.execute(select(func.pg_advisory_xact_lock(lock)))
-                owned = int((await conn.execute(_OWNED, {"owner": owner})).scalar_one())
+                    conn.execute(select(func.pg_advisory_xact_lock(lock)))
+                owned = int(conn.execute(_OWNED, {"owner": owner}).scalar_one())
                 if owned >= max_owned:
                     raise OwnerLimitReached(owned)
-            ids = await self._insert(conn, row, spec.notify)
+            conn.execute(_INSERT_SUBSCRIPTION, row)
+            return self._add_targets(conn, row["id"], enumerate(spec.notify))
+
+        ids = await transaction(self.engine, add_whole)
         return _subscription(row, list(zip(ids, spec.notify, strict=True)))
 
-    async def _insert(
-        self, conn: AsyncConnection, row: dict[str, Any], urls: Sequence[str]
-    ) -> list[int]:
-        await conn.execute(_INSERT_SUBSCRIPTION, row)
-        return await self._add_targets(conn, row["id"], enumerate(urls))
-
-    async def _add_targets(
-        self, conn: AsyncConnection, subscription_id: str, urls: Iterable[tuple[int, str]]
+    def _add_targets(
+        self, conn: Connection, subscription_id: str, urls: Iterable[tuple[int, str]]
     ) -> list[int]:
         rows = [
             {
@@ -113,8 +113,7 @@ class Subscriptions:
         ]
         if not rows:
             return []
-        inserted = await conn.execute(_INSERT_TARGETS, rows)
-        return list(inserted.scalars())
+        return list(conn.execute(_INSERT_TARGETS, rows).scalars())
 
     async def fill_sent_via(self, batch: int = 2_000) -> int:
         """Say what each target made before migration 0010 is sent through (its URL opened
@@ -218,8 +217,10 @@ class Subscriptions:
                 await conn.execute(
                     update(targets).where(targets.c.id == kept[url]).values(position=position)
                 )
-        await self._add_targets(
-            conn, subscription_id, ((p, url) for p, url in enumerate(wanted) if url not in kept)
+        await conn.run_sync(
+            self._add_targets,
+            subscription_id,
+            ((p, url) for p, url in enumerate(wanted) if url not in kept),
         )
         if dropped:
             await conn.execute(

@@ -1,0 +1,107 @@
+"""Small units of SQLite work run whole on the event loop's own thread.
+
+Through aiosqlite each statement is a trip to its connection's thread and back. A
+subscription's create (BEGIN IMMEDIATE, a count, two inserts, COMMIT) was five trips and
+1.5-1.7 ms of CPU, and a key's lookup, done for every API request, 0.47 ms for one statement.
+The creates also took turns at SQLite's write lock, which each kept across its five trips, so
+the event loop idled while the next create waited (bench/bench_api.py: 213-220 creates a
+second). Run whole in a thread of their own, the work's Python (SQLAlchemy's, for each
+statement) and the loop's took turns at the interpreter's lock, and a create still cost
+3.3-3.5 ms of the server's CPU (305 a second). On the loop's thread: 2.7 ms (378 a second),
+and a key's lookup 0.08 ms.
+
+What SQLite does for such work is a few rows' worth, tens of microseconds. What keeps it from
+making the loop wait longer is that this connection never waits for a lock: its busy timeout
+is 0. Within the process, writes take turns (TurnTakingWrites), so the write lock is free when
+a write's turn comes, and in WAL mode a read does not wait for writers. Work that still finds
+the file locked (another process writing: the CLI, a backup) is rolled back and run again on
+a connection in a thread of its own, which waits out the lock as every other connection does.
+So work given here may run twice, the first time rolled back: it must only touch the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
+
+T = TypeVar("T")
+Listener = Callable[..., None]
+
+# SQLite's primary result codes for "another connection holds a lock this one needs".
+_LOCKED = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+
+
+def _never_wait(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.close()
+
+
+def _found_locked(error: OperationalError) -> bool:
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _LOCKED
+
+
+class SmallWork:
+    """A SQLite file's connection for small units of work on the loop's thread, and one in a
+    thread of its own for when the file is locked."""
+
+    def __init__(self, url: URL, on_connect: Sequence[Listener]) -> None:
+        # The same file through the standard library's driver: SQLAlchemy's SQLite dialects
+        # share their SQL and their types, so a statement means the same here as through
+        # aiosqlite.
+        sync_url = url.set(drivername="sqlite")
+        self._here = create_engine(sync_url, pool_size=1, max_overflow=0)
+        self._away = create_engine(sync_url, pool_size=1, max_overflow=0)
+        for engine in (self._here, self._away):
+            for listener in on_connect:
+                event.listen(engine, "connect", listener)
+        event.listen(self._here, "connect", _never_wait)  # after the listeners' busy timeout
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="jobwire-sqlite-locked")
+
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
+        """`work` in one transaction, committed if it returns, rolled back if it raises."""
+
+        def whole(engine: Engine) -> T:
+            with engine.begin() as conn:
+                return work(conn)
+
+        try:
+            return whole(self._here)
+        except OperationalError as error:
+            if not _found_locked(error):
+                raise
+        done = asyncio.get_running_loop().run_in_executor(self._thread, whole, self._away)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # The transaction goes on in its thread; the caller's turn at writing lasts
+            # until it has ended, so the next writer does not meet its lock.
+            await asyncio.wait([done])
+            raise
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """`work`, which only reads."""
+
+        def whole(engine: Engine) -> T:
+            with engine.connect() as conn:
+                return work(conn)
+
+        try:
+            return whole(self._here)
+        except OperationalError as error:
+            if not _found_locked(error):
+                raise
+        return await asyncio.get_running_loop().run_in_executor(self._thread, whole, self._away)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self._here.dispose()
+        self._away.dispose()
