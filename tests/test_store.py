@@ -466,3 +466,29 @@ async def test_when_a_large_batch_fails_its_other_half_is_not_kept_either(
     assert await store.ledger.counts() == {}
     async with store.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(events))).scalar() == 0
+
+
+@pytest.mark.integration
+async def test_connections_the_server_dropped_are_replaced_before_they_are_used(
+    postgres_store: Store, request: pytest.FixtureRequest
+) -> None:
+    """A restart or a network cut closes the pool's idle connections under it: the next
+    requests still get their answers, on new connections, instead of an error each."""
+    store = postgres_store
+    user = await store.accounts.add("still-served", "hash-of-a-key")
+    assert user is not None
+    server: PostgresServer = request.getfixturevalue("postgres")
+    other = await asyncpg.connect(server.dsn)
+    try:
+        ended = await other.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await other.close()
+    assert ended >= 1  # the pool's idle connections
+    for _ in range(3):
+        found = await store.accounts.by_key_hash("hash-of-a-key")
+        assert found is not None
+        assert found.name == "still-served"
+    assert await store.subscriptions.count("still-served") == 0

@@ -13,8 +13,10 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolResetState
+from sqlalchemy.util import await_
 
 from service.store import sqlite_driver
 from service.store.errors import StoreUnavailable
@@ -181,9 +183,9 @@ def open_engine(url: str) -> AsyncEngine:
     on_sqlite = make_url(url).get_backend_name() == "sqlite"
     engine = create_async_engine(
         url,
-        # A ping before each use finds a PostgreSQL connection the server dropped; a SQLite
-        # file has no server to lose, and the ping was a round trip to its thread per checkout.
-        pool_pre_ping=not on_sqlite,
+        # PostgreSQL's connections are pinged before each use (`_ping`); a SQLite file has no
+        # server to lose, and a ping was a round trip to its thread per checkout.
+        pool_pre_ping=False,
         # SQLite's connections are rolled back on return only when they need it (below).
         pool_reset_on_return=None if on_sqlite else "rollback",
         **_driver_options(url),
@@ -204,9 +206,30 @@ def open_engine(url: str) -> AsyncEngine:
             event.listen(engine.sync_engine, "connect", _leave_checkpoints_to_the_thread)
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
         event.listen(engine.sync_engine, "reset", _roll_back_if_open)
-    elif name != "postgresql":
+    elif name == "postgresql":
+        event.listen(engine.sync_engine, "checkout", _ping)
+    else:
         raise StoreUnavailable(f"unsupported store {name!r}: {SUPPORTED}")
     return engine
+
+
+def _ping(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry, __: object) -> None:
+    """Before each use, find a PostgreSQL connection the server dropped (a restart, a network
+    cut), so the pool makes a new one instead of failing the work given to it.
+
+    SQLAlchemy's own ping (`pool_pre_ping`) sends an empty query inside a transaction of its
+    own with asyncpg: BEGIN, the query, ROLLBACK, three round trips to the server for every
+    connection taken from the pool, which a key's lookup and a subscription's create take
+    once each. A query alone, outside a transaction, is one.
+    """
+    driver: Any = dbapi_connection.driver_connection
+    try:
+        await_(driver.execute("SELECT 1"))
+    except Exception as exc:
+        # Whatever the error (a closed socket, the server's "terminating connection", or
+        # asyncpg's protocol left mid-state by it), the connection is not to be used; the
+        # pool makes another, and a server that is really gone fails that connect, plainly.
+        raise DisconnectionError(f"the connection was lost: {exc!r}") from exc
 
 
 def migration_engine(url: URL) -> AsyncEngine:
