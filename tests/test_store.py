@@ -19,7 +19,8 @@ from service.store import Match, Store, bulk, explain, utcnow
 from service.store import ledger as ledger_module
 from service.store.bulk import DeliveryRow
 from service.store.ledger import Outcomes
-from service.store.schema import events
+from service.store.schema import events, targets
+from service.store.subscriptions import OwnerLimitReached
 from service.subscriptions import Subscription, SubscriptionIn
 from tests.conftest import empty_database
 
@@ -44,17 +45,36 @@ async def alerts_for_two_targets(store: Store, sample: list[Event]) -> Subscript
     return sub
 
 
-async def test_a_new_subscriptions_target_ids_follow_its_notify_order(store: Store) -> None:
-    # The ids come back from one multi-row INSERT ... RETURNING and are paired with the URLs
-    # by position: the ledger's rows name targets by these ids.
+@pytest.mark.parametrize("owned_by", [None, "ana"])
+async def test_a_new_subscriptions_target_ids_follow_its_notify_order(
+    store: Store, owned_by: str | None
+) -> None:
+    # The ids come back from one multi-row INSERT ... RETURNING (with an owner and a limit,
+    # on PostgreSQL, from the statement that also counts) and are paired with the URLs by
+    # position: the ledger's rows name targets by these ids.
     urls = [f"json://127.0.0.1:9/hook{n}" for n in range(12)]
-    made = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=urls))
+    made = await store.subscriptions.add(
+        spec(employers=["NORDSTROM"], notify=urls), owner=owned_by, max_owned=5
+    )
     stored = await store.subscriptions.get(made.id)
     assert stored is not None
     assert list(zip(made.target_ids, made.notify, strict=True)) == list(
         zip(stored.target_ids, stored.notify, strict=True)
     )
     assert made.notify == urls
+
+
+async def test_an_owner_at_the_limit_is_refused_and_nothing_is_stored(store: Store) -> None:
+    for n in range(3):
+        await store.subscriptions.add(spec(employers=[f"E{n}"]), owner="ana", max_owned=3)
+    await store.subscriptions.add(spec(employers=["other"]), owner="bob", max_owned=3)
+    with pytest.raises(OwnerLimitReached) as refused:
+        await store.subscriptions.add(spec(employers=["E3"]), owner="ana", max_owned=3)
+    assert refused.value.owned == 3
+    assert await store.subscriptions.count("ana") == 3
+    assert len(await store.subscriptions.all()) == 4
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(targets))).scalar() == 4
 
 
 async def test_recording_the_same_batch_twice_records_each_alert_once(

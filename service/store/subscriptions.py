@@ -15,7 +15,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Select, bindparam, func, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    false,
+    func,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.own_mail import sent_via
@@ -68,6 +80,8 @@ class Subscriptions:
         concurrent adds cannot all see "one below the limit" and all insert (30 at once took
         a user with 95 of 100 to 120). PostgreSQL: a transaction-scoped advisory lock on the
         owner. SQLite: BEGIN IMMEDIATE, which takes the database's write lock before reading.
+        On PostgreSQL, where each statement is a round trip to the server, the count and both
+        inserts after the lock are one statement (`_ADD_UNDER_LIMIT`).
         """
         now = utcnow()
         row = {
@@ -82,12 +96,10 @@ class Subscriptions:
 
         def add_whole(conn: Connection) -> list[int]:
             if owner is not None and max_owned is not None:
-                if on_sqlite:
-                    # The driver would BEGIN (deferred) only at the INSERT, after the count.
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                else:
-                    lock = func.hashtext(f"subscriptions:{owner}")
-                    conn.execute(select(func.pg_advisory_xact_lock(lock)))
+                if not on_sqlite:
+                    return self._add_under_limit(conn, row, spec.notify, max_owned)
+                # The driver would BEGIN (deferred) only at the INSERT, after the count.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
                 owned = int(conn.execute(_OWNED, {"owner": owner}).scalar_one())
                 if owned >= max_owned:
                     raise OwnerLimitReached(owned)
@@ -97,10 +109,42 @@ class Subscriptions:
         ids = await transaction(self.engine, add_whole)
         return _subscription(row, list(zip(ids, spec.notify, strict=True)))
 
+    def _add_under_limit(
+        self, conn: Connection, row: dict[str, Any], urls: Sequence[str], max_owned: int
+    ) -> list[int]:
+        """PostgreSQL: the row and its targets, if its owner has fewer than `max_owned`."""
+        # Under the lock, the next statement's snapshot sees every add that held it before.
+        conn.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(f"subscriptions:{row['owner']}")))
+        )
+        new_targets = self._target_rows(row["id"], enumerate(urls))
+        owned, ids = conn.execute(
+            _ADD_UNDER_LIMIT,
+            {
+                **row,
+                "max_owned": max_owned,
+                **{
+                    f"t_{name}": [target[name] for target in new_targets]
+                    for name in ("position", "url", "scheme", "sent_via")
+                },
+            },
+        ).one()
+        if owned >= max_owned:
+            raise OwnerLimitReached(owned)
+        return list(ids or [])
+
     def _add_targets(
         self, conn: Connection, subscription_id: str, urls: Iterable[tuple[int, str]]
     ) -> list[int]:
-        rows = [
+        rows = self._target_rows(subscription_id, urls)
+        if not rows:
+            return []
+        return list(conn.execute(_INSERT_TARGETS, rows).scalars())
+
+    def _target_rows(
+        self, subscription_id: str, urls: Iterable[tuple[int, str]]
+    ) -> list[dict[str, Any]]:
+        return [
             {
                 "subscription_id": subscription_id,
                 "position": position,
@@ -111,9 +155,6 @@ class Subscriptions:
             }
             for position, url in urls
         ]
-        if not rows:
-            return []
-        return list(conn.execute(_INSERT_TARGETS, rows).scalars())
 
     async def fill_sent_via(self, batch: int = 2_000) -> int:
         """Say what each target made before migration 0010 is sent through (its URL opened
@@ -349,6 +390,55 @@ _OWNED: Select[int] = select(func.count()).where(
 _INSERT_SUBSCRIPTION = subscriptions.insert()
 # RETURNING in the order the rows were given: the ids are paired with the URLs by position.
 _INSERT_TARGETS = targets.insert().returning(targets.c.id, sort_by_parameter_order=True)
+
+
+def _add_under_limit() -> Select[Any]:
+    """PostgreSQL: insert a subscription and its targets if its owner has fewer than
+    `max_owned`, in one statement; answers the owner's count before it and the targets' ids
+    in their order (none when nothing was inserted)."""
+    owned = _OWNED.cte("owned")
+    new = (
+        subscriptions.insert()
+        .from_select(
+            [column.name for column in subscriptions.c],
+            select(*(bindparam(column.name, type_=column.type) for column in subscriptions.c))
+            .select_from(owned)
+            .where(owned.c[0] < bindparam("max_owned")),
+        )
+        .returning(subscriptions.c.id)
+        .cte("new")
+    )
+    given = (
+        func.unnest(
+            bindparam("t_position", type_=postgresql.ARRAY(Integer)),
+            bindparam("t_url", type_=postgresql.ARRAY(Text)),
+            bindparam("t_scheme", type_=postgresql.ARRAY(Text)),
+            bindparam("t_sent_via", type_=postgresql.ARRAY(Text)),
+        )
+        .table_valued("position", "url", "scheme", "sent_via")
+        .render_derived(name="given")
+    )
+    added = (
+        targets.insert()
+        .from_select(
+            ["subscription_id", "position", "url", "scheme", "sent_via", "removed"],
+            select(
+                new.c.id, given.c.position, given.c.url, given.c.scheme, given.c.sent_via, false()
+            )
+            .select_from(new)
+            .join(given, true()),
+        )
+        .returning(targets.c.id, targets.c.position)
+        .cte("added")
+    )
+    in_order = postgresql.aggregate_order_by(added.c.id, added.c.position)
+    return select(
+        select(owned.c[0]).scalar_subquery(),
+        select(func.array_agg(in_order)).scalar_subquery(),
+    )
+
+
+_ADD_UNDER_LIMIT = _add_under_limit()
 # And a read's (every GET, PATCH, DELETE and test of one subscription starts with one).
 _ONE = select(subscriptions).where(
     subscriptions.c.id == bindparam("id"), subscriptions.c.deleted.is_(False)
