@@ -41,6 +41,7 @@ from service.store.bulk import (
     wants_helper,
 )
 from service.store.crypto import Sealer
+from service.store.engine import transaction
 from service.store.schema import deliveries, events, subscriptions, targets, utcnow
 
 DeliveryStatus = Literal["pending", "sending", "sent", "dead"]
@@ -246,6 +247,74 @@ async def _bound_lock_waits(conn: AsyncConnection) -> None:
         await conn.exec_driver_sql(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}")
 
 
+def _apply(conn: Connection, outcomes: Outcomes) -> dict[int, int]:
+    """Ledger.apply's transaction."""
+    also_dead: dict[int, int] = {}
+    if outcomes.sent:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("row"))
+            .values(status="sent", sent_at=bindparam("at"), claimed_until=None),
+            [{"row": row, "at": at} for row, at in outcomes.sent],
+        )
+    if outcomes.retry:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("row"))
+            .values(
+                status="pending",
+                next_attempt_at=bindparam("at"),
+                last_error=bindparam("error"),
+                claimed_until=None,
+            ),
+            [{"row": r, "at": at, "error": e} for r, at, e in outcomes.retry],
+        )
+    if outcomes.deferred:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("row"))
+            .values(
+                status="pending",
+                next_attempt_at=bindparam("at"),
+                attempts=deliveries.c.attempts - 1,
+                claimed_until=None,
+            ),
+            [{"row": row, "at": at} for row, at in outcomes.deferred],
+        )
+    if outcomes.dead:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("row"))
+            .values(status="dead", last_error=bindparam("error"), claimed_until=None),
+            [{"row": row, "error": error} for row, error in outcomes.dead],
+        )
+    for target_id, until in outcomes.held_targets.items():
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.target_id == target_id, deliveries.c.status == "pending")
+            .values(next_attempt_at=until)
+        )
+    for target_id, error in outcomes.dead_targets.items():
+        result = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.target_id == target_id, deliveries.c.status == "pending")
+            .values(status="dead", last_error=error)
+        )
+        also_dead[target_id] = result.rowcount
+    if outcomes.resumed_targets:
+        now = utcnow()
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.target_id.in_(outcomes.resumed_targets),
+                deliveries.c.status == "pending",
+                deliveries.c.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+        )
+    return also_dead
+
+
 class Ledger:
     def __init__(self, engine: AsyncEngine, sealer: Sealer) -> None:
         self.engine = engine
@@ -380,12 +449,17 @@ class Ledger:
             )
             .returning(deliveries.c.id)
         )
-        async with self.engine.begin() as conn:
-            ids = list((await conn.execute(claim)).scalars())
-            if not ids:
-                return []
-            rows = await conn.run_sync(_claimed_rows, ids)
-        return self._claimed(rows)
+
+        def claim_whole(conn: Connection) -> Sequence[RowMapping]:
+            ids = list(conn.execute(claim).scalars())
+            return _claimed_rows(conn, ids) if ids else []
+
+        if skip_targets or skip_via:
+            # Passing over busy targets' rows may mean reading through thousands of them: not
+            # small work (service/store/small_work.py), so not on the event loop's thread.
+            async with self.engine.begin() as conn:
+                return self._claimed(await conn.run_sync(claim_whole))
+        return self._claimed(await transaction(self.engine, claim_whole))
 
     async def claim_digests(self, limit: int, lease_s: float) -> list[ClaimedDigest]:
         """Take up to `limit` due digests: for each target, every due digest row at once, under
@@ -467,71 +541,12 @@ class Ledger:
     async def apply(self, outcomes: Outcomes) -> dict[int, int]:
         """Write what the delivery stages decided, in one transaction; returns how many waiting
         alerts died with each target that died."""
-        also_dead: dict[int, int] = {}
-        async with self.engine.begin() as conn:
-            if outcomes.sent:
-                await conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("row"))
-                    .values(status="sent", sent_at=bindparam("at"), claimed_until=None),
-                    [{"row": row, "at": at} for row, at in outcomes.sent],
-                )
-            if outcomes.retry:
-                await conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("row"))
-                    .values(
-                        status="pending",
-                        next_attempt_at=bindparam("at"),
-                        last_error=bindparam("error"),
-                        claimed_until=None,
-                    ),
-                    [{"row": r, "at": at, "error": e} for r, at, e in outcomes.retry],
-                )
-            if outcomes.deferred:
-                await conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("row"))
-                    .values(
-                        status="pending",
-                        next_attempt_at=bindparam("at"),
-                        attempts=deliveries.c.attempts - 1,
-                        claimed_until=None,
-                    ),
-                    [{"row": row, "at": at} for row, at in outcomes.deferred],
-                )
-            if outcomes.dead:
-                await conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("row"))
-                    .values(status="dead", last_error=bindparam("error"), claimed_until=None),
-                    [{"row": row, "error": error} for row, error in outcomes.dead],
-                )
-            for target_id, until in outcomes.held_targets.items():
-                await conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.target_id == target_id, deliveries.c.status == "pending")
-                    .values(next_attempt_at=until)
-                )
-            for target_id, error in outcomes.dead_targets.items():
-                result = await conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.target_id == target_id, deliveries.c.status == "pending")
-                    .values(status="dead", last_error=error)
-                )
-                also_dead[target_id] = result.rowcount
-            if outcomes.resumed_targets:
-                now = utcnow()
-                await conn.execute(
-                    update(deliveries)
-                    .where(
-                        deliveries.c.target_id.in_(outcomes.resumed_targets),
-                        deliveries.c.status == "pending",
-                        deliveries.c.next_attempt_at > now,
-                    )
-                    .values(next_attempt_at=now)
-                )
-        return also_dead
+        if outcomes.held_targets or outcomes.dead_targets or outcomes.resumed_targets:
+            # A target's waiting alerts may be thousands of rows: not small work
+            # (service/store/small_work.py), so not on the event loop's thread.
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(_apply, outcomes)
+        return await transaction(self.engine, lambda conn: _apply(conn, outcomes))
 
     async def send_digests_now(self, subscription_id: str | None = None) -> int:
         """Make every waiting digest row due now (of one subscription, or of all); returns
