@@ -32,6 +32,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -56,6 +57,13 @@ def _found_locked(error: OperationalError) -> bool:
     return code is not None and code & 0xFF in _LOCKED
 
 
+def _whole(
+    opened: Callable[[], AbstractContextManager[Connection]], work: Callable[[Connection], T]
+) -> T:
+    with opened() as conn:
+        return work(conn)
+
+
 class SmallWork:
     """A SQLite file's connection for small units of work on the loop's thread, and one in a
     thread of its own for when the file is locked."""
@@ -75,38 +83,27 @@ class SmallWork:
 
     async def transaction(self, work: Callable[[Connection], T]) -> T:
         """`work` in one transaction, committed if it returns, rolled back if it raises."""
-
-        def whole(engine: Engine) -> T:
-            with engine.begin() as conn:
-                return work(conn)
-
-        try:
-            return whole(self._here)
-        except OperationalError as error:
-            if not _found_locked(error):
-                raise
-        done = asyncio.get_running_loop().run_in_executor(self._thread, whole, self._away)
-        try:
-            return await asyncio.shield(done)
-        except asyncio.CancelledError:
-            # The transaction goes on in its thread; the caller's turn at writing lasts
-            # until it has ended, so the next writer does not meet its lock.
-            await asyncio.wait([done])
-            raise
+        return await self._here_or_away(lambda engine: _whole(engine.begin, work))
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """`work`, which only reads."""
+        return await self._here_or_away(lambda engine: _whole(engine.connect, work))
 
-        def whole(engine: Engine) -> T:
-            with engine.connect() as conn:
-                return work(conn)
-
+    async def _here_or_away(self, run: Callable[[Engine], T]) -> T:
+        """`run` on the loop's connection; if it found the file locked, on the thread's."""
         try:
-            return whole(self._here)
+            return run(self._here)
         except OperationalError as error:
             if not _found_locked(error):
                 raise
-        return await asyncio.get_running_loop().run_in_executor(self._thread, whole, self._away)
+        done = asyncio.get_running_loop().run_in_executor(self._thread, run, self._away)
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # The work goes on in its thread; a write's turn at writing lasts until it has
+            # ended, so the next writer does not meet its lock.
+            await asyncio.wait([done])
+            raise
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
