@@ -458,8 +458,10 @@ class Ledger:
             # Passing over busy targets' rows may mean reading through thousands of them: not
             # small work (service/store/small_work.py), so not on the event loop's thread.
             async with self.engine.begin() as conn:
-                return self._claimed(await conn.run_sync(claim_whole))
-        return self._claimed(await transaction(self.engine, claim_whole))
+                rows = await conn.run_sync(claim_whole)
+        else:
+            rows = await transaction(self.engine, claim_whole)
+        return self._claimed(rows)  # after the transaction (see `_claimed`)
 
     async def claim_digests(self, limit: int, lease_s: float) -> list[ClaimedDigest]:
         """Take up to `limit` due digests: for each target, every due digest row at once, under
