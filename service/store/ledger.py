@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     RowMapping,
     Select,
+    Update,
     bindparam,
     func,
     or_,
@@ -247,47 +248,37 @@ async def _bound_lock_waits(conn: AsyncConnection) -> None:
         await conn.exec_driver_sql(f"SET LOCAL lock_timeout = {WRITE_LOCK_TIMEOUT_MS}")
 
 
+def _each_row(**values: Any) -> Update:
+    """An outcome's UPDATE of its ledger rows, one by id (`row`) for each of them; built once,
+    not for every batch of outcomes, so SQLAlchemy finds it compiled without making its cache
+    key again."""
+    return (
+        update(deliveries)
+        .where(deliveries.c.id == bindparam("row"))
+        .values(claimed_until=None, **values)
+    )
+
+
+_SENT = _each_row(status="sent", sent_at=bindparam("at"))
+_RETRY = _each_row(status="pending", next_attempt_at=bindparam("at"), last_error=bindparam("error"))
+# A deferral is not an attempt: the claim counted one.
+_DEFERRED = _each_row(
+    status="pending", next_attempt_at=bindparam("at"), attempts=deliveries.c.attempts - 1
+)
+_DEAD = _each_row(status="dead", last_error=bindparam("error"))
+
+
 def _apply(conn: Connection, outcomes: Outcomes) -> dict[int, int]:
     """Ledger.apply's transaction."""
     also_dead: dict[int, int] = {}
     if outcomes.sent:
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("row"))
-            .values(status="sent", sent_at=bindparam("at"), claimed_until=None),
-            [{"row": row, "at": at} for row, at in outcomes.sent],
-        )
+        conn.execute(_SENT, [{"row": row, "at": at} for row, at in outcomes.sent])
     if outcomes.retry:
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("row"))
-            .values(
-                status="pending",
-                next_attempt_at=bindparam("at"),
-                last_error=bindparam("error"),
-                claimed_until=None,
-            ),
-            [{"row": r, "at": at, "error": e} for r, at, e in outcomes.retry],
-        )
+        conn.execute(_RETRY, [{"row": r, "at": at, "error": e} for r, at, e in outcomes.retry])
     if outcomes.deferred:
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("row"))
-            .values(
-                status="pending",
-                next_attempt_at=bindparam("at"),
-                attempts=deliveries.c.attempts - 1,
-                claimed_until=None,
-            ),
-            [{"row": row, "at": at} for row, at in outcomes.deferred],
-        )
+        conn.execute(_DEFERRED, [{"row": row, "at": at} for row, at in outcomes.deferred])
     if outcomes.dead:
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("row"))
-            .values(status="dead", last_error=bindparam("error"), claimed_until=None),
-            [{"row": row, "error": error} for row, error in outcomes.dead],
-        )
+        conn.execute(_DEAD, [{"row": row, "error": error} for row, error in outcomes.dead])
     for target_id, until in outcomes.held_targets.items():
         conn.execute(
             update(deliveries)
