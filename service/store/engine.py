@@ -125,23 +125,25 @@ class TurnTakingWrites(AsyncEngine):
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        async with self._turn:
-            if self.checkpoints is not None:
-                await self.checkpoints.make_room()
-            async with super().begin() as conn:
-                yield conn
-            if self.checkpoints is not None:
-                self.checkpoints.written()
+        async with self._turn_at_writing(), super().begin() as conn:
+            yield conn
 
-    async def small_transaction(self, small_work: SmallWork, work: Callable[[Connection], T]) -> T:
+    async def small_transaction(self, work: Callable[[Connection], T]) -> T:
         """`work` as one transaction through `small_work`, in its turn."""
+        assert self.small_work is not None, "a store file has small work; see open_engine"
+        async with self._turn_at_writing():
+            return await self.small_work.transaction(work)
+
+    @contextlib.asynccontextmanager
+    async def _turn_at_writing(self) -> AsyncIterator[None]:
+        """This process's turn at writing, with room in the WAL; the checkpoint thread hears
+        of a write that ended (not of one that failed)."""
         async with self._turn:
             if self.checkpoints is not None:
                 await self.checkpoints.make_room()
-            result = await small_work.transaction(work)
+            yield
             if self.checkpoints is not None:
                 self.checkpoints.written()
-            return result
 
     async def dispose(self, close: bool = True) -> None:
         if self.small_work is not None:
@@ -160,7 +162,7 @@ async def transaction(engine: AsyncEngine, work: Callable[[Connection], T]) -> T
     as any transaction's statements do (`run_sync`).
     """
     if isinstance(engine, TurnTakingWrites) and engine.small_work is not None:
-        return await engine.small_transaction(engine.small_work, work)
+        return await engine.small_transaction(work)
     async with engine.begin() as conn:
         return await conn.run_sync(work)
 
