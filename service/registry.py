@@ -179,8 +179,11 @@ class SubscriptionRegistry:
                     problems.append(Problem(f"notify.{spec.notify.index(url)}", refused))
                 continue
             try:
-                # The policy may resolve a host name, which blocks.
-                await asyncio.to_thread(self.policy.check, url)
+                # Resolving a host name blocks, so that check goes to a thread.
+                if self.policy.may_resolve(url):
+                    await asyncio.to_thread(self.policy.check, url)
+                else:
+                    self.policy.check(url)
             except TargetRefused as exc:
                 problems.append(Problem(f"notify.{spec.notify.index(url)}", str(exc)))
         if problems:

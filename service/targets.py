@@ -103,6 +103,13 @@ class TargetPolicy:
             unchecked_schemes=settings.unchecked_schemes,
         )
 
+    def may_resolve(self, url: str) -> bool:
+        """Whether `check(url)` may look a host name up, which blocks. Only then does it need
+        a worker thread: the trip there and back was a large share of a create's time on the
+        API (docs/performance.md), and a vendor's target, or any target where private hosts are
+        allowed, is decided from the URL alone."""
+        return not self.allow_private_hosts and reach(scheme_of(url)) is not Reach.VENDOR
+
     def check(self, url: str) -> None:
         """Raise TargetRefused, saying why, if users may not send alerts to `url`.
 

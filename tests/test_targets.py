@@ -5,6 +5,8 @@ No DNS on this machine: name lookups go to the answers in `DNS`.
 
 from __future__ import annotations
 
+import contextlib
+
 import apprise
 import pytest
 
@@ -184,3 +186,26 @@ def test_an_unknown_scheme_is_refused_unless_the_operator_names_it_as_unchecked(
 def test_private_hosts_are_accepted_when_the_operator_allows_them() -> None:
     policy = TargetPolicy(["json"], allow_private_hosts=True, resolver=resolve)
     policy.check("json://127.0.0.1:8080/hook")
+
+
+def never_resolve(name: str) -> list[str]:
+    raise AssertionError(f"resolved {name}, which blocks the event loop's thread")
+
+
+@pytest.mark.parametrize("allow_private_hosts", [False, True])
+@pytest.mark.parametrize("scheme", DEFAULT_SCHEMES)
+def test_a_target_checked_without_a_worker_thread_never_resolves_a_name(
+    scheme: str, allow_private_hosts: bool
+) -> None:
+    """The API checks on its event loop's thread every target `may_resolve` passes."""
+    for url in (
+        LOOPBACK_TARGETS[scheme].format(port=PORT),
+        LOOPBACK_TARGETS[scheme].format(port=PORT).replace("127.0.0.1", "hooks.example.com"),
+    ):
+        policy = TargetPolicy(
+            DEFAULT_SCHEMES, allow_private_hosts=allow_private_hosts, resolver=never_resolve
+        )
+        if policy.may_resolve(url):
+            continue
+        with contextlib.suppress(TargetRefused):  # refused without a lookup: as good
+            policy.check(url)
