@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from pydantic import ValidationError
 
 from consumers.events import describe_errors
+from service.logs import configure_logging
 from service.redaction import mask as masked
 from service.subscriptions import SubscriptionIn
 
@@ -42,3 +45,24 @@ def test_masked_hides_the_password_of_a_mail_target() -> None:
     shown = masked("mailtos://bob:hunter2@mail.example.com?to=bob@example.com")
     assert "hunter2" not in shown
     assert shown.startswith("mailtos://bob:")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mailto://bob:hunter2@",
+        "mailtos://bob:hunter2@mail.example.com?to=bob@example.com",
+        "json://bob:hunter2@",
+        "slack://hunter2",
+        "nosuchscheme://bob:hunter2@example.com",
+    ],
+)
+def test_checking_a_target_never_writes_its_password_out(
+    url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Apprise parses a target unmasked when it is checked; its lines must go nowhere."""
+    configure_logging("json", "DEBUG")
+    with contextlib.suppress(ValidationError):
+        SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [url]})
+    out, err = capfd.readouterr()
+    assert "hunter2" not in out + err
