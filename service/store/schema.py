@@ -40,7 +40,7 @@ subscriptions = Table(
     "subscriptions",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("owner", String(64), index=True),
+    Column("owner", String(64)),
     Column("name", String(200), nullable=False, default=""),
     Column("employers", JSON, nullable=False),
     Column("titles", JSON, nullable=False),
@@ -58,6 +58,8 @@ subscriptions = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False, index=True),
+    # An owner's live subscriptions, counted at each create without reading the table.
+    Index("ix_subscriptions_owner_deleted", "owner", "deleted"),
 )
 
 # Every event consumed in the last JOBWIRE_RETENTION__EVENTS_DAYS, matched or not: the payload
