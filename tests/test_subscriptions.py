@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import pytest
 from pydantic import ValidationError
@@ -47,22 +48,33 @@ def test_masked_hides_the_password_of_a_mail_target() -> None:
     assert shown.startswith("mailtos://bob:")
 
 
+@pytest.mark.parametrize("apprise_lines_shown", [False, True])
 @pytest.mark.parametrize(
     "url",
     [
         "mailto://bob:hunter2@",
         "mailtos://bob:hunter2@mail.example.com?to=bob@example.com",
         "json://bob:hunter2@",
-        "slack://hunter2",
+        "json://bob:hunter2@hooks.example.com/hook",
         "nosuchscheme://bob:hunter2@example.com",
     ],
 )
 def test_checking_a_target_never_writes_its_password_out(
-    url: str, capfd: pytest.CaptureFixture[str]
+    url: str,
+    apprise_lines_shown: bool,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Apprise parses a target unmasked when it is checked; its lines must go nowhere."""
+    """Apprise parses a target unmasked for its check only where its lines go nowhere (as
+    jobwire configures logging); where they are shown, it masks them as always."""
     configure_logging("json", "DEBUG")
+    if apprise_lines_shown:  # as an application using jobwire's checks might log
+        apprise_log = logging.getLogger("apprise")
+        monkeypatch.setattr(apprise_log, "propagate", True)
+        monkeypatch.setattr(apprise_log, "level", logging.DEBUG)
     with contextlib.suppress(ValidationError):
         SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [url]})
     out, err = capfd.readouterr()
+    if apprise_lines_shown:
+        assert "apprise" in out + err  # the lines were shown: the check below means something
     assert "hunter2" not in out + err
