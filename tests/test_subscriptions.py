@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 
 import pytest
+from _pytest.logging import LogCaptureHandler
 from pydantic import ValidationError
 
 from consumers.events import describe_errors
-from service.logs import configure_logging
+from service.delivery.send.notifier import _Reasons
+from service.logs import apprise_lines_go_nowhere, configure_logging
 from service.redaction import mask as masked
 from service.subscriptions import SubscriptionIn
+
+
+def log_as_jobwire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logging as `jobwire` sets it, at DEBUG, without the handler pytest attaches to every
+    logger that does not propagate while a test runs (a place Apprise's lines are shown)."""
+    configure_logging("json", "DEBUG")
+    apprise_log = logging.getLogger("apprise")
+    mine = [h for h in apprise_log.handlers if not isinstance(h, LogCaptureHandler)]
+    monkeypatch.setattr(apprise_log, "handlers", mine)
 
 
 def refusal(**fields: object) -> str:
@@ -67,7 +79,7 @@ def test_checking_a_target_never_writes_its_password_out(
 ) -> None:
     """Apprise parses a target unmasked for its check only where its lines go nowhere (as
     jobwire configures logging); where they are shown, it masks them as always."""
-    configure_logging("json", "DEBUG")
+    log_as_jobwire(monkeypatch)
     if apprise_lines_shown:  # as an application using jobwire's checks might log
         apprise_log = logging.getLogger("apprise")
         monkeypatch.setattr(apprise_log, "propagate", True)
@@ -78,3 +90,45 @@ def test_checking_a_target_never_writes_its_password_out(
     if apprise_lines_shown:
         assert "apprise" in out + err  # the lines were shown: the check below means something
     assert "hunter2" not in out + err
+
+
+def test_a_sends_reasons_never_hold_a_check_made_beside_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The send path keeps Apprise's lines as a failed send's reason; a target checked in
+    another context at the same moment (another user's, unmasked) is never among them."""
+    log_as_jobwire(monkeypatch)
+    assert apprise_lines_go_nowhere()  # with the send path's handler in place
+    opened, checked = threading.Event(), threading.Event()
+    kept: list[str] = []
+
+    def send() -> None:
+        with _Reasons.collect() as reasons:
+            opened.set()
+            checked.wait(5)
+            logging.getLogger("apprise").warning("the send's own reason")
+            kept.extend(reasons)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    opened.wait(5)
+    for url in ("mailto://bob:hunter2@", "nosuchscheme://bob:hunter2@example.com"):
+        with contextlib.suppress(ValidationError):
+            SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [url]})
+    checked.set()
+    sender.join(5)
+    assert kept == ["the send's own reason"]
+
+
+def test_apprise_lines_go_nowhere_only_as_jobwire_sets_logging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log_as_jobwire(monkeypatch)
+    assert apprise_lines_go_nowhere()
+    apprise_log = logging.getLogger("apprise")
+    jobwires = apprise_log.handlers
+    monkeypatch.setattr(apprise_log, "handlers", [*jobwires, logging.StreamHandler()])
+    assert not apprise_lines_go_nowhere()
+    monkeypatch.setattr(apprise_log, "handlers", jobwires)
+    monkeypatch.setattr(apprise_log, "propagate", True)
+    assert not apprise_lines_go_nowhere()

@@ -52,6 +52,7 @@ from service.delivery.render import Message
 from service.delivery.send import keepalive, smtp_tls
 from service.delivery.send.fit import fit
 from service.egress import EgressRefused
+from service.logs import OWN_CONTEXT_ONLY
 from service.redaction import mask, scrub
 from service.targets import TargetPolicy
 from service.unsubscribe import with_unsubscribe_headers
@@ -75,6 +76,11 @@ class _Reasons(logging.Handler):
     """
 
     _current: ContextVar[list[str] | None] = ContextVar("jobwire_send_reasons", default=None)
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        # A target's check parses unmasked beside this handler (service/subscriptions.py).
+        setattr(self, OWN_CONTEXT_ONLY, True)
 
     def emit(self, record: logging.LogRecord) -> None:
         kept = self._current.get()
