@@ -153,15 +153,19 @@ class TurnTakingWrites(AsyncEngine):
         await super().dispose(close)
 
 
-async def transaction(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
-    """Run `work`, plain SQLAlchemy on a few rows, as one transaction; commit if it returns.
+async def transaction(
+    engine: AsyncEngine, work: Callable[[Connection], T], *, small: bool = True
+) -> T:
+    """Run `work`, plain SQLAlchemy, as one transaction; commit if it returns.
 
-    On a SQLite file it runs whole on the event loop's thread (service/store/small_work.py),
-    and may run twice, the first time rolled back: it must only touch the store. On
-    PostgreSQL each statement is its round trip to the server either way, and `work` runs
-    as any transaction's statements do (`run_sync`).
+    Small work (a few rows) on a SQLite file runs whole on the event loop's thread
+    (service/store/small_work.py), and may run twice, the first time rolled back: it must only
+    touch the store. Work that may read or write thousands of rows (`small=False`) runs on
+    aiosqlite's thread instead, so the loop goes on meanwhile. On PostgreSQL each statement
+    is its round trip to the server either way, and `work` runs as any transaction's
+    statements do (`run_sync`).
     """
-    if isinstance(engine, TurnTakingWrites) and engine.small_work is not None:
+    if small and isinstance(engine, TurnTakingWrites) and engine.small_work is not None:
         return await engine.small_transaction(work)
     async with engine.begin() as conn:
         return await conn.run_sync(work)

@@ -445,13 +445,9 @@ class Ledger:
             ids = list(conn.execute(claim).scalars())
             return _claimed_rows(conn, ids) if ids else []
 
-        if skip_targets or skip_via:
-            # Passing over busy targets' rows may mean reading through thousands of them: not
-            # small work (service/store/small_work.py), so not on the event loop's thread.
-            async with self.engine.begin() as conn:
-                rows = await conn.run_sync(claim_whole)
-        else:
-            rows = await transaction(self.engine, claim_whole)
+        # Passing over busy targets' rows may mean reading through thousands of them.
+        small = not (skip_targets or skip_via)
+        rows = await transaction(self.engine, claim_whole, small=small)
         return self._claimed(rows)  # after the transaction (see `_claimed`)
 
     async def claim_digests(self, limit: int, lease_s: float) -> list[ClaimedDigest]:
@@ -534,12 +530,9 @@ class Ledger:
     async def apply(self, outcomes: Outcomes) -> dict[int, int]:
         """Write what the delivery stages decided, in one transaction; returns how many waiting
         alerts died with each target that died."""
-        if outcomes.held_targets or outcomes.dead_targets or outcomes.resumed_targets:
-            # A target's waiting alerts may be thousands of rows: not small work
-            # (service/store/small_work.py), so not on the event loop's thread.
-            async with self.engine.begin() as conn:
-                return await conn.run_sync(_apply, outcomes)
-        return await transaction(self.engine, lambda conn: _apply(conn, outcomes))
+        # A target's waiting alerts, which a target's outcome changes, may be thousands of rows.
+        small = not (outcomes.held_targets or outcomes.dead_targets or outcomes.resumed_targets)
+        return await transaction(self.engine, lambda conn: _apply(conn, outcomes), small=small)
 
     async def send_digests_now(self, subscription_id: str | None = None) -> int:
         """Make every waiting digest row due now (of one subscription, or of all); returns
