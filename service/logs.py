@@ -90,18 +90,19 @@ def configure_logging(
     apprise_log.propagate = False
 
 
-# Set on a handler of Apprise's logger that keeps only the lines logged in its own context
-# (the send path's, service/delivery/send/notifier.py): lines logged elsewhere never reach it.
-OWN_CONTEXT_ONLY = "jobwire_own_context_only"
+class OwnContextHandler(logging.Handler):
+    """A handler that keeps only the lines logged in its own context (a send's, as the send
+    path's in service/delivery/send/notifier.py does): lines logged elsewhere, a target's
+    check for one, never reach it."""
 
 
 def apprise_lines_go_nowhere() -> bool:
     """Whether no line Apprise logs outside a send can be shown anywhere: so while its logger
-    does not propagate and has only null handlers and handlers that keep only their own
-    context's lines, as `configure_logging` and the send path leave it."""
+    does not propagate and has only null handlers and handlers of their own context's lines,
+    as `configure_logging` and the send path leave it."""
     apprise_log = logging.getLogger("apprise")
     return not apprise_log.propagate and all(
-        isinstance(handler, logging.NullHandler) or getattr(handler, OWN_CONTEXT_ONLY, False)
+        isinstance(handler, logging.NullHandler | OwnContextHandler)
         for handler in apprise_log.handlers
     )
 

@@ -52,7 +52,7 @@ from service.delivery.render import Message
 from service.delivery.send import keepalive, smtp_tls
 from service.delivery.send.fit import fit
 from service.egress import EgressRefused
-from service.logs import OWN_CONTEXT_ONLY
+from service.logs import OwnContextHandler
 from service.redaction import mask, scrub
 from service.targets import TargetPolicy
 from service.unsubscribe import with_unsubscribe_headers
@@ -67,7 +67,7 @@ smtp_tls.install()
 keepalive.install()
 
 
-class _Reasons(logging.Handler):
+class _Reasons(OwnContextHandler):
     """Keeps the warnings and errors Apprise logs during one send, for that send only.
 
     Apprise logs why a send failed ("... responded with 500", "connection refused") and
@@ -76,11 +76,6 @@ class _Reasons(logging.Handler):
     """
 
     _current: ContextVar[list[str] | None] = ContextVar("jobwire_send_reasons", default=None)
-
-    def __init__(self, level: int) -> None:
-        super().__init__(level)
-        # A target's check parses unmasked beside this handler (service/subscriptions.py).
-        setattr(self, OWN_CONTEXT_ONLY, True)
 
     def emit(self, record: logging.LogRecord) -> None:
         kept = self._current.get()
