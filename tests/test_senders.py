@@ -128,6 +128,38 @@ async def test_a_sending_process_that_dies_fails_its_sends_in_flight_and_is_repl
     assert all(child.process.pid not in children for child in pool._children)
 
 
+async def test_a_send_with_no_answer_in_time_fails_and_a_cancelled_one_leaves_nothing_behind(
+    hook: str,
+) -> None:
+    pool = SenderPool(
+        TargetSettings(allowed_schemes=["json"], allow_private_hosts=True),
+        TemplateSettings(),
+        processes=1,
+        threads=4,
+        timeout_s=2,
+    )
+    await pool.start()
+    try:
+        # The child is up and sending (starting it may take longer than the timeout).
+        for _ in range(15):
+            if await _outcome(pool, f"json://{hook}/fine", Message("up", "b")) == "sent":
+                break
+        late = asyncio.create_task(_outcome(pool, f"json://{hook}/slow", Message("late", "b")))
+        cancelled = asyncio.create_task(pool.send(f"json://{hook}/slow", Message("gone", "b")))
+        for _ in range(2):
+            assert await asyncio.to_thread(_Hook.slow_arrived.acquire, True, 20)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert await late == "failed: no answer within 2 s"
+        assert pool._children[0].waiting == {}  # neither answer is waited for any more
+        # The server answers both at last: the answers find no one, and the child sends on.
+        _Hook.release.set()
+        assert await _outcome(pool, f"json://{hook}/fine", Message("next", "b")) == "sent"
+    finally:
+        pool.close()
+
+
 class _Sent:
     """Stands for a child's end of the pipe: keeps each batch written."""
 
