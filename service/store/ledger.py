@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -152,6 +153,77 @@ def _due(now: datetime) -> ColumnElement[bool]:
         (deliveries.c.status == "pending") & (deliveries.c.next_attempt_at <= now),
         (deliveries.c.status == "sending") & (deliveries.c.claimed_until < now),
     )
+
+
+def claim_statement(
+    now: datetime,
+    limit: int,
+    lease_s: float,
+    skip_targets: Collection[int] = (),
+    skip_via: Collection[str] = (),
+    only_targets: Collection[int] = (),
+    only_via: str = "",
+) -> Update:
+    """`Ledger.claim`'s statement: the ids of up to `limit` due alerts, marked as sending
+    under a lease of `lease_s` (tests read its plan)."""
+    wanted: list[ColumnElement[bool]] = [deliveries.c.digest.is_(False)]
+    if skip_targets:
+        wanted.append(deliveries.c.target_id.not_in(sorted(skip_targets)))
+    if skip_via:
+        routed = select(targets.c.id).where(targets.c.sent_via.in_(sorted(skip_via)))
+        wanted.append(deliveries.c.target_id.not_in(routed.scalar_subquery()))
+    if only_targets:
+        wanted.append(deliveries.c.target_id.in_(sorted(only_targets)))
+    if only_via:
+        routed = select(targets.c.id).where(targets.c.sent_via == only_via)
+        wanted.append(deliveries.c.target_id.in_(routed.scalar_subquery()))
+    # The due rows of each status, each read in the order of `ix_deliveries_due` and only
+    # as far as `limit`, then the first `limit` of the two. Asked as one condition
+    # (`_due`), both stores gathered every due row and sorted them all for each claim:
+    # with 100,000 alerts waiting a claim took 30-64 ms on SQLite, on the loop's thread,
+    # and 54-68 ms on PostgreSQL; the larger the backlog, the slower it drained. Now 6-15
+    # and 9-20 ms. (PostgreSQL reads in order once its statistics say the table is large,
+    # as autovacuum keeps them, and reads a whole batch's rows that are due at the same
+    # moment to order them by id. The rows one branch locked and the claim does not take
+    # are free again at its commit.)
+    pending = _due_in_order(
+        limit,
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= now,
+        *wanted,
+    )
+    lease_ended = _due_in_order(
+        limit,
+        deliveries.c.status == "sending",
+        deliveries.c.claimed_until < now,
+        *wanted,
+    )
+    both = union_all(pending, lease_ended).subquery("due")
+    due = select(both.c.id).order_by(both.c.next_attempt_at, both.c.id).limit(limit)
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(
+            status="sending",
+            attempts=deliveries.c.attempts + 1,
+            claimed_until=now + timedelta(seconds=lease_s),
+        )
+        .returning(deliveries.c.id)
+    )
+
+
+def _due_in_order(limit: int, *conditions: ColumnElement[bool]) -> Select[tuple[int, datetime]]:
+    """The first `limit` rows meeting `conditions` (one status among them) by when they are
+    due, locked for this claim (PostgreSQL; another worker's claim passes over them)."""
+    inner = (
+        select(deliveries.c.id, deliveries.c.next_attempt_at)
+        .where(*conditions)
+        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .subquery()
+    )
+    return select(inner.c.id, inner.c.next_attempt_at)
 
 
 def _claimed_rows(conn: Connection, ids: list[int]) -> Sequence[RowMapping]:
@@ -413,32 +485,8 @@ class Ledger:
 
         A claim is a lease: if the worker dies, the row is due again when the lease ends.
         """
-        now = utcnow()
-        due = select(deliveries.c.id).where(_due(now), deliveries.c.digest.is_(False))
-        if skip_targets:
-            due = due.where(deliveries.c.target_id.not_in(sorted(skip_targets)))
-        if skip_via:
-            routed = select(targets.c.id).where(targets.c.sent_via.in_(sorted(skip_via)))
-            due = due.where(deliveries.c.target_id.not_in(routed.scalar_subquery()))
-        if only_targets:
-            due = due.where(deliveries.c.target_id.in_(sorted(only_targets)))
-        if only_via:
-            routed = select(targets.c.id).where(targets.c.sent_via == only_via)
-            due = due.where(deliveries.c.target_id.in_(routed.scalar_subquery()))
-        due = (
-            due.order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        claim = (
-            update(deliveries)
-            .where(deliveries.c.id.in_(due.scalar_subquery()))
-            .values(
-                status="sending",
-                attempts=deliveries.c.attempts + 1,
-                claimed_until=now + timedelta(seconds=lease_s),
-            )
-            .returning(deliveries.c.id)
+        claim = claim_statement(
+            utcnow(), limit, lease_s, skip_targets, skip_via, only_targets, only_via
         )
 
         def claim_whole(conn: Connection) -> Sequence[RowMapping]:
