@@ -67,15 +67,20 @@ def hook() -> Iterator[str]:
     server.server_close()
 
 
-@pytest.fixture
-async def pool() -> AsyncIterator[SenderPool]:
-    senders = SenderPool(
+def _senders(processes: int, timeout_s: float) -> SenderPool:
+    """Sending processes that may send to the test's webhook on loopback."""
+    return SenderPool(
         TargetSettings(allowed_schemes=["json"], allow_private_hosts=True),
         TemplateSettings(),
-        processes=2,
+        processes=processes,
         threads=4,
-        timeout_s=30,
+        timeout_s=timeout_s,
     )
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[SenderPool]:
+    senders = _senders(processes=2, timeout_s=30)
     await senders.start()
     yield senders
     senders.close()
@@ -131,13 +136,7 @@ async def test_a_sending_process_that_dies_fails_its_sends_in_flight_and_is_repl
 async def test_a_send_with_no_answer_in_time_fails_and_a_cancelled_one_leaves_nothing_behind(
     hook: str,
 ) -> None:
-    pool = SenderPool(
-        TargetSettings(allowed_schemes=["json"], allow_private_hosts=True),
-        TemplateSettings(),
-        processes=1,
-        threads=4,
-        timeout_s=2,
-    )
+    pool = _senders(processes=1, timeout_s=2)
     await pool.start()
     try:
         # The child is up and sending (starting it may take longer than the timeout).
