@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import socket
 import ssl
 import threading
 import time
@@ -322,3 +323,132 @@ def test_a_session_shared_by_two_threads_at_once_sends_both(port: int) -> None:
         session.close()
     assert answers == [200, 200]
     assert len({r["port"] for r in _Hook.received}) == 2
+
+
+# Answers as servers really write them, byte for byte, which http.server never would: each
+# path's answer, and whether the server closes the connection after it.
+_CANNED: dict[str, tuple[bytes, bool]] = {
+    "/chunked": (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b'\r\n5;part=1\r\n{"ok"\r\nb\r\n: true, "n"\r\n4\r\n: 1}\r\n0\r\nX-Trailer: t\r\n\r\n',
+        False,
+    ),
+    "/continue": (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}",
+        False,
+    ),
+    "/no-content": (b"HTTP/1.1 204 No Content\r\nX-Id: 9\r\nX-Id: 10\r\n\r\n", False),
+    "/says-close": (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}", False),
+    "/http10": (b"HTTP/1.0 202 Accepted\r\nContent-Length: 3\r\n\r\nyes", False),
+    "/to-close": (b"HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\n\r\nall of it", True),
+    "/garbage": (b"NOT HTTP AT ALL\r\n\r\n", True),
+    "/cut-short": (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", True),
+}
+
+
+class _CannedServer:
+    """Answers each request with `_CANNED`'s bytes for its path; counts connections."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.connections = 0
+        self.paths: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):  # closed at the end of the test
+            while True:
+                conn, _ = self._listener.accept()
+                self.connections += 1
+                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn, contextlib.suppress(OSError):
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                buffer = buffer[length:]
+                path = lines[0].split()[1]
+                self.paths.append(path)
+                answer, close = _CANNED[path]
+                conn.sendall(answer)
+                if close:
+                    return
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture(scope="module")
+def canned() -> Iterator[_CannedServer]:
+    server = _CannedServer()
+    yield server
+    server.close()
+
+
+def _ours(url: str, session: requests.Session | None = None) -> requests.Response:
+    own = session or keepalive.new_session()
+    try:
+        with keepalive.using(own):
+            return requests.post(url, data=b'{"title": "t"}', timeout=5)
+    finally:
+        if session is None:
+            own.close()
+
+
+@pytest.mark.parametrize(
+    "path", ["/chunked", "/continue", "/no-content", "/says-close", "/http10", "/to-close"]
+)
+def test_an_answer_however_the_server_frames_it_reaches_the_plugin_as_from_requests(
+    canned: _CannedServer, exchanges: list[str], path: str
+) -> None:
+    url = f"http://127.0.0.1:{canned.port}{path}"
+    theirs = requests.post(url, data=b'{"title": "t"}', timeout=5)
+    ours = _ours(url)
+    assert exchanges == [url]  # the plain client answered, not requests
+    assert (ours.status_code, ours.reason) == (theirs.status_code, theirs.reason)
+    assert dict(ours.headers) == dict(theirs.headers)
+    assert ours.content == theirs.content
+    assert ours.encoding == theirs.encoding
+
+
+def test_a_connection_is_kept_only_while_the_server_keeps_it(canned: _CannedServer) -> None:
+    session = keepalive.new_session()
+    before = canned.connections
+    try:
+        # The first five share a connection (the last of them says it closes); then an HTTP/1.0
+        # answer, and one that runs to the close, each end theirs.
+        paths = ["/chunked", "/continue", "/no-content", "/chunked", "/says-close"]
+        paths += ["/chunked", "/http10", "/chunked", "/to-close", "/chunked"]
+        answers = [_ours(f"http://127.0.0.1:{canned.port}{path}", session) for path in paths]
+    finally:
+        session.close()
+    codes = [answer.status_code for answer in answers]
+    assert codes == [200, 201, 204, 200, 200, 200, 202, 200, 200, 200]
+    assert canned.connections - before == 4
+
+
+@pytest.mark.parametrize("path", ["/garbage", "/cut-short"])
+def test_a_broken_answer_fails_the_send_with_a_reason_and_the_next_one_goes_through(
+    canned: _CannedServer, notifier: AppriseNotifier, exchanges: list[str], path: str
+) -> None:
+    with pytest.raises(requests.exceptions.RequestException):
+        requests.post(f"http://127.0.0.1:{canned.port}{path}", timeout=5)
+    with pytest.raises(DeliveryFailed):
+        notifier.send_blocking(f"json://127.0.0.1:{canned.port}{path}", Message("t", "b"))
+    notifier.send_blocking(f"json://127.0.0.1:{canned.port}/chunked", Message("t", "b"))
+    assert len(exchanges) == 2
