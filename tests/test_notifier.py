@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,14 +26,16 @@ class _Hook(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     seen: ClassVar[list[tuple[str, int]]] = []
+    messages: ClassVar[list[tuple[str, str]]] = []
     authorizations: ClassVar[list[str | None]] = []
     hold: ClassVar[threading.Barrier | None] = None
     lock = threading.Lock()
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         with self.lock:
             self.seen.append((self.path, self.client_address[1]))
+            self.messages.append((self.path, json.loads(body).get("message", "")))
             self.authorizations.append(self.headers.get("Authorization"))
         if self.path == "/slow" and self.hold is not None:
             self.hold.wait()
@@ -50,6 +53,7 @@ class _Hook(BaseHTTPRequestHandler):
 @pytest.fixture
 def hook() -> Iterator[str]:
     _Hook.seen = []
+    _Hook.messages = []
     _Hook.authorizations = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -77,6 +81,29 @@ def test_alerts_to_one_webhook_arrive_over_one_kept_connection(
         notifier.send_blocking(f"json://{hook}/a", Message(f"posting {n}", "body"))
     assert len([p for p, _ in _Hook.seen if p == "/a"]) == 5
     assert len(_connections("/a")) == 1
+
+
+def test_each_kept_target_goes_on_getting_the_format_its_url_asks_for(
+    hook: str, notifier: AppriseNotifier
+) -> None:
+    # A plugin is kept per target, with what Apprise works out of its URL once: each target
+    # must still get its own format, every time, whichever was sent to first.
+    message = Message(
+        "New posting", "Nordstrom, Portland", html="<b>Nordstrom</b>", markdown="**Nordstrom**"
+    )
+    for _ in range(2):
+        for wanted in ("html", "markdown", "text"):
+            notifier.send_blocking(f"json://{hook}/{wanted}?format={wanted}", message)
+        notifier.send_blocking(f"json://{hook}/default", message)
+    got: dict[str, set[str]] = {}
+    for path, body in _Hook.messages:
+        got.setdefault(path.split("?")[0], set()).add(body)
+    assert got == {
+        "/html": {"<b>Nordstrom</b>"},
+        "/markdown": {"**Nordstrom**"},
+        "/text": {"Nordstrom, Portland"},
+        "/default": {"**Nordstrom**"},  # the richest the target takes
+    }
 
 
 def test_alerts_sent_from_different_threads_share_the_targets_kept_connection(
