@@ -71,6 +71,7 @@ _Where = tuple[str, str, str, int, str]  # the URL, its scheme, host, port, and 
 # Hosts one target's sends reach (a login host and an API host, say); the oldest goes first.
 KEPT_CONNECTIONS = 4
 
+# The schemes this client sends to, and the port a URL without one means.
 _PORTS = {"http": 80, "https": 443}
 
 _DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
@@ -258,10 +259,10 @@ def _where(url: Any, params: Any) -> _Where | None:
     prepared.prepare_url(url, params)
     full_url = str(prepared.url)
     parts = urlsplit(full_url)
-    if parts.scheme not in ("http", "https") or parts.username or parts.password:
+    if parts.scheme not in _PORTS or parts.username or parts.password:
         return None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")  # no #fragment
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port or _PORTS[parts.scheme]
     return full_url, parts.scheme, parts.hostname or "", port, path
 
 
