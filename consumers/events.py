@@ -161,3 +161,13 @@ def _meaning(err: ErrorDetails) -> str:
 def encode(event: Event) -> bytes:
     """The wire form of an event, without the `kind` key (the topic says the kind)."""
     return orjson.dumps(event.model_dump(mode="json", exclude={"kind"}, exclude_none=True))
+
+
+def stored_json(event: Event) -> str:
+    """The JSON the store keeps of an event (`events.payload`): every field, `kind` too.
+
+    The same text as pydantic's `model_dump_json()` (tests/test_events.py holds them to it:
+    times with `Z`, offsets and microseconds as given, characters unescaped), made by orjson
+    from the fields as they are: 0.46 against 1.29 µs an event, paid for every event ingested.
+    """
+    return orjson.dumps(event.__dict__, option=orjson.OPT_UTC_Z).decode()

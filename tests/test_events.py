@@ -5,7 +5,16 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from consumers.events import Article, JobPosting, MalformedEvent, decode, encode
+from consumers.events import (
+    AnyEvent,
+    Article,
+    EventKind,
+    JobPosting,
+    MalformedEvent,
+    decode,
+    encode,
+    stored_json,
+)
 
 
 def test_a_posting_from_the_sample_decodes_with_its_fields(
@@ -143,3 +152,42 @@ def test_a_publication_time_without_a_zone_is_read_as_utc_at_the_edges_of_the_ra
     else:
         with pytest.raises(MalformedEvent, match="published_at"):
             decode("posting", raw)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw"),
+    [
+        ("posting", _posting()),
+        (
+            "posting",
+            _posting(
+                employer="Café Ünïcode ☃ 😀",
+                title='Quote " backslash \\ line\u2028separator',
+                url="https://jobs.example.com/é?q=1&r=<script>",
+                contract="full time",
+                published_at="2026-11-27T10:00:00.123456Z",
+            ),
+        ),
+        ("posting", _posting(published_at="2026-11-27T10:00:00")),  # no zone given
+        ("posting", _posting(published_at="2026-11-27T10:00:00.5+05:30")),
+        ("posting", _posting(published_at=1_700_000_000)),
+        ("article", _article()),
+        (
+            "article",
+            _article(
+                body="line\nbreak\ttab",
+                byline=None,
+                companies=["A", "Ünï"],
+                cities=["", "Zürich"],
+                published_at="2199-12-31T23:59:59.999999Z",
+            ),
+        ),
+    ],
+)
+def test_the_json_an_event_is_stored_as_is_pydantics_to_the_character(
+    kind: EventKind, raw: bytes
+) -> None:
+    event = decode(kind, raw)
+    # What the store kept before stored_json, so events stored then and now read alike.
+    assert stored_json(event) == event.model_dump_json()
+    assert AnyEvent.validate_json(stored_json(event)) == event

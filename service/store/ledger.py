@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from consumers.events import AnyEvent, Event
+from consumers.events import AnyEvent, Event, stored_json
 from service.matching import search_text
 from service.redaction import shown_error
 from service.store.bulk import (
@@ -296,7 +296,7 @@ def add_event_rows(
             (
                 ev.kind,
                 ev.id,
-                ev.model_dump_json(),
+                stored_json(ev),
                 at,
                 search_text(ev),
                 stamp if stamp > 0 else None,
