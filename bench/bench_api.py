@@ -1,6 +1,6 @@
 """API throughput over real HTTP: uvicorn, the registry and the store, against a bare route.
 
-    python bench/bench_api.py [--seconds 3] [--clients 8] [--store URL]
+    python bench/bench_api.py [--seconds 3] [--clients 8] [--store URL] [--servers N]
 
 The server runs in a process of its own (one core), logging JSON at INFO to /dev/null as
 `jobwire run` would to its log collector; the clients run in this process, on kept connections
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import statistics
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,35 +43,47 @@ from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
 from service.web import ApiContext, bind, create_api, serve
 
-Request = Callable[[Connections, int], Awaitable[Answer]]
+
+@dataclass
+class Server:
+    """One API server process, its kept connections and its user's key."""
+
+    pid: int
+    connections: Connections
+    headers: dict[str, str]
+    ids: list[str] = field(default_factory=list)  # its user's subscriptions, once listed
+
+
+Request = Callable[[Server, int], Awaitable[Answer]]
 
 
 async def measure(
-    client: Connections, request: Request, seconds: float, clients: int, server: int
+    servers: list[Server], request: Request, seconds: float, clients: int
 ) -> tuple[float, float, float, float]:
-    """Requests per second, median latency (ms), and the server's and this process's CPU per
-    request (ms), with `clients` concurrent callers."""
+    """Requests per second, median latency (ms), and the servers' and this process's CPU per
+    request (ms), with `clients` concurrent callers, each kept to one server."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     counter = iter(range(10**9))
 
-    async def caller() -> None:
+    async def caller(server: Server) -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            response = await request(client, next(counter))
+            response = await request(server, next(counter))
             if response.status_code >= 400:
                 raise SystemExit(f"unexpected {response.status_code}: {response.text}")
             latencies.append(time.perf_counter() - started)
 
-    server_cpu, own_cpu = cpu_seconds([server]), time.process_time()
+    pids = [server.pid for server in servers]
+    server_cpu, own_cpu = cpu_seconds(pids), time.process_time()
     started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(clients)))
+    await asyncio.gather(*(caller(servers[k % len(servers)]) for k in range(clients)))
     elapsed = time.perf_counter() - started
     count = len(latencies)
     return (
         count / elapsed,
         statistics.median(latencies) * 1000,
-        (cpu_seconds([server]) - server_cpu) / count * 1000,
+        (cpu_seconds(pids) - server_cpu) / count * 1000,
         (time.process_time() - own_cpu) / count * 1000,
     )
 
@@ -106,55 +120,68 @@ async def _serve(store_url: str, key_queue: multiprocessing.Queue[tuple[str, str
     await serve(api, sock, asyncio.Event())
 
 
-async def main(seconds: float, clients: int, store_url: str | None) -> None:
+async def main(seconds: float, clients: int, store_url: str | None, count: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="jobwire-bench-api-"))
     store_url = store_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     key_queue: multiprocessing.Queue[tuple[str, str]] = multiprocessing.Queue()
-    server = multiprocessing.Process(target=run_server, args=(store_url, key_queue), daemon=True)
-    server.start()
-    url, key = key_queue.get(timeout=60)
-    headers = {"Authorization": f"Bearer {key}"}
+    processes: list[multiprocessing.Process] = []
+    started: list[tuple[int, str, str]] = []
+    for _ in range(count):  # one after another: the first one migrates a fresh store
+        process = multiprocessing.Process(
+            target=run_server, args=(store_url, key_queue), daemon=True
+        )
+        process.start()
+        processes.append(process)
+        url, key = key_queue.get(timeout=60)
+        assert process.pid is not None
+        started.append((process.pid, url, key))
 
-    async def healthz(client: Connections, _: int) -> Answer:
-        return await client.request("GET", "/healthz")
+    async def healthz(server: Server, _: int) -> Answer:
+        return await server.connections.request("GET", "/healthz")
 
-    async def create(client: Connections, n: int) -> Answer:
+    async def create(server: Server, n: int) -> Answer:
         body = {
             "name": f"bench {n}",
             "employers": [f"Employer {n % 3000}"],
             "cities": ["Portland"],
             "notify": ["slack://TokenA/TokenB/TokenC/#jobs"],
         }
-        return await client.request("POST", "/subscriptions", headers, body)
+        return await server.connections.request("POST", "/subscriptions", server.headers, body)
 
-    ids: list[str] = []
+    async def read_one(server: Server, n: int) -> Answer:
+        path = f"/subscriptions/{server.ids[n % len(server.ids)]}"
+        return await server.connections.request("GET", path, server.headers)
 
-    async def read_one(client: Connections, n: int) -> Answer:
-        return await client.request("GET", f"/subscriptions/{ids[n % len(ids)]}", headers)
-
-    async def pause(client: Connections, n: int) -> Answer:
+    async def pause(server: Server, n: int) -> Answer:
         body = {"active": n % 2 == 0}
-        return await client.request("PATCH", f"/subscriptions/{ids[n % len(ids)]}", headers, body)
+        path = f"/subscriptions/{server.ids[n % len(server.ids)]}"
+        return await server.connections.request("PATCH", path, server.headers, body)
 
-    pid = server.pid
-    assert pid is not None
-    async with Connections(url, clients) as client:
-        rows = [("GET /healthz (baseline)", *await measure(client, healthz, seconds, clients, pid))]
-        rows.append(("POST /subscriptions", *await measure(client, create, seconds, clients, pid)))
-        listed = await client.request("GET", "/subscriptions", headers)
-        ids.extend(sub["id"] for sub in listed.json())
+    servers: list[Server] = []
+    async with contextlib.AsyncExitStack() as stack:
+        for k, (pid, url, key) in enumerate(started):
+            share = len(range(k, clients, count))  # the callers kept to this server
+            connections = await stack.enter_async_context(Connections(url, max(share, 1)))
+            servers.append(Server(pid, connections, {"Authorization": f"Bearer {key}"}))
+        rows = [("GET /healthz (baseline)", *await measure(servers, healthz, seconds, clients))]
+        rows.append(("POST /subscriptions", *await measure(servers, create, seconds, clients)))
+        for server in servers:
+            listed = await server.connections.request("GET", "/subscriptions", server.headers)
+            server.ids.extend(sub["id"] for sub in listed.json())
         rows.append(
-            ("GET /subscriptions/{id}", *await measure(client, read_one, seconds, clients, pid))
+            ("GET /subscriptions/{id}", *await measure(servers, read_one, seconds, clients))
         )
-        rows.append(
-            ("PATCH /subscriptions/{id}", *await measure(client, pause, seconds, clients, pid))
-        )
-    server.terminate()
-    server.join()
+        rows.append(("PATCH /subscriptions/{id}", *await measure(servers, pause, seconds, clients)))
+    for process in processes:
+        process.terminate()
+        process.join()
 
     baseline = rows[0][1]
     dialect = store_url.split("+", 1)[0].split(":", 1)[0]
-    print(f"store: {dialect}; {clients} concurrent clients; {seconds:g} s each")
+    print(
+        f"store: {dialect}; {count} server process{'es' if count > 1 else ''}; "
+        f"{clients} concurrent clients; {seconds:g} s each"
+    )
     print(
         f"{'request':<28} {'req/s':>8} {'median ms':>10} {'vs baseline':>12}"
         f" {'server CPU ms':>14} {'client CPU ms':>14}"
@@ -171,5 +198,13 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=3.0, help="How long each row runs.")
     parser.add_argument("--clients", type=int, default=8, help="Concurrent callers.")
     parser.add_argument("--store", default=None, help="Store URL (default: a fresh SQLite file).")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="API server processes on the one store, the clients shared out among them.",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.clients, args.store))
+    if args.servers < 1 or args.clients < args.servers:
+        parser.error("--servers must be at least 1 and at most --clients")
+    asyncio.run(main(args.seconds, args.clients, args.store, args.servers))
