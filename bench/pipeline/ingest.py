@@ -15,7 +15,7 @@ FANOUT1_SUBSCRIPTIONS = 1000
 # 200,000 rows/s at fan-out 100) with room, so the load lasts the whole window. At 25,000 a
 # second, SQLite's fan-out 1 ran out after 6.4 s of its 12, and the rate of a store's first
 # seconds was taken for the rate of twelve: over the whole window the store's tables and
-# indexes grow further, and the rate with them falls (PostgreSQL 36,000-39,000 events/s over
+# indexes grow further, and the rate with them falls (PostgreSQL 34,000-39,000 events/s over
 # the first 8 s, 31,000-34,500 over 12).
 FANOUT1_PER_SECOND = 60_000
 FANOUT100_PER_SECOND = 2_500
