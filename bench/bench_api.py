@@ -30,10 +30,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import uvloop
 from pipeline.http_client import Answer, Connections
 from pipeline.processes import cpu_seconds
 
 from config.settings import LimitSettings
+from service import interpreter
 from service.accounts import add_user
 from service.delivery import AppriseNotifier
 from service.logs import configure_logging
@@ -89,10 +91,12 @@ async def measure(
 
 
 def run_server(store_url: str, key_queue: multiprocessing.Queue[tuple[str, str]]) -> None:
-    """The API as `jobwire run` serves it, in this (child) process until terminated."""
+    """The API as `jobwire run` serves it, in this (child) process until terminated: on
+    uvloop, with the interpreter set up as `run_service` sets it (service/app.py)."""
     with open(os.devnull, "w") as sink:
         configure_logging("json", "INFO", stream=sink)
-        asyncio.run(_serve(store_url, key_queue))
+        interpreter.hand_over_promptly()
+        uvloop.run(_serve(store_url, key_queue))
 
 
 async def _serve(store_url: str, key_queue: multiprocessing.Queue[tuple[str, str]]) -> None:
@@ -116,6 +120,7 @@ async def _serve(store_url: str, key_queue: multiprocessing.Queue[tuple[str, str
         )
     )
     sock = bind("127.0.0.1", 0)
+    interpreter.settle()  # start-up's objects set aside, as `jobwire run` does once ready
     key_queue.put((f"http://127.0.0.1:{sock.getsockname()[1]}", created[1]))
     await serve(api, sock, asyncio.Event())
 
