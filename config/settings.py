@@ -305,6 +305,14 @@ class ApiSettings(BaseModel):
         description="How subscribers reach the API, for unsubscribe links "
         "(default: http://HOST:PORT).",
     )
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes answering the API and the pages on its port, the service's own "
+        "included: more use more cores for API calls and sign-ups. Each counts its rate limits "
+        "on its own, as instances do.",
+    )
     operator_key: SecretStr | None = Field(
         None,
         description="API key that may manage every user's subscriptions (unset: none); at "

@@ -36,6 +36,7 @@ from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
 from service.unsubscribe import load_links
 from service.web import ApiContext, bind, create_api, serve
+from service.web.processes import ApiProcesses
 
 log = structlog.get_logger("jobwire.app")
 
@@ -50,6 +51,8 @@ class Service:
         # Where the API listens once started (the port may have been chosen by the system).
         self.api_url: str | None = None
         self.live: LiveSubscriptions | None = None
+        # The API processes beside this one (JOBWIRE_API__PROCESSES above 1).
+        self.api_processes: ApiProcesses | None = None
         # How often each part was restarted after a failure; operators see it in the logs too.
         self.restarts: Counter[str] = Counter()
         self.metrics = Metrics()
@@ -63,7 +66,11 @@ class Service:
         # here, with its file and line, never at send time.
         renderer = Renderer.from_settings(settings.templates)
         # Listen first: a taken port should stop start-up before anything else is opened.
-        sock = bind(settings.api.host, settings.api.port) if settings.api.enabled else None
+        sock = (
+            bind(settings.api.host, settings.api.port, shared=settings.api.processes > 1)
+            if settings.api.enabled
+            else None
+        )
         metrics, metrics_sock = self.metrics, None
         if sock is None:
             metrics_sock = bind_metrics(settings.metrics.host, settings.metrics.port)
@@ -163,6 +170,16 @@ class Service:
             )
             api = create_api(web_context)
             instrument(api, metrics)
+            if settings.api.processes > 1:
+                # Serving before this process says it listens: a client that connects as soon
+                # as it does (a load balancer's kept connections) is spread over all of them.
+                self.api_processes = ApiProcesses(
+                    settings, sock.getsockname()[1], metrics, lambda: consumer.connected
+                )
+                await self.api_processes.start()
+                tasks.append(
+                    asyncio.create_task(self.api_processes.run(stop), name="api.processes")
+                )
             tasks.append(asyncio.create_task(serve(api, sock, stop), name="api"))
             self.api_url = f"http://{settings.api.host}:{port}"
             log.info(
@@ -170,6 +187,7 @@ class Service:
                 url=self.api_url,
                 docs=f"{self.api_url}/docs",
                 page=f"{links.base_url}/" if settings.web.enabled else None,
+                processes=settings.api.processes,
             )
         if metrics_sock is not None:
             app = metrics_only_app(metrics)

@@ -136,11 +136,21 @@ class AnswerWatch:
                 listener(route, scope["method"], status, seconds)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """Listen now, so a taken port stops start-up with a clear message."""
+def bind(host: str, port: int, shared: bool = False) -> socket.socket:
+    """Listen now, so a taken port stops start-up with a clear message. `shared`: other
+    processes of this user may listen on the same port too (SO_REUSEPORT), and the kernel
+    spreads new connections over all of them (service/web/processes.py)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        if not hasattr(socket, "SO_REUSEPORT"):
+            sock.close()
+            raise ApiUnavailable(
+                "API processes share their port through SO_REUSEPORT, which this system "
+                "lacks; set JOBWIRE_API__PROCESSES=1"
+            )
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     # Accepted connections inherit this. Without it a keep-alive client waits out Nagle and
     # delayed ACK on every request after the first: 44 ms instead of 1 ms (bench/bench_api.py).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
