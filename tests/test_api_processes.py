@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import re
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,8 +20,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from config.settings import Settings
+from config.settings import MailSettings, Settings
+from devstack.sinks import HttpSink, SmtpSink
+from service.accounts import add_user
 from service.operations.metrics import Metrics
 from service.store import Store
 from service.web import bind
@@ -46,8 +50,10 @@ async def _migrated(settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
-async def api_processes(tmp_path: Path, count: int = 2) -> AsyncIterator[Running]:
-    settings = make_settings(tmp_path)
+async def api_processes(
+    tmp_path: Path, count: int = 2, settings: Settings | None = None
+) -> AsyncIterator[Running]:
+    settings = settings or make_settings(tmp_path)
     settings.api.processes = count + 1  # the service's own, not served here, and `count`
     await _migrated(settings)
     # The service's socket gives the port; closed once they serve, so no connection waits in
@@ -201,3 +207,52 @@ async def test_an_api_process_whose_service_is_gone_stops_and_frees_the_port(
     finally:
         if process.is_alive():
             process.kill()
+
+
+async def test_a_sign_up_and_a_test_alert_an_api_process_answers_go_out_from_it(
+    tmp_path: Path,
+) -> None:
+    """The page's mail and a subscription's test alert are sent by the process that answered
+    (the service's own sender is not there to ask)."""
+    settings = make_settings(tmp_path)
+    with SmtpSink() as smtp, HttpSink() as chat:
+        settings.mail = MailSettings(
+            url=SecretStr(f"mailto://127.0.0.1:{smtp.port}?from=jobwire@example.com")
+        )
+        async with (
+            api_processes(tmp_path, count=1, settings=settings) as running,
+            httpx.AsyncClient(base_url=running.url, timeout=10) as browser,
+        ):
+            page = await browser.get("/")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf is not None
+            signed_up = await browser.post(
+                "/signup",
+                data={
+                    "csrf": csrf[1],
+                    "email": "ana@example.com",
+                    "employers": "Nordstrom",
+                    "kinds": "posting",
+                    "action": "signup",
+                },
+            )
+            assert signed_up.status_code == 200, signed_up.text
+            (confirm,) = await asyncio.to_thread(smtp.wait_for, 1, 15.0)
+            assert f"{running.url}/confirm/" in confirm.body
+
+            store = await Store.open(settings.store.url)
+            made = await add_user(store, "bob")
+            await store.close()
+            assert made is not None
+            auth = {"Authorization": f"Bearer {made[1]}"}
+            created = await browser.post(
+                "/subscriptions",
+                headers=auth,
+                json={"employers": ["ACME"], "notify": [f"json://127.0.0.1:{chat.port}/bob"]},
+            )
+            assert created.status_code == 201, created.text
+            tested = await browser.post(f"/subscriptions/{created.json()['id']}/test", headers=auth)
+            assert tested.status_code == 200, tested.text
+            assert tested.json()["ok"] is True
+            (alert,) = await asyncio.to_thread(chat.wait_for, 1, 15.0)
+            assert alert.path == "/bob"
