@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -83,6 +84,31 @@ async def test_another_process_holding_the_lock_does_not_stop_the_loop(
         other.close()
     assert await asyncio.wait_for(waiting, 10) == 2
     assert await names(store) == ["the cli", "the api"]
+
+
+async def test_a_lock_another_process_lets_go_of_at_once_is_waited_for_on_the_loops_thread(
+    store: Store, tmp_path: Path
+) -> None:
+    """Another API process's create holds the lock for a moment: the write tries again on the
+    loop's thread, not on the thread that waits out a lock in SQLite's own steps (1 ms, 2,
+    5...)."""
+    other = sqlite3.connect(tmp_path / "small.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (name) VALUES ('the other process')")
+    asyncio.get_running_loop().call_later(0.0005, other.execute, "COMMIT")
+    ran_in: list[int] = []
+
+    def add_here(conn: Connection) -> int:
+        ran_in.append(threading.get_ident())
+        return add("this one")(conn)
+
+    try:
+        assert await asyncio.wait_for(transaction(store.engine, add_here), 10) == 2
+    finally:
+        other.close()
+    assert ran_in[-1] == threading.get_ident()
+    assert len(ran_in) > 1  # it did find the lock taken first
+    assert await names(store) == ["the other process", "this one"]
 
 
 async def test_a_read_goes_on_while_another_process_writes(store: Store, tmp_path: Path) -> None:

@@ -14,9 +14,14 @@ What SQLite does for such work is a few rows' worth, tens of microseconds. What 
 making the loop wait longer is that this connection never waits for a lock: its busy timeout
 is 0. Within the process, writes take turns (TurnTakingWrites), so the write lock is free when
 a write's turn comes, and in WAL mode a read does not wait for writers. Work that still finds
-the file locked (another process writing: the CLI, a backup) is rolled back and run again on
-a connection in a thread of its own, which waits out the lock as every other connection does.
-So work given here may run twice, the first time rolled back: it must only touch the store.
+the file locked is rolled back. Another process's write is usually as short as this one's (an
+API process's create holds the lock about 0.3 ms; service/web/processes.py), so the work is
+tried here again after a short pause or two, the loop turning meanwhile (`RETRY_PAUSES_S`).
+Only then does it run on a connection in a thread of its own, which waits out the lock as
+every other connection does (the CLI's long write, a backup): SQLite's own wait looks again
+after 1, 2, 5, 10 ms and so on, and with two API processes creating at once, going there at
+the first meeting left a third of the two cores idle. So work given here may run more than
+once, each time but the last rolled back: it must only touch the store.
 
 What runs here (through `transaction` and `read` in service/store/engine.py): a subscription's
 create, a key's lookup, a claim of due alerts that passes over no target, and the outcomes of
@@ -44,6 +49,9 @@ Listener = Callable[..., None]
 
 # SQLite's primary result codes for "another connection holds a lock this one needs".
 _LOCKED = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+# Pauses after which work that found the file locked is tried on the loop's thread again,
+# before it goes to the thread that waits out the lock.
+RETRY_PAUSES_S = (0.0003, 0.001, 0.002)
 
 
 def _never_wait(dbapi_connection: Any, _: Any) -> None:
@@ -90,12 +98,16 @@ class SmallWork:
         return await self._here_or_away(lambda engine: _whole(engine.connect, work))
 
     async def _here_or_away(self, run: Callable[[Engine], T]) -> T:
-        """`run` on the loop's connection; if it found the file locked, on the thread's."""
-        try:
-            return run(self._here)
-        except OperationalError as error:
-            if not _found_locked(error):
-                raise
+        """`run` on the loop's connection, again after each of RETRY_PAUSES_S while it finds
+        the file locked; then on the thread's."""
+        for pause in (*RETRY_PAUSES_S, None):
+            try:
+                return run(self._here)
+            except OperationalError as error:
+                if not _found_locked(error):
+                    raise
+            if pause is not None:
+                await asyncio.sleep(pause)
         done = asyncio.get_running_loop().run_in_executor(self._thread, run, self._away)
         try:
             return await asyncio.shield(done)
