@@ -42,7 +42,8 @@ latency1000         time; the sink notes when its alert arrives. Percentiles of 
                     and the store's first work on new topics and tables, each target's
                     first connection) is printed apart, so the figure is the steady state.
 api                 POST /subscriptions for --seconds from 8 concurrent keep-alive clients
-                    with a user's key from `jobwire users add`.
+                    with a user's key from `jobwire users add`, answered by 2 API
+                    processes (JOBWIRE_API__PROCESSES; jobwire's default is 1).
 
 When a row's preloaded events or alerts run out before half its window, it is run again with
 enough for the window at the rate seen, so the sizes follow jobwire as it gets faster.
