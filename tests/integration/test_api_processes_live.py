@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ import orjson
 import pytest
 
 from devstack.kafka import KafkaBroker
+from devstack.prometheus import PrometheusServer, ScrapeJob
 from devstack.sinks import HttpSink
 from service.accounts import add_user
 from service.store import Store
@@ -24,6 +26,7 @@ from tests.integration.conftest import (
     start_jobwire,
     stop_jobwire,
 )
+from tests.integration.test_prometheus import equals, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -115,6 +118,42 @@ async def test_two_api_processes_serve_one_port_as_one_service(
     log = log_path.read_text()
     assert '"api.processes_stopped"' in log
     assert '"api.process_stopped"' in log
+
+
+async def test_prometheus_counts_every_answer_of_two_api_processes_once(
+    kafka: KafkaBroker,
+    prometheus: PrometheusServer,
+    scrape: Callable[..., ScrapeJob],
+    tmp_path: Path,
+) -> None:
+    """A real Prometheus scrapes the one port, whichever process its scrapes reach: it sees
+    the service's own series (Kafka's state) and every answer counted once."""
+    settings = make_settings(tmp_path, kafka.bootstrap)
+    port = free_port()
+    job = scrape(f"127.0.0.1:{port}")
+    at = job.selector[1:]  # 'job="<this test>"}'
+    env = {
+        **service_env(settings),
+        "JOBWIRE_API__PROCESSES": "2",
+        "JOBWIRE_API__PORT": str(port),
+    }
+    log_path = tmp_path / "jobwire.log"
+    process = start_jobwire(env, log_path)
+    try:
+        await listening_url(log_path)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(30):
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                assert (await client.get("/healthz")).status_code == 200
+        answered = _answers_by_process(log_path)
+        assert {"service", "api-1"} <= answered.keys(), answered
+        api = prometheus.api
+        await api.wait_for(
+            f'sum(jobwire_api_requests_total{{route="/healthz",{at})', equals(30), timeout_s=30
+        )
+        await api.wait_for(f"jobwire_kafka_up{{{at}", equals(1), timeout_s=30)
+    finally:
+        stop_jobwire(process)
 
 
 async def _logged(log_path: Path, marker: str) -> bool:
