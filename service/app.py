@@ -29,7 +29,6 @@ from service.operations.meta_alerts import MetaAlerts
 from service.operations.metrics import Metrics
 from service.operations.metrics_endpoint import bind_metrics, instrument, metrics_only_app
 from service.pipeline import LiveSubscriptions, Pipeline
-from service.registry import SubscriptionRegistry
 from service.store import Store, describe_failure
 from service.store.retention import Retention
 from service.system_mail import MailRouting, SystemMail
@@ -155,18 +154,8 @@ class Service:
         # Test alerts check every connection at send time (service/egress.py).
         web_context: ApiContext | None = None
         if sock is not None:
-            operator_key = settings.api.operator_key
-            web_context = ApiContext(
-                store=store,
-                registry=SubscriptionRegistry(
-                    store, policy, settings.limits, mail_on=mail is not None
-                ),
-                links=links,
-                notifier=notifier,
-                operator_key=operator_key.get_secret_value() if operator_key else None,
-                kafka_connected=lambda: consumer.connected,
-                mail=mail,
-                web=settings.web,
+            web_context = ApiContext.of_service(
+                settings, store, policy, links, notifier, mail, lambda: consumer.connected
             )
             api = create_api(web_context)
             instrument(api, metrics)

@@ -12,11 +12,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from config.settings import LimitSettings, WebSettings
+from config.settings import LimitSettings, Settings, WebSettings
 from service.delivery import Notifier
 from service.registry import SubscriptionRegistry
 from service.store import Store
 from service.system_mail import SystemMail
+from service.targets import TargetPolicy
 from service.unsubscribe import UnsubscribeLinks
 from service.web.mails import Outbox
 from service.web.rate_limits import RateLimit
@@ -37,6 +38,31 @@ class ApiContext:
     mail: SystemMail | None = None
     web: WebSettings = field(default_factory=WebSettings)
     outbox: Outbox = field(default_factory=Outbox)
+
+    @classmethod
+    def of_service(
+        cls,
+        settings: Settings,
+        store: Store,
+        policy: TargetPolicy,
+        links: UnsubscribeLinks,
+        notifier: Notifier,
+        mail: SystemMail | None,
+        kafka_connected: Callable[[], bool],
+    ) -> ApiContext:
+        """The context `jobwire run` serves with, in its own process and in each API process
+        (service/web/processes.py)."""
+        operator_key = settings.api.operator_key
+        return cls(
+            store=store,
+            registry=SubscriptionRegistry(store, policy, settings.limits, mail_on=mail is not None),
+            links=links,
+            notifier=notifier,
+            operator_key=operator_key.get_secret_value() if operator_key else None,
+            kafka_connected=kafka_connected,
+            mail=mail,
+            web=settings.web,
+        )
 
     @property
     def base_url(self) -> str:

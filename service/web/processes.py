@@ -55,7 +55,6 @@ from service.delivery import AppriseNotifier
 from service.logs import configure_logging
 from service.operations.metrics import Metrics
 from service.operations.metrics_endpoint import PATH as METRICS_PATH
-from service.registry import SubscriptionRegistry
 from service.store import Store
 from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
@@ -362,16 +361,14 @@ async def _serve(
     # Test alerts are rare: a few threads of this process send them, as the service's own
     # sends would without sending processes.
     users_notifier = AppriseNotifier(policy, min(delivery.concurrency, 4), delivery.timeout_s)
-    operator_key = settings.api.operator_key
-    context = ApiContext(
-        store=store,
-        registry=SubscriptionRegistry(store, policy, settings.limits, mail_on=mail is not None),
-        links=await load_links(settings.api, store, sock.getsockname()[1]),
-        notifier=MailRouting(users_notifier, mail),
-        operator_key=operator_key.get_secret_value() if operator_key else None,
-        kafka_connected=lambda: service.kafka,
-        mail=mail,
-        web=settings.web,
+    context = ApiContext.of_service(
+        settings,
+        store,
+        policy,
+        await load_links(settings.api, store, sock.getsockname()[1]),
+        MailRouting(users_notifier, mail),
+        mail,
+        lambda: service.kafka,
     )
     api = create_api(context)
     _add_metrics_page(api, service)
