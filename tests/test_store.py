@@ -65,6 +65,32 @@ async def test_a_new_subscriptions_target_ids_follow_its_notify_order(
     assert made.notify == urls
 
 
+async def test_a_subscription_added_under_its_owners_limit_reads_back_as_given(
+    store: Store,
+) -> None:
+    """Every field, each away from its default: on PostgreSQL the row reaches the server as
+    one JSON object (migration 0013's function), on SQLite as columns."""
+    given = spec(
+        name="Nights in Lyon — « veille »",
+        employers=["NORDSTROM", "Macy's"],
+        titles=["asset protection"],
+        cities=["Lyon"],
+        exclude=["intern"],
+        kinds=["article"],
+        active=False,
+        frequency="weekly",
+        at="07:30",
+        timezone="Europe/Paris",
+        weekday="friday",
+        quiet_hours="22:00-07:00",
+        notify=[TARGET, OTHER],
+    )
+    made = await store.subscriptions.add(given, owner="ana", max_owned=5)
+    stored = await store.subscriptions.get(made.id)
+    assert stored == made
+    assert stored.model_dump(include=set(SubscriptionIn.model_fields)) == given.model_dump()
+
+
 async def test_an_owner_at_the_limit_is_refused_and_nothing_is_stored(store: Store) -> None:
     for n in range(3):
         await store.subscriptions.add(spec(employers=[f"E{n}"]), owner="ana", max_owned=3)

@@ -179,9 +179,17 @@ async def read(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
     """
     if isinstance(engine, TurnTakingWrites) and engine.small_work is not None:
         return await engine.small_work.read(work)
+    if engine.dialect.name == "postgresql":
+        return await by_itself(engine, work)
     async with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return await conn.run_sync(work)
+
+
+async def by_itself(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
+    """PostgreSQL: run `work`, one statement that is a whole transaction by itself, in
+    autocommit: no BEGIN and COMMIT (or ROLLBACK) round trips around it."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
         return await conn.run_sync(work)
 
 

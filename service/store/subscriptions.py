@@ -9,32 +9,29 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import (
     Connection,
-    Integer,
     Select,
-    Text,
     bindparam,
-    false,
     func,
     select,
-    true,
+    text,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service.own_mail import sent_via
 from service.redaction import scheme_of
 from service.schedule import Schedule, clock_time, quiet_hours
 from service.store.crypto import Sealer
-from service.store.engine import transaction
+from service.store.engine import by_itself, transaction
 from service.store.schema import deliveries, subscriptions, targets, utcnow
 from service.subscriptions import Criteria, Subscription, SubscriptionIn
 
@@ -79,9 +76,9 @@ class Subscriptions:
         Counting and inserting happen in one transaction that holds a per-owner lock, so
         concurrent adds cannot all see "one below the limit" and all insert (30 at once took
         a user with 95 of 100 to 120). PostgreSQL: a transaction-scoped advisory lock on the
-        owner. SQLite: BEGIN IMMEDIATE, which takes the database's write lock before reading.
-        On PostgreSQL, where each statement is a round trip to the server, the count and both
-        inserts after the lock are one statement (`_ADD_UNDER_LIMIT`).
+        owner, taken, counted under and inserted under by one call to the server in
+        autocommit, a round trip in all (`jobwire_add_subscription`, migration 0013). SQLite:
+        BEGIN IMMEDIATE, which takes the database's write lock before reading.
         """
         now = utcnow()
         row = {
@@ -92,46 +89,48 @@ class Subscriptions:
             "created_at": now,
             "updated_at": now,
         }
-        on_sqlite = self.engine.dialect.name == "sqlite"
+        limited = owner is not None and max_owned is not None
 
         def add_whole(conn: Connection) -> list[int]:
-            if owner is not None and max_owned is not None:
-                if not on_sqlite:
-                    return self._add_under_limit(conn, row, spec.notify, max_owned)
+            if limited:
                 # The driver would BEGIN (deferred) only at the INSERT, after the count.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 owned = int(conn.execute(_OWNED, {"owner": owner}).scalar_one())
-                if owned >= max_owned:
+                if max_owned is not None and owned >= max_owned:
                     raise OwnerLimitReached(owned)
             conn.execute(_INSERT_SUBSCRIPTION, row)
             return self._add_targets(conn, row["id"], enumerate(spec.notify))
 
-        ids = await transaction(self.engine, add_whole)
+        if limited and max_owned is not None and self.engine.dialect.name == "postgresql":
+            call = self._add_under_limit(row, spec.notify, max_owned)
+            ids = await by_itself(self.engine, call)
+        else:
+            ids = await transaction(self.engine, add_whole)
         return _subscription(row, list(zip(ids, spec.notify, strict=True)))
 
     def _add_under_limit(
-        self, conn: Connection, row: dict[str, Any], urls: Sequence[str], max_owned: int
-    ) -> list[int]:
-        """PostgreSQL: the row and its targets, if its owner has fewer than `max_owned`."""
-        # Under the lock, the next statement's snapshot sees every add that held it before.
-        conn.execute(
-            select(func.pg_advisory_xact_lock(func.hashtext(f"subscriptions:{row['owner']}")))
-        )
-        new_targets = self._target_rows(row["id"], enumerate(urls))
-        owned, ids = conn.execute(
-            _ADD_UNDER_LIMIT,
-            {
-                **row,
-                "max_owned": max_owned,
-                **{
-                    f"t_{name}": [target[name] for target in new_targets]
-                    for name in ("position", "url", "scheme", "sent_via")
-                },
-            },
-        ).one()
-        if owned >= max_owned:
-            raise OwnerLimitReached(owned)
-        return list(ids or [])
+        self, row: dict[str, Any], urls: Sequence[str], max_owned: int
+    ) -> Callable[[Connection], list[int]]:
+        """PostgreSQL: the call that adds the row and its targets if its owner has fewer than
+        `max_owned`."""
+        values = {
+            "subscription": orjson.dumps(row).decode(),
+            "targets": orjson.dumps(
+                [
+                    {name: target[name] for name in ("position", "url", "scheme", "sent_via")}
+                    for target in self._target_rows(row["id"], enumerate(urls))
+                ]
+            ).decode(),
+            "max_owned": max_owned,
+        }
+
+        def call(conn: Connection) -> list[int]:
+            owned, ids = conn.execute(_ADD_UNDER_LIMIT, values).one()
+            if owned >= max_owned:
+                raise OwnerLimitReached(owned)
+            return list(ids or [])
+
+        return call
 
     def _add_targets(
         self, conn: Connection, subscription_id: str, urls: Iterable[tuple[int, str]]
@@ -392,53 +391,12 @@ _INSERT_SUBSCRIPTION = subscriptions.insert()
 _INSERT_TARGETS = targets.insert().returning(targets.c.id, sort_by_parameter_order=True)
 
 
-def _add_under_limit() -> Select[Any]:
-    """PostgreSQL: insert a subscription and its targets if its owner has fewer than
-    `max_owned`, in one statement; answers the owner's count before it and the targets' ids
-    in their order (none when nothing was inserted)."""
-    owned = _OWNED.cte("owned")
-    new = (
-        subscriptions.insert()
-        .from_select(
-            [column.name for column in subscriptions.c],
-            select(*(bindparam(column.name, type_=column.type) for column in subscriptions.c))
-            .select_from(owned)
-            .where(owned.c[0] < bindparam("max_owned")),
-        )
-        .returning(subscriptions.c.id)
-        .cte("new")
-    )
-    given = (
-        func.unnest(
-            bindparam("t_position", type_=postgresql.ARRAY(Integer)),
-            bindparam("t_url", type_=postgresql.ARRAY(Text)),
-            bindparam("t_scheme", type_=postgresql.ARRAY(Text)),
-            bindparam("t_sent_via", type_=postgresql.ARRAY(Text)),
-        )
-        .table_valued("position", "url", "scheme", "sent_via")
-        .render_derived(name="given")
-    )
-    added = (
-        targets.insert()
-        .from_select(
-            ["subscription_id", "position", "url", "scheme", "sent_via", "removed"],
-            select(
-                new.c.id, given.c.position, given.c.url, given.c.scheme, given.c.sent_via, false()
-            )
-            .select_from(new)
-            .join(given, true()),
-        )
-        .returning(targets.c.id, targets.c.position)
-        .cte("added")
-    )
-    in_order = postgresql.aggregate_order_by(added.c.id, added.c.position)
-    return select(
-        select(owned.c[0]).scalar_subquery(),
-        select(func.array_agg(in_order)).scalar_subquery(),
-    )
-
-
-_ADD_UNDER_LIMIT = _add_under_limit()
+# PostgreSQL: one call in autocommit (migration 0013); the count before, and the targets' ids
+# in their order (none when the owner is at the limit).
+_ADD_UNDER_LIMIT = text(
+    "SELECT owned, target_ids FROM jobwire_add_subscription("
+    "CAST(:subscription AS json), CAST(:targets AS json), :max_owned)"
+)
 # And a read's (every GET, PATCH, DELETE and test of one subscription starts with one).
 _ONE = select(subscriptions).where(
     subscriptions.c.id == bindparam("id"), subscriptions.c.deleted.is_(False)
