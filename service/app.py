@@ -132,6 +132,14 @@ class Service:
         consumer = EventConsumer(
             settings.kafka, Pipeline(live, store, worker.wake, metrics), observer=metrics
         )
+        if sock is not None and settings.api.processes > 1:
+            # Serving before this process says it listens, and before anything runs here that
+            # start-up's failure would leave behind: a client that connects as soon as the
+            # service listens (a load balancer's kept connections) is spread over all of them.
+            self.api_processes = ApiProcesses(
+                settings, sock.getsockname()[1], metrics, lambda: consumer.connected
+            )
+            await self.api_processes.start()
         tasks = [
             asyncio.create_task(
                 _supervised("consumer", consumer.run, stop, self.restarts), name="consumer"
@@ -159,13 +167,7 @@ class Service:
             )
             api = create_api(web_context)
             instrument(api, metrics)
-            if settings.api.processes > 1:
-                # Serving before this process says it listens: a client that connects as soon
-                # as it does (a load balancer's kept connections) is spread over all of them.
-                self.api_processes = ApiProcesses(
-                    settings, sock.getsockname()[1], metrics, lambda: consumer.connected
-                )
-                await self.api_processes.start()
+            if self.api_processes is not None:
                 tasks.append(
                     asyncio.create_task(self.api_processes.run(stop), name="api.processes")
                 )

@@ -256,3 +256,32 @@ async def test_a_sign_up_and_a_test_alert_an_api_process_answers_go_out_from_it(
             assert tested.json()["ok"] is True
             (alert,) = await asyncio.to_thread(chat.wait_for, 1, 15.0)
             assert alert.path == "/bob"
+
+
+async def test_an_api_process_that_cannot_open_the_store_says_why_in_one_line(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path)  # a store never migrated: this process may not do it
+    sock = bind("127.0.0.1", 0, shared=True)
+    context = multiprocessing.get_context("spawn")
+    service_end, process_end = context.Pipe()
+    process = context.Process(
+        target=serve_api_process,
+        args=(settings, sock.getsockname()[1], process_end, 1, True),
+        daemon=True,
+    )
+    process.start()
+    process_end.close()
+    try:
+        await asyncio.to_thread(process.join, 60)
+        assert process.exitcode == 1
+    finally:
+        sock.close()
+        service_end.close()
+        if process.is_alive():
+            process.kill()
+    captured = capfd.readouterr()
+    failed = [line for line in captured.out.splitlines() if "api.process_failed" in line]
+    assert len(failed) == 1, captured.out
+    assert "jobwire db upgrade" in failed[0]
+    assert "Traceback" not in captured.out + captured.err

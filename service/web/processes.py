@@ -55,7 +55,7 @@ from service.delivery import AppriseNotifier
 from service.logs import configure_logging
 from service.operations.metrics import Metrics
 from service.operations.metrics_endpoint import PATH as METRICS_PATH
-from service.store import Store
+from service.store import Store, describe_failure
 from service.system_mail import MailRouting, SystemMail
 from service.targets import TargetPolicy
 from service.unsubscribe import load_links
@@ -260,7 +260,12 @@ def serve_api_process(
     configure_logging(settings.log.format, settings.log.level)
     structlog.contextvars.bind_contextvars(process=f"api-{number}")
     interpreter.hand_over_promptly()
-    uvloop.run(_serve(settings, bind(settings.api.host, port, shared=True), conn, kafka))
+    try:
+        uvloop.run(_serve(settings, bind(settings.api.host, port, shared=True), conn, kafka))
+    except Exception as exc:  # the store or the port refused: one line, then the service's
+        # watch starts this process again after a pause
+        log.error("api.process_failed", error=describe_failure(exc))
+        raise SystemExit(1) from None
 
 
 class _ToService:
