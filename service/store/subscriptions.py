@@ -89,21 +89,20 @@ class Subscriptions:
             "created_at": now,
             "updated_at": now,
         }
-        limited = owner is not None and max_owned is not None
+        limit = max_owned if owner is not None else None  # only an owner has a limit
 
         def add_whole(conn: Connection) -> list[int]:
-            if limited:
+            if limit is not None:
                 # The driver would BEGIN (deferred) only at the INSERT, after the count.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 owned = int(conn.execute(_OWNED, {"owner": owner}).scalar_one())
-                if max_owned is not None and owned >= max_owned:
+                if owned >= limit:
                     raise OwnerLimitReached(owned)
             conn.execute(_INSERT_SUBSCRIPTION, row)
             return self._add_targets(conn, row["id"], enumerate(spec.notify))
 
-        if limited and max_owned is not None and self.engine.dialect.name == "postgresql":
-            call = self._add_under_limit(row, spec.notify, max_owned)
-            ids = await by_itself(self.engine, call)
+        if limit is not None and self.engine.dialect.name == "postgresql":
+            ids = await by_itself(self.engine, self._add_under_limit(row, spec.notify, limit))
         else:
             ids = await transaction(self.engine, add_whole)
         return _subscription(row, list(zip(ids, spec.notify, strict=True)))
