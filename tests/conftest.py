@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from sqlalchemy import text
@@ -111,3 +113,21 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached within {within_s} s")
         await asyncio.sleep(every_s)
+
+
+async def sign_up_on_the_page(browser: httpx.AsyncClient, email: str) -> httpx.Response:
+    """Sign up for Nordstrom's postings as a person does on the page served at `browser`'s
+    base URL: open it, and send its form with its CSRF token."""
+    page = await browser.get("/")
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return await browser.post(
+        "/signup",
+        data={
+            "csrf": found[1],
+            "email": email,
+            "action": "signup",
+            "employers": "Nordstrom",
+            "kinds": ["posting"],
+        },
+    )

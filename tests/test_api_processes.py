@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-import re
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from service.operations.metrics import Metrics
 from service.store import Store
 from service.web import bind
 from service.web.processes import ApiProcesses, serve_api_process
-from tests.conftest import eventually, make_settings
+from tests.conftest import eventually, make_settings, sign_up_on_the_page
 
 pytestmark = pytest.mark.slow
 
@@ -223,19 +222,7 @@ async def test_a_sign_up_and_a_test_alert_an_api_process_answers_go_out_from_it(
             api_processes(tmp_path, count=1, settings=settings) as running,
             httpx.AsyncClient(base_url=running.url, timeout=10) as browser,
         ):
-            page = await browser.get("/")
-            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-            assert csrf is not None
-            signed_up = await browser.post(
-                "/signup",
-                data={
-                    "csrf": csrf[1],
-                    "email": "ana@example.com",
-                    "employers": "Nordstrom",
-                    "kinds": "posting",
-                    "action": "signup",
-                },
-            )
+            signed_up = await sign_up_on_the_page(browser, "ana@example.com")
             assert signed_up.status_code == 200, signed_up.text
             (confirm,) = await asyncio.to_thread(smtp.wait_for, 1, 15.0)
             assert f"{running.url}/confirm/" in confirm.body

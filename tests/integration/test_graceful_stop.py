@@ -3,7 +3,6 @@ real SMTP server, stopped right after a sign-up was answered."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import httpx
@@ -12,7 +11,7 @@ import pytest
 from config.settings import MailSettings
 from devstack.kafka import KafkaBroker
 from devstack.sinks import SmtpSink
-from tests.conftest import make_settings
+from tests.conftest import make_settings, sign_up_on_the_page
 from tests.integration.conftest import running
 
 pytestmark = pytest.mark.integration
@@ -32,19 +31,7 @@ async def test_a_stop_right_after_a_sign_up_still_sends_its_confirmation_email(
         async with running(settings) as service:
             assert service.api_url is not None
             async with httpx.AsyncClient(base_url=service.api_url) as browser:
-                page = await browser.get("/")
-                found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-                assert found, page.text[:500]
-                answer = await browser.post(
-                    "/signup",
-                    data={
-                        "csrf": found[1],
-                        "email": "ana@example.com",
-                        "action": "signup",
-                        "employers": "Nordstrom",
-                        "kinds": ["posting"],
-                    },
-                )
+                answer = await sign_up_on_the_page(browser, "ana@example.com")
                 assert answer.status_code == 200, answer.text
                 assert smtp.messages == []  # still on its way when the stop begins
         # The stop has returned: by then the email was accepted, not dropped mid-send.
