@@ -49,7 +49,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config.settings import Settings
-from consumers.pacing import Backoff
+from consumers.pacing import Backoff, wait_or_stop
 from service import interpreter
 from service.delivery import AppriseNotifier
 from service.logs import configure_logging
@@ -78,6 +78,8 @@ STOP_TIMEOUT_S = 10.0
 READINESS_EVERY_S = 0.25
 # How long the service waits for its API processes to serve before it says it listens.
 START_TIMEOUT_S = 60.0
+# An API process alive this long has settled: if it dies later, its restarts pause 1 s again.
+SETTLED_S = 60.0
 
 
 def _put(conn: multiprocessing.connection.Connection, message: object) -> None:
@@ -143,15 +145,11 @@ class ApiProcesses:
         """Keep the processes running and informed until `stop`, then stop them."""
         pauses = {number: Backoff() for number in self._children}
         try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), READINESS_EVERY_S)
-                if stop.is_set():
-                    break
+            while not await wait_or_stop(stop, READINESS_EVERY_S):
                 self._tell_readiness()
                 for number, child in list(self._children.items()):
                     if child.process.is_alive():
-                        if time.monotonic() - child.started > 60:
+                        if time.monotonic() - child.started > SETTLED_S:
                             pauses[number] = Backoff()
                         continue
                     self._forget(child)
@@ -162,7 +160,7 @@ class ApiProcesses:
                         exit_code=child.process.exitcode,
                         restart_in_s=pause.delay_s,
                     )
-                    await _wait_or(stop, pause.delay_s)
+                    await wait_or_stop(stop, pause.delay_s)
                     pause.grow()
                     if not stop.is_set():
                         self._spawn(number)
@@ -238,11 +236,6 @@ class ApiProcesses:
         self._children = {}
         if children:
             log.info("api.processes_stopped", processes=len(children))
-
-
-async def _wait_or(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 # -- an API process's side -------------------------------------------------------------------
