@@ -35,7 +35,6 @@ import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import signal
 import socket
 import time
@@ -51,6 +50,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config.settings import Settings
 from consumers.pacing import Backoff, wait_or_stop
 from service import interpreter
+from service.child_pipes import put, take
 from service.delivery import AppriseNotifier
 from service.logs import configure_logging
 from service.operations.metrics import Metrics
@@ -80,14 +80,6 @@ READINESS_EVERY_S = 0.25
 START_TIMEOUT_S = 60.0
 # An API process alive this long has settled: if it dies later, its restarts pause 1 s again.
 SETTLED_S = 60.0
-
-
-def _put(conn: multiprocessing.connection.Connection, message: object) -> None:
-    conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
-
-
-def _take(conn: multiprocessing.connection.Connection) -> Any:
-    return pickle.loads(conn.recv_bytes())
 
 
 # -- the service's side ----------------------------------------------------------------------
@@ -185,12 +177,12 @@ class ApiProcesses:
     def _heard(self, child: _Child) -> None:
         try:
             while child.conn.poll():
-                kind, content = _take(child.conn)
+                kind, content = take(child.conn)
                 if kind == "answers":
                     for answer in content:
                         self._metrics.api_request(*answer)
                 elif kind == "scrape":
-                    _put(child.conn, ("metrics", generate_latest(self._metrics.registry)))
+                    put(child.conn, ("metrics", generate_latest(self._metrics.registry)))
                 elif kind == "serving" and not child.serving.done():
                     child.serving.set_result(None)
         except (EOFError, OSError):
@@ -203,7 +195,7 @@ class ApiProcesses:
         self._kafka = kafka
         for child in list(self._children.values()):
             try:
-                _put(child.conn, ("kafka", kafka))
+                put(child.conn, ("kafka", kafka))
             except OSError:
                 self._forget(child)
 
@@ -284,7 +276,7 @@ class _ToService:
             return
         answers, self._answers = self._answers, []
         try:
-            _put(self.conn, ("answers", answers))
+            put(self.conn, ("answers", answers))
         except OSError:
             self._lost()
 
@@ -297,7 +289,7 @@ class _ToService:
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._scrapes.append(future)
         try:
-            _put(self.conn, ("scrape", None))
+            put(self.conn, ("scrape", None))
         except OSError:
             self._lost()
         return await asyncio.wait_for(future, SCRAPE_TIMEOUT_S)
@@ -305,7 +297,7 @@ class _ToService:
     def _heard(self) -> None:
         try:
             while self.conn.poll():
-                kind, content = _take(self.conn)
+                kind, content = take(self.conn)
                 if kind == "kafka":
                     self.kafka = content
                 elif kind == "metrics":
@@ -329,7 +321,7 @@ class _ToService:
 
     def serving(self) -> None:
         try:
-            _put(self.conn, ("serving", None))
+            put(self.conn, ("serving", None))
         except OSError:
             self._lost()
 

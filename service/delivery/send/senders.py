@@ -12,7 +12,7 @@ Each child reads requests from a pipe and answers on it: (request id, error or N
 that dies fails its sends in flight (they are retried like any failed send) and is started
 again. The pool is a `Notifier`, so the worker cannot tell it from the in-process one.
 
-Requests and answers cross the pipe in batches, each batch one plain `pickle` and one write:
+Requests and answers cross the pipe in batches, each one message (service/child_pipes.py):
 the service sends what one turn of its event loop asked of a child, and a child's answers go
 out together while the last batch of them is being written. One message per send cost the
 service about a tenth of its time at 1,000+ webhooks a second (multiprocessing's pickler is
@@ -27,7 +27,6 @@ import contextlib
 import itertools
 import multiprocessing
 import multiprocessing.connection
-import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import structlog
 
 from config.settings import TargetSettings, TemplateSettings
 from service import interpreter
+from service.child_pipes import put, take
 from service.delivery.render import Message, Renderer
 from service.delivery.render.renderer import remake
 from service.delivery.send.notifier import AppriseNotifier, DeliveryFailed
@@ -51,14 +51,6 @@ Said = tuple[str, str, str | None, str | None, str | None]
 Payload = tuple[str, Any]
 Request = tuple[int, str, Payload]
 Reply = tuple[int, str | None]
-
-
-def _put(conn: multiprocessing.connection.Connection, batch: object) -> None:
-    conn.send_bytes(pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
-
-
-def _take(conn: multiprocessing.connection.Connection) -> Any:
-    return pickle.loads(conn.recv_bytes())
 
 
 def _payload(message: Message) -> Payload:
@@ -109,7 +101,7 @@ def _serve(
     with ThreadPoolExecutor(threads, thread_name_prefix="sender") as pool:
         while True:
             try:
-                batch: list[Request] | None = _take(conn)
+                batch: list[Request] | None = take(conn)
             except EOFError:  # the service is gone
                 break
             if batch is None:
@@ -149,7 +141,7 @@ class _Answers:
                         # itself, instead of waiting for a writer that has gone.
                         self._writing = False
                         return
-                _put(self._conn, batch)
+                put(self._conn, batch)
         except BaseException:
             with self._lock:
                 self._writing = False
@@ -208,7 +200,7 @@ class SenderPool:
     def _answered(self, child: _Child) -> None:
         try:
             while child.conn.poll():
-                answers: list[Reply] = _take(child.conn)
+                answers: list[Reply] = take(child.conn)
                 for request_id, error in answers:
                     future = child.waiting.pop(request_id, None)
                     if future is not None and not future.done():
@@ -222,7 +214,7 @@ class SenderPool:
         if child not in self._children:
             return  # lost meanwhile: its sends have already failed
         try:
-            _put(child.conn, batch)
+            put(child.conn, batch)
         except OSError:
             self._lost(child)
 
@@ -266,7 +258,7 @@ class SenderPool:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(child.conn.fileno())
             with contextlib.suppress(OSError):  # already gone
-                _put(child.conn, None)
+                put(child.conn, None)
             child.conn.close()
         for child in self._children:
             child.process.join(timeout=5)
