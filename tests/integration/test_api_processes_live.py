@@ -118,6 +118,9 @@ async def test_two_api_processes_serve_one_port_as_one_service(
     log = log_path.read_text()
     assert '"api.processes_stopped"' in log
     assert '"api.process_stopped"' in log
+    # The service said it listened only once its API process served: connections a client
+    # opens at once (a load balancer's kept ones) can reach both, not the service's alone.
+    assert log.index('"api.process_serving"') < log.index('"api.listening"')
 
 
 async def test_prometheus_counts_every_answer_of_two_api_processes_once(
