@@ -367,8 +367,10 @@ async def _serve(
     gone = asyncio.create_task(service.gone.wait())
     stopping = asyncio.create_task(stop.wait())
     serving = asyncio.create_task(serve(api, sock, stop))
-    service.serving()
+    # Its line is written before the service hears it serves, so the service's api.listening
+    # always comes after it in a log the two share.
     log.info("api.process_serving", pid=os.getpid())
+    service.serving()
     try:
         await asyncio.wait([gone, stopping, serving], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
