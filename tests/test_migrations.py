@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from consumers.events import Event
 from devstack.postgres import SUPERUSER, PostgresServer
 from service.store import Match, Store, StoreUnavailable, migrate
+from service.store.subscriptions import OwnerLimitReached
 from service.subscriptions import SubscriptionIn
 from tests.conftest import empty_database
 
@@ -84,6 +85,8 @@ async def assert_rows_of_0001_survived(store: Store) -> None:
     user = await store.accounts.by_key_hash("aaaa")
     assert user is not None
     assert user.name == "ana"
+    # The owner's count starts from the rows there were (0014): the limit sees the old one.
+    assert await store.subscriptions.count("u0000000000000000000000000000001") == 1
     assert await store.secrets.get_or_create("unsubscribe-signing", "new") == "kept-secret"
 
 
@@ -119,7 +122,9 @@ async def test_downgrading_one_step_and_upgrading_again_keeps_every_row(
 ) -> None:
     store = await Store.open(url, auto_migrate=True)
     sub = await store.subscriptions.add(
-        SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [TARGET]})
+        SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [TARGET]}),
+        owner="ana",
+        max_owned=2,
     )
     await store.ledger.record(sample_events[:3], [Match(sub.id, sample_events[0], sub.target_ids)])
     await store.close()
@@ -136,6 +141,18 @@ async def test_downgrading_one_step_and_upgrading_again_keeps_every_row(
         assert [s.id for s in await store.subscriptions.all()] == [sub.id]
         (claimed,) = await store.ledger.claim(10, lease_s=60)
         assert claimed.event.id == sample_events[0].id
+        # The owner's limit still holds: one more, then none.
+        await store.subscriptions.add(
+            SubscriptionIn.model_validate({"employers": ["Ross"], "notify": [TARGET]}),
+            owner="ana",
+            max_owned=2,
+        )
+        with pytest.raises(OwnerLimitReached):
+            await store.subscriptions.add(
+                SubscriptionIn.model_validate({"employers": ["Macy's"], "notify": [TARGET]}),
+                owner="ana",
+                max_owned=2,
+            )
     finally:
         await store.close()
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import Executable, delete, func, select, text
+from sqlalchemy import Executable, delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,7 +20,7 @@ from service.store import Match, Store, bulk, explain, utcnow
 from service.store import ledger as ledger_module
 from service.store.bulk import DeliveryRow
 from service.store.ledger import Outcomes
-from service.store.schema import events, targets
+from service.store.schema import events, subscriptions, targets
 from service.store.subscriptions import OwnerLimitReached
 from service.subscriptions import Subscription, SubscriptionIn
 from tests.conftest import empty_database
@@ -398,6 +398,62 @@ async def test_subscription_changes_include_deletes_and_pauses(store: Store) -> 
     assert {(c.id, c.wanted) for c in changes} == {(a.id, False), (b.id, False)}
     assert [s.id for s in await store.subscriptions.all()] == [b.id]
     assert await store.subscriptions.get(a.id) is None
+
+
+async def test_an_owners_count_follows_every_write_that_adds_or_removes_a_live_subscription(
+    store: Store,
+) -> None:
+    """The limit reads a number the store's triggers keep (migration 0014), not the rows:
+    whatever writes the rows (jobwire's code, retention, an operator's SQL), it must agree
+    with them."""
+
+    async def live_rows(owner: str) -> int:
+        async with store.engine.connect() as conn:
+            query = select(func.count()).where(
+                subscriptions.c.owner == owner, subscriptions.c.deleted.is_(False)
+            )
+            return int((await conn.execute(query)).scalar_one())
+
+    async def counts_agree() -> dict[str, int]:
+        counted = {who: await store.subscriptions.count(who) for who in owners}
+        assert counted == {who: await live_rows(who) for who in owners}
+        return counted
+
+    ana = await store.accounts.add("ana", "a" * 64)
+    assert ana is not None
+    owners = (ana.id, "bob")
+    made = [
+        await store.subscriptions.add(spec(employers=[f"E{n}"]), owner=ana.id, max_owned=3)
+        for n in range(3)
+    ]
+    await store.subscriptions.add(spec(employers=["B"]), owner="bob")
+    await store.subscriptions.add(spec(employers=["mine"]))  # the operator's: no owner
+    assert await counts_agree() == {ana.id: 3, "bob": 1}
+
+    # A delete frees room under the limit; pausing and editing do not.
+    assert await store.subscriptions.delete(made[0].id, owner=ana.id)
+    await store.subscriptions.set_active(made[1].id, False)
+    await store.subscriptions.update(made[2].id, spec(employers=["E9"]), owner=ana.id)
+    assert await counts_agree() == {ana.id: 2, "bob": 1}
+    await store.subscriptions.add(spec(employers=["E3"]), owner=ana.id, max_owned=3)
+    with pytest.raises(OwnerLimitReached) as refused:
+        await store.subscriptions.add(spec(employers=["E4"]), owner=ana.id, max_owned=3)
+    assert refused.value.owned == 3
+
+    # Written by hand: rows given to another owner, tombstones purged, a live row removed.
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.id == made[2].id)
+            .values(owner="bob", updated_at=datetime(2026, 11, 28))
+        )
+        await conn.execute(delete(subscriptions).where(subscriptions.c.deleted.is_(True)))
+        await conn.execute(delete(subscriptions).where(subscriptions.c.id == made[1].id))
+    assert await counts_agree() == {ana.id: 1, "bob": 2}
+
+    # Erasing a user takes their subscriptions out of their count.
+    assert await store.accounts.erase(ana.id) is not None
+    assert await counts_agree() == {ana.id: 0, "bob": 2}
 
 
 async def test_users_are_unique_found_by_key_hash_and_take_their_subscriptions_with_them(

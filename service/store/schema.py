@@ -58,8 +58,17 @@ subscriptions = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False, index=True),
-    # An owner's live subscriptions, counted at each create without reading the table.
+    # An owner's live subscriptions, listed without reading the others'.
     Index("ix_subscriptions_owner_deleted", "owner", "deleted"),
+)
+
+# Each owner's live subscriptions (an owner, not deleted), kept by triggers on `subscriptions`
+# (migration 0014), so a create under the owner's limit reads a number instead of counting rows.
+owner_counts = Table(
+    "owner_counts",
+    metadata,
+    Column("owner", String(64), primary_key=True),
+    Column("live", Integer, nullable=False),
 )
 
 # Every event consumed in the last JOBWIRE_RETENTION__EVENTS_DAYS, matched or not: the payload

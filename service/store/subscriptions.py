@@ -32,7 +32,7 @@ from service.redaction import scheme_of
 from service.schedule import Schedule, clock_time, quiet_hours
 from service.store.crypto import Sealer
 from service.store.engine import by_itself, transaction
-from service.store.schema import deliveries, subscriptions, targets, utcnow
+from service.store.schema import deliveries, owner_counts, subscriptions, targets, utcnow
 from service.subscriptions import Criteria, Subscription, SubscriptionIn
 
 log = structlog.get_logger("jobwire.store")
@@ -73,12 +73,13 @@ class Subscriptions:
     ) -> Subscription:
         """Store a new subscription; with `max_owned`, only if the owner has fewer than that.
 
-        Counting and inserting happen in one transaction that holds a per-owner lock, so
-        concurrent adds cannot all see "one below the limit" and all insert (30 at once took
-        a user with 95 of 100 to 120). PostgreSQL: a transaction-scoped advisory lock on the
-        owner, taken, counted under and inserted under by one call to the server in
-        autocommit, a round trip in all (`jobwire_add_subscription`, migration 0013). SQLite:
-        BEGIN IMMEDIATE, which takes the database's write lock before reading.
+        Reading the owner's count (a number the store keeps, migration 0014) and inserting
+        happen in one transaction that holds a per-owner lock, so concurrent adds cannot all
+        see "one below the limit" and all insert (30 at once took a user with 95 of 100 to
+        120). PostgreSQL: a transaction-scoped advisory lock on the owner, taken, read under
+        and inserted under by one call to the server in autocommit, a round trip in all
+        (`jobwire_add_subscription`, migration 0013). SQLite: BEGIN IMMEDIATE, which takes the
+        database's write lock before reading.
         """
         now = utcnow()
         row = {
@@ -382,8 +383,10 @@ def _subscription(row: Any, targets_of: list[tuple[int, str]]) -> Subscription:
 # A create's statements, built once with their values bound when run: built per call with
 # the values in them, SQLAlchemy made each statement's cache key again (a bound parameter per
 # column) before finding it compiled, about a fifth of a create's time in the store.
-_OWNED: Select[int] = select(func.count()).where(
-    subscriptions.c.owner == bindparam("owner"), subscriptions.c.deleted.is_(False)
+# An owner's live subscriptions: a number the store's triggers keep (migration 0014), one row
+# read whatever the owner has; no row yet is none.
+_OWNED: Select[int] = select(func.coalesce(func.max(owner_counts.c.live), 0)).where(
+    owner_counts.c.owner == bindparam("owner")
 )
 _INSERT_SUBSCRIPTION = subscriptions.insert()
 # RETURNING in the order the rows were given: the ids are paired with the URLs by position.
