@@ -92,6 +92,32 @@ def test_checking_a_target_never_writes_its_password_out(
     assert "hunter2" not in out + err
 
 
+@pytest.mark.parametrize("as_jobwire", [True, False])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "discord://1/",  # Apprise's plugin raises: its webhook token is missing
+        "mailto://bob:hunter2@",  # raises: no mail server to send through
+        "json://bob:hunter2@",  # Apprise cannot parse it
+    ],
+)
+def test_a_target_apprise_cannot_use_is_refused_naming_it_masked(
+    url: str, as_jobwire: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where Apprise's lines go nowhere, the check takes a plugin's errors itself (service/
+    subscriptions.py's _plugin_for); anywhere else Apprise turns them into None. Either way
+    the target is refused, and its password is not in the answer."""
+    if as_jobwire:
+        log_as_jobwire(monkeypatch)
+    assert apprise_lines_go_nowhere() is as_jobwire
+    with pytest.raises(ValidationError) as refused:
+        SubscriptionIn.model_validate({"employers": ["NORDSTROM"], "notify": [url]})
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("notify", 0)
+    assert "could not parse it" in error["msg"]
+    assert "hunter2" not in error["msg"]
+
+
 def test_a_sends_reasons_never_hold_a_check_made_beside_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
