@@ -20,7 +20,7 @@ from service.store import Match, Store, bulk, explain, utcnow
 from service.store import ledger as ledger_module
 from service.store.bulk import DeliveryRow
 from service.store.ledger import Outcomes
-from service.store.schema import events, subscriptions, targets
+from service.store.schema import events, owner_counts, subscriptions, targets
 from service.store.subscriptions import OwnerLimitReached
 from service.subscriptions import Subscription, SubscriptionIn
 from tests.conftest import empty_database
@@ -451,9 +451,12 @@ async def test_an_owners_count_follows_every_write_that_adds_or_removes_a_live_s
         await conn.execute(delete(subscriptions).where(subscriptions.c.id == made[1].id))
     assert await counts_agree() == {ana.id: 1, "bob": 2}
 
-    # Erasing a user takes their subscriptions out of their count.
+    # Erasing a user takes their subscriptions out of their count, and their id with it.
     assert await store.accounts.erase(ana.id) is not None
     assert await counts_agree() == {ana.id: 0, "bob": 2}
+    async with store.engine.connect() as conn:
+        kept = await conn.execute(select(owner_counts.c.owner))
+        assert [owner for (owner,) in kept] == ["bob"]
 
 
 async def test_users_are_unique_found_by_key_hash_and_take_their_subscriptions_with_them(

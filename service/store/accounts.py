@@ -18,6 +18,7 @@ from service.store.schema import (
     api_keys,
     deliveries,
     email_tokens,
+    owner_counts,
     subscriptions,
     target_notices,
     targets,
@@ -192,4 +193,6 @@ class Accounts:
                     updated_at=utcnow(),
                 )
             )
+            # Their count, which the triggers just took to 0: their id is not kept anywhere.
+            await conn.execute(delete(owner_counts).where(owner_counts.c.owner == user_id))
         return Erased(user_id, int(live.scalar_one()), removed.rowcount)
