@@ -15,18 +15,22 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from config.settings import MailSettings, Settings
 from devstack.sinks import HttpSink, SmtpSink
 from service.accounts import add_user
+from service.child_pipes import take
 from service.operations.metrics import Metrics
 from service.store import Store
 from service.web import bind
+from service.web import processes as processes_module
 from service.web.processes import ApiProcesses, serve_api_process
 from tests.conftest import eventually, make_settings, sign_up_on_the_page
 
@@ -272,3 +276,30 @@ async def test_an_api_process_that_cannot_open_the_store_says_why_in_one_line(
     assert len(failed) == 1, captured.out
     assert "jobwire db upgrade" in failed[0]
     assert "Traceback" not in captured.out + captured.err
+
+
+async def test_an_api_process_logs_that_it_serves_before_the_service_hears_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The service logs api.listening on hearing its processes serve; each process's own
+    line must already be written then, or a shared log shows them in the wrong order (a
+    load balancer's operator reading it would think the service listened before it could
+    answer). CI once saw exactly that."""
+    ours, theirs = multiprocessing.Pipe()
+    logged_when_told: list[bool] = []
+    told = processes_module.put
+
+    def put(conn: Connection, message: object) -> None:
+        logged_when_told.append(any(e["event"] == "api.process_serving" for e in logs))
+        told(conn, message)
+
+    monkeypatch.setattr(processes_module, "put", put)
+    service = processes_module._ToService(ours, kafka=True)
+    try:
+        with capture_logs() as logs:
+            service.serving()
+        assert take(theirs) == ("serving", None)
+        assert logged_when_told == [True]
+    finally:
+        service.close()
+        theirs.close()

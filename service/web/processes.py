@@ -320,6 +320,10 @@ class _ToService:
                 future.set_exception(ConnectionError("the service is gone"))
 
     def serving(self) -> None:
+        """Say this process serves: in the log, then to the service. In that order, so the
+        service's api.listening, which it logs on hearing this, comes after this process's
+        line in a log the two share (the order things happened)."""
+        log.info("api.process_serving", pid=os.getpid())
         try:
             put(self.conn, ("serving", None))
         except OSError:
@@ -367,9 +371,6 @@ async def _serve(
     gone = asyncio.create_task(service.gone.wait())
     stopping = asyncio.create_task(stop.wait())
     serving = asyncio.create_task(serve(api, sock, stop))
-    # Its line is written before the service hears it serves, so the service's api.listening
-    # always comes after it in a log the two share.
-    log.info("api.process_serving", pid=os.getpid())
     service.serving()
     try:
         await asyncio.wait([gone, stopping, serving], return_when=asyncio.FIRST_COMPLETED)
