@@ -67,6 +67,40 @@ async def test_a_large_batch_is_prepared_in_parts_letting_the_batch_being_writte
     assert during >= 4
 
 
+async def test_a_batch_of_many_matches_each_is_prepared_in_smaller_parts(store: Store) -> None:
+    """At fan-out 100, PREPARE_STRIDE events make 10,000 rows: the write in flight waited for
+    all of them on each of its round trips. Parts shrink to about PREPARE_ROWS rows."""
+    for k in range(100):
+        await store.subscriptions.add(
+            SubscriptionIn.model_validate(
+                {"employers": ["NORDSTROM"], "notify": [f"json://hooks.example.com/{k}"]}
+            )
+        )
+    live = LiveSubscriptions(store)
+    await live.refresh()
+    pipeline = Pipeline(live, store, lambda: None)
+    events = [e for e in postings(600) if isinstance(e, JobPosting) and e.employer == "NORDSTROM"]
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    beside = asyncio.create_task(other_task())
+    for _ in range(2):  # the second batch starts with the parts the first ended with
+        await asyncio.sleep(0)
+        before = turns
+        prepared = await pipeline.prepare(events)
+        during = turns - before
+        assert len(prepared.recording.deliveries) == 30_000
+    beside.cancel()
+    # 30,000 rows in parts of about 2,000: a turn between each two. With parts of
+    # PREPARE_STRIDE events, there were 2.
+    assert during >= 12
+
+
 async def test_a_batch_prepared_in_parts_is_the_batch_prepared_at_once(store: Store) -> None:
     pipeline = await pipeline_for_nordstrom(store)
     events = postings(300)  # three parts
