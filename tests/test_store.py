@@ -551,6 +551,47 @@ async def test_a_large_batch_goes_in_over_two_connections_and_each_alert_once(
 
 
 @pytest.mark.integration
+async def test_an_event_twice_in_a_large_batch_is_alerted_once_without_waiting(
+    postgres_store: Store, sample_events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka can hand a batch the same event twice. Its rows must not land in both halves of
+    the two-connection `COPY`: the second would wait on the first's transaction, which ends
+    only after both (a stall of WRITE_LOCK_TIMEOUT_MS, then a failed batch)."""
+    store = postgres_store
+    monkeypatch.setattr(bulk, "SPLIT_ROWS", 2)
+    monkeypatch.setattr(bulk, "COPY_ROWS", 2)
+    monkeypatch.setattr(ledger_module, "WRITE_LOCK_TIMEOUT_MS", 3_000)
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, OTHER]))
+    first, second = sample_events[:2]
+    batch = [first, second, first]  # the middle of its six rows falls in `second`'s
+    matches = [Match(sub.id, event, sub.target_ids) for event in batch]
+
+    async with asyncio.timeout(2):
+        assert await store.ledger.record(batch, matches) == 4
+    assert (await store.ledger.counts()) == {"pending": 4}
+
+
+def test_a_batch_is_halved_at_an_event_boundary_with_no_event_in_both_halves() -> None:
+    def rows(*events: str) -> list[DeliveryRow]:
+        return [(target, "posting", event, None, False) for event in events for target in (1, 2)]
+
+    def ids(half: Sequence[DeliveryRow]) -> set[str]:
+        return {row[2] for row in half}
+
+    # Grouped by event, as the pipeline builds them: cut after the event spanning the middle.
+    mine, other = bulk.halves(rows("a", "b", "c"))
+    assert (ids(mine), ids(other)) == ({"a", "b"}, {"c"})
+    assert len(mine) + len(other) == 6
+    # An event twice, apart: its rows all in one half.
+    for batch in (rows("a", "b", "a"), rows("a", "b", "c", "a"), rows("a", "b", "b", "c")):
+        mine, other = bulk.halves(batch)
+        assert not ids(mine) & ids(other)
+        assert sorted([*mine, *other]) == sorted(batch)
+    # One event: one half holds it all.
+    assert sorted(map(len, bulk.halves(rows("a")))) == [0, 2]
+
+
+@pytest.mark.integration
 async def test_when_a_large_batch_fails_its_other_half_is_not_kept_either(
     postgres_store: Store, sample_events: list[Event], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,6 +44,7 @@ publish → alert p99 on PostgreSQL went from 15.3 to 12.6 ms (alternated three 
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -57,6 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 # fan-out-100 batch (50,000), never the few hundred of fan-out 1, where the second
 # transaction would cost more than it saves.
 SPLIT_ROWS = 20_000
+_EVENT_ID = operator.itemgetter(2)
 
 # Fewer ledger rows than this (PostgreSQL) go in by one `INSERT` in the batch's one
 # transaction: for a small batch (an event or a few, as at ordinary rates) a `COPY` under its
@@ -164,11 +166,15 @@ async def insert_deliveries(
     now: datetime,
     new_events: set[tuple[str, str]],
     helper: AsyncConnection | None = None,
+    *,
+    every_event_new: bool = False,
 ) -> int:
     """Insert ledger rows created `now`; returns how many were new. `new_events`: the events
-    `insert_events` found new to the store, in this transaction. `helper` (PostgreSQL): a
-    second connection in a transaction of its own, which the caller commits after this one,
-    for half of a large batch's `COPY`."""
+    `insert_events` found new to the store, in this transaction; `every_event_new`: they are
+    all of the rows' events (as they are unless Kafka delivered the batch again), so no row
+    need be looked up in them. `helper` (PostgreSQL): a second connection in a transaction
+    of its own, which the caller commits after this one, for half of a large batch's
+    `COPY`."""
     if not rows:
         return 0
     if conn.dialect.name == "sqlite":
@@ -186,14 +192,21 @@ async def insert_deliveries(
         )
         return int(result.rowcount)  # the rows it inserted: the new ones
     copied = 0
-    fresh = [row for row in rows if (row[1], row[2]) in new_events] if wants_copy(rows) else []
+    # The row by row looks below take a fan-out-100 batch 7 ms, paid while the server waits
+    # for its `COPY`.
+    if not wants_copy(rows):
+        fresh: Sequence[DeliveryRow] = []
+    elif every_event_new:
+        fresh = rows
+    else:
+        fresh = [row for row in rows if (row[1], row[2]) in new_events]
     if fresh:
         try:
             copied = await _copy_fresh(conn, fresh, now, helper)
         except asyncpg.UniqueViolationError:
             pass  # rows outlived their event: every row takes the INSERT below
         else:
-            rows = [row for row in rows if (row[1], row[2]) not in new_events]
+            rows = [] if fresh is rows else [r for r in rows if (r[1], r[2]) not in new_events]
     return copied + await _insert_deliveries_postgres(conn, rows, now)
 
 
@@ -208,17 +221,36 @@ async def _copy_fresh(
     if helper is None or len(rows) < SPLIT_ROWS:
         async with conn.begin_nested():
             return await _copy_deliveries(conn, rows, now)
-    # Split by event: a row that is in the batch twice stays in one half, where the `COPY`
-    # fails on it as one would, instead of waiting for the other half's transaction to end.
-    events = list(dict.fromkeys((kind, event_id) for _, kind, event_id, _, _ in rows))
-    theirs = set(events[len(events) // 2 :])
-    mine = [row for row in rows if (row[1], row[2]) not in theirs]
-    other = [row for row in rows if (row[1], row[2]) in theirs]
+    mine, other = halves(rows)
     async with conn.begin_nested(), helper.begin_nested():
         copied = await both_to_their_end(
             _copy_deliveries(conn, mine, now), _copy_deliveries(helper, other, now)
         )
     return sum(copied)
+
+
+def halves(rows: Sequence[DeliveryRow]) -> tuple[Sequence[DeliveryRow], Sequence[DeliveryRow]]:
+    """A batch's rows in two halves with no event in both: a row that is in the batch twice
+    stays in one half, where the `COPY` fails on it as one would, instead of waiting for the
+    other half's transaction to end.
+
+    The pipeline builds an event's rows together, so the cut is at the end of the event that
+    spans the middle, checked by event id (two looks at a set: 1 ms at fan-out 100, against
+    9 ms for a look per row); rows of an event in both halves (it came twice, or they were
+    built in another order) are split event by event instead.
+    """
+    cut = len(rows) // 2
+    while 0 < cut < len(rows) and rows[cut][1:3] == rows[cut - 1][1:3]:
+        cut += 1
+    mine, other = rows[:cut], rows[cut:]
+    if set(map(_EVENT_ID, mine)).isdisjoint(map(_EVENT_ID, other)):
+        return mine, other
+    events = list(dict.fromkeys((kind, event_id) for _, kind, event_id, _, _ in rows))
+    theirs = set(events[len(events) // 2 :])
+    return (
+        [row for row in rows if (row[1], row[2]) not in theirs],
+        [row for row in rows if (row[1], row[2]) in theirs],
+    )
 
 
 async def both_to_their_end(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:

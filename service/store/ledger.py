@@ -415,7 +415,13 @@ class Ledger:
             return await self._write_split(recording)
         async with self._writing() as conn:
             new_events = await insert_events(conn, recording.events)
-            return await insert_deliveries(conn, recording.deliveries, recording.at, new_events)
+            return await insert_deliveries(
+                conn,
+                recording.deliveries,
+                recording.at,
+                new_events,
+                every_event_new=len(new_events) == len(recording.events),
+            )
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
@@ -436,7 +442,12 @@ class Ledger:
             async with self._writing() as conn:
                 new_events = await insert_events(conn, recording.events)
                 written = await insert_deliveries(
-                    conn, recording.deliveries, recording.at, new_events, helper
+                    conn,
+                    recording.deliveries,
+                    recording.at,
+                    new_events,
+                    helper,
+                    every_event_new=len(new_events) == len(recording.events),
                 )
             await helper.commit()
         return written
@@ -460,7 +471,9 @@ class Ledger:
         async with self._writing() as conn:
             _, written = await both_to_their_end(
                 self._commit_events(recording.events),
-                insert_deliveries(conn, recording.deliveries, recording.at, every_event),
+                insert_deliveries(
+                    conn, recording.deliveries, recording.at, every_event, every_event_new=True
+                ),
             )
         return written
 
