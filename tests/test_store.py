@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import Executable, delete, func, select, text, update
+from sqlalchemy import Executable, delete, event, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -613,6 +613,30 @@ async def test_when_a_large_batch_fails_its_other_half_is_not_kept_either(
     assert await store.ledger.counts() == {}
     async with store.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(events))).scalar() == 0
+
+
+@pytest.mark.integration
+async def test_postgresql_connections_are_kept_while_eight_pieces_of_work_run_at_once(
+    postgres_store: Store,
+) -> None:
+    """Eight lookups at once, thirty times (as the API's requests come): the pool keeps its
+    connections, instead of opening one for each request beyond the fifth and closing it when
+    done (a server process started and ended each time)."""
+    engine = postgres_store.engine.sync_engine
+    opened = 0
+
+    def count(*_: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    event.listen(engine, "connect", count)
+    try:
+        for _ in range(30):
+            lookups = (postgres_store.accounts.by_key_hash("no-such-key") for _ in range(8))
+            assert await asyncio.gather(*lookups) == [None] * 8
+    finally:
+        event.remove(engine, "connect", count)
+    assert opened <= 8
 
 
 @pytest.mark.integration
