@@ -243,6 +243,23 @@ async def test_a_claimed_alert_is_not_claimed_again_until_its_lease_runs_out(
     assert expired == []
 
 
+async def test_workers_claiming_at_once_never_take_the_same_alert(store: Store) -> None:
+    """Instances in one consumer group share the ledger: each alert goes to one of them, and
+    a claim takes its rows with everything it sends them with."""
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, OTHER]))
+    waiting = _postings("at-once", 30)
+    await store.ledger.record(waiting, [Match(sub.id, e, sub.target_ids) for e in waiting])
+
+    claims = await asyncio.gather(*(store.ledger.claim(10, lease_s=60) for _ in range(8)))
+
+    taken = [(c.event.id, c.delivery.target_id) for claim in claims for c in claim]
+    assert len(taken) == len(set(taken)) == 60
+    assert all(c.delivery.status == "sending" and c.delivery.attempts == 1 for c in claims[0])
+    assert {c.delivery.target for claim in claims for c in claim} == {TARGET, OTHER}
+    assert {c.subscription_name for claim in claims for c in claim} == {""}
+    assert await store.ledger.counts() == {"sending": 60}
+
+
 async def test_an_abandoned_claim_is_picked_up_again(
     store: Store, sample_events: list[Event]
 ) -> None:
