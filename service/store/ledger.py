@@ -611,6 +611,12 @@ class Ledger:
         alerts died with each target that died."""
         # A target's waiting alerts, which a target's outcome changes, may be thousands of rows.
         small = not (outcomes.held_targets or outcomes.dead_targets or outcomes.resumed_targets)
+        kinds = (outcomes.sent, outcomes.retry, outcomes.deferred, outcomes.dead)
+        one_statement = small and sum(1 for rows in kinds if rows) == 1
+        if one_statement and self.engine.dialect.name == "postgresql":
+            # One statement (the usual case: alerts sent), whole by itself (asyncpg's
+            # `executemany` is atomic): no BEGIN and COMMIT round trips around it.
+            return await by_itself(self.engine, lambda conn: _apply(conn, outcomes))
         return await transaction(self.engine, lambda conn: _apply(conn, outcomes), small=small)
 
     async def send_digests_now(self, subscription_id: str | None = None) -> int:
