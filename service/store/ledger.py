@@ -289,6 +289,11 @@ class Recording(NamedTuple):
         add_event_rows(event_rows, batch, at, kafka_timestamps_ms)
         return cls(list(event_rows.values()), deliveries, at)
 
+    def all_new(self, new_events: set[tuple[str, str]]) -> bool:
+        """Whether `new_events` (those `insert_events` found new) are all of the batch's, as
+        they are unless Kafka delivered it again: then no row need be looked up in them."""
+        return len(new_events) == len(self.events)
+
 
 # A batch's event rows by (kind, id): an event twice in a batch is one row.
 EventRows = dict[tuple[str, str], EventRow]
@@ -433,7 +438,7 @@ class Ledger:
                 recording.deliveries,
                 recording.at,
                 new_events,
-                every_event_new=len(new_events) == len(recording.events),
+                every_event_new=recording.all_new(new_events),
             )
 
     @contextlib.asynccontextmanager
@@ -460,7 +465,7 @@ class Ledger:
                     recording.at,
                     new_events,
                     helper,
-                    every_event_new=len(new_events) == len(recording.events),
+                    every_event_new=recording.all_new(new_events),
                 )
             await helper.commit()
         return written
