@@ -147,13 +147,18 @@ async def test_a_user_exports_their_data_and_erasing_it_leaves_nothing_of_theirs
     ana, _ = created
     mine = await store.subscriptions.add(spec(employers=["NORDSTROM"], name="AP"), owner=ana.id)
     theirs = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
+    # Each of them has an alert sent and one waiting (the ledger finds the two by target
+    # through two different indexes).
     await store.ledger.record(
-        sample_events[:1], [Match(s.id, sample_events[0], s.target_ids) for s in (mine, theirs)]
+        sample_events[:2],
+        [Match(s.id, e, s.target_ids) for s in (mine, theirs) for e in sample_events[:2]],
     )
+    first = [d.id for d in await store.ledger.recent() if d.event_id == sample_events[0].id]
+    await store.ledger.apply(Outcomes(sent=[(row, utcnow()) for row in first]))
 
     masked = await personal_data.export(store, ana)
     assert [s["id"] for s in masked["subscriptions"]] == [mine.id]
-    assert [d["subscription_id"] for d in masked["deliveries"]] == [mine.id]
+    assert [d["subscription_id"] for d in masked["deliveries"]] == [mine.id, mine.id]
     assert PASSWORD not in str(masked)
     full = await personal_data.export(store, ana, full_targets=True)
     assert full["subscriptions"][0]["notify"] == [TARGET]
@@ -163,10 +168,10 @@ async def test_a_user_exports_their_data_and_erasing_it_leaves_nothing_of_theirs
     assert await store.target_state.claim_dead_notice(mine.target_ids[0], utcnow(), DAY)
     erased = await personal_data.erase(store, ana.id)
     assert erased is not None
-    assert (erased.subscriptions, erased.deliveries) == (1, 1)
+    assert (erased.subscriptions, erased.deliveries) == (1, 2)
     assert await store.accounts.by_id(ana.id) is None
     assert await store.subscriptions.get(mine.id) is None
-    assert [d.subscription_id for d in await store.ledger.recent()] == [theirs.id]
+    assert [d.subscription_id for d in await store.ledger.recent()] == [theirs.id, theirs.id]
     async with store.engine.connect() as conn:
         rows = (await conn.execute(subscriptions.select())).mappings().all()
     tombstone = next(row for row in rows if row["id"] == mine.id)
@@ -196,3 +201,34 @@ async def test_retention_forgets_what_meta_alerts_told_of_a_target_with_the_targ
         assert (await conn.execute(target_notices.select())).all() == []
         (kept,) = (await conn.execute(targets.select())).mappings().all()
     assert kept["url"] == OTHER
+
+
+async def test_retention_keeps_a_removed_target_and_a_deleted_subscription_while_an_alert_waits(
+    store: Store, sample_events: list[Event]
+) -> None:
+    """An instance whose matcher has not yet seen a change records alerts for a target just
+    removed, or a subscription just deleted: they must still be sent, so retention keeps what
+    they name until they are."""
+    sub = await store.subscriptions.add(spec(employers=["NORDSTROM"]))
+    (removed,) = sub.target_ids
+    await store.subscriptions.update(sub.id, spec(employers=["NORDSTROM"], notify=[OTHER]))
+    gone = await store.subscriptions.add(spec(cities=["Dallas"]))
+    await store.subscriptions.delete(gone.id)
+    await age(store, subscriptions, days=2, id=gone.id)
+    late, later = sample_events[:2]
+    await store.ledger.record(
+        [late, later], [Match(sub.id, late, [removed]), Match(gone.id, later, gone.target_ids)]
+    )
+
+    kept = await Retention(store.engine, RetentionSettings()).prune()
+
+    assert (kept.targets, kept.subscriptions) == (0, 0)
+    claimed = await store.ledger.claim(10, lease_s=60)
+    assert {c.event.id for c in claimed} == {late.id, later.id}
+    await store.ledger.apply(Outcomes(sent=[(c.delivery.id, utcnow()) for c in claimed]))
+    # Sent, they stay in the ledger a month, and name their target and subscription.
+    sent = await Retention(store.engine, RetentionSettings()).prune()
+    assert (sent.targets, sent.subscriptions) == (0, 0)
+    await age(store, deliveries, days=31)
+    pruned = await Retention(store.engine, RetentionSettings()).prune()
+    assert (pruned.deliveries, pruned.targets, pruned.subscriptions) == (2, 2, 1)

@@ -26,6 +26,8 @@ from config.settings import RetentionSettings
 from consumers.pacing import wait_or_stop
 from service.store.errors import explain
 from service.store.schema import (
+    TAKEN_UP,
+    WAITING,
     deliveries,
     events,
     subscriptions,
@@ -83,9 +85,20 @@ class Retention:
         old_events = select(events.c.kind, events.c.id).where(
             events.c.received_at < now - timedelta(days=self.settings.events_days), ~needed
         )
-        # Through the subscription's targets: the ledger's index is by target.
-        referenced = exists().where(
-            deliveries.c.target_id == targets.c.id, targets.c.subscription_id == subscriptions.c.id
+        # By target, each half of the ledger through its own index (service/store/schema.py):
+        # rows taken up by `ix_deliveries_target`, one target at a time; the targets of
+        # waiting rows through `ix_deliveries_due`, once for the statement, as they may be a
+        # backlog.
+        waiting_for = select(deliveries.c.target_id).where(WAITING)
+        referenced = or_(
+            exists().where(
+                TAKEN_UP,
+                deliveries.c.target_id == targets.c.id,
+                targets.c.subscription_id == subscriptions.c.id,
+            ),
+            subscriptions.c.id.in_(
+                select(targets.c.subscription_id).where(targets.c.id.in_(waiting_for))
+            ),
         )
         old_tombstones = select(subscriptions.c.id).where(
             subscriptions.c.deleted.is_(True),
@@ -99,7 +112,8 @@ class Retention:
                 targets.c.removed.is_(True),
                 ~exists().where(subscriptions.c.id == targets.c.subscription_id),
             ),
-            ~exists().where(deliveries.c.target_id == targets.c.id),
+            ~exists().where(TAKEN_UP, deliveries.c.target_id == targets.c.id),
+            targets.c.id.not_in(waiting_for),
         )
         batches: dict[str, Delete] = {
             "deliveries": delete(deliveries).where(deliveries.c.id.in_(old_deliveries.limit(n))),
