@@ -549,9 +549,11 @@ async def test_a_large_batch_goes_in_over_two_connections_and_each_alert_once(
     copied_by: list[int] = []
     copy = bulk._copy_deliveries
 
-    async def spy(conn: AsyncConnection, rows: Sequence[DeliveryRow], now: datetime) -> int:
+    async def spy(
+        conn: AsyncConnection, rows: Sequence[DeliveryRow], now: datetime, due_now: datetime
+    ) -> int:
         copied_by.append(id((await conn.get_raw_connection()).driver_connection))
-        return await copy(conn, rows, now)
+        return await copy(conn, rows, now, due_now)
 
     monkeypatch.setattr(bulk, "_copy_deliveries", spy)
     sub = await store.subscriptions.add(spec(employers=["NORDSTROM"], notify=[TARGET, OTHER]))
@@ -587,6 +589,24 @@ async def test_an_event_twice_in_a_large_batch_is_alerted_once_without_waiting(
     async with asyncio.timeout(2):
         assert await store.ledger.record(batch, matches) == 4
     assert (await store.ledger.counts()) == {"pending": 4}
+
+
+async def test_a_large_batchs_alerts_are_claimed_in_the_order_of_its_events(
+    postgres_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's two halves go in on two connections at once and take ids from one sequence
+    in turn, so ids do not say which event came first; the due time does: the earlier half
+    is claimed first, as one connection's batch would be."""
+    store = postgres_store
+    monkeypatch.setattr(bulk, "SPLIT_ROWS", 2)
+    sub = await store.subscriptions.add(
+        spec(employers=["NORDSTROM"], notify=[f"json://127.0.0.1:9/{n}" for n in range(20)])
+    )
+    batch = _postings("in-order", 400)
+    await store.ledger.record(batch, [Match(sub.id, e, sub.target_ids) for e in batch])
+
+    claimed = await store.ledger.claim(2_000, 60)
+    assert {c.event.id for c in claimed} == {f"in-order-{n}" for n in range(100)}
 
 
 def test_a_batch_is_halved_at_an_event_boundary_with_no_event_in_both_halves() -> None:
