@@ -34,8 +34,8 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-# As in service/store/schema.py (`TAKEN_UP_SQL`), written out: a migration stays as it was
-# run even when the model moves on.
+# As service/store/schema.py's `TAKEN_UP` renders it, written out: a migration stays as it
+# was run even when the model moves on.
 TAKEN_UP = "status != 'pending'"
 
 
