@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -21,6 +22,24 @@ from devstack.postgres import PostgresServer, running_postgres
 from service.store import Store
 
 SAMPLES = Path(__file__).resolve().parents[1] / "devstack" / "samples" / "events.jsonl"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loggers_follow_each_configuration() -> Iterator[None]:
+    """jobwire caches each logger's configuration at its first line (`service/logs.py`), which
+    is right for a process configured once, but a test session configures logging many times
+    (every in-process `jobwire` command does): a logger first used under one test's
+    configuration kept it, and a later test's `capture_logs` missed its lines. Here loggers
+    are never cached."""
+
+    configure = structlog.configure
+
+    def uncached(*args: object, **kwargs: object) -> None:
+        configure(*args, **{**kwargs, "cache_logger_on_first_use": False})  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(structlog, "configure", uncached)
+        yield
 
 
 @pytest.fixture(scope="session")
